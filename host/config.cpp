@@ -1,0 +1,916 @@
+// config.cpp: the run configuration (see config.hpp): the key table, the preset table, the
+// command-line parser, a small YAML-subset reader and the YAML writer.
+// Tested by tests/test_config.cpp (preset defaults, precedence, every error path, the YAML
+// reader's corner cases and the to_yaml -> --config round trip).
+//
+// Two tables drive everything, so help text, parsing, printing and defaults cannot drift apart:
+//   key_table()        one KeySpec per key: how to parse, print and copy it, and what it means;
+//   preset_defaults()  the defaults of a preset for a model (and the synthetic-data demo).
+// No YAML library: the files hold flat RecBole-style `key: value` settings, and a small reader
+// that rejects everything else with file:line is easier to trust than a dependency.
+#include "convncf/config.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+
+#include "convncf/errors.hpp"
+
+namespace convncf {
+
+namespace {
+
+// The built-in synthetic data set is small, so its demo run is short and evaluates every epoch;
+// these apply only where the user did not set the key.
+const char* const kSyntheticDataset = "synthetic";
+constexpr int kSyntheticEpochs = 10;
+constexpr int kSyntheticEvalStep = 1;
+
+// A value as written: a scalar or a list of scalars (flow `[a, b]` or a YAML block list).
+struct Value {
+  bool is_list = false;
+  bool is_null = false;  // YAML `key:` with nothing after it, or `~` / `null`
+  std::string scalar;
+  std::vector<std::string> items;
+  std::string shown;  // as the user wrote it, for error messages
+};
+
+// One key=value from a file (line > 0) or the command line (file empty).
+struct Entry {
+  std::string key;
+  Value value;
+  std::string file;
+  int line = 0;
+};
+
+std::string where(const std::string& file, int line) {
+  return file.empty() ? std::string() : file + ":" + std::to_string(line) + ": ";
+}
+
+// Thrown by the value parsers with what was expected; apply_entry adds key, value and origin.
+struct BadValue {
+  std::string expected;
+};
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return s.substr(b, e - b);
+}
+
+// ---- scalar parsers (strict: the whole text must be the number) ----
+
+std::optional<int64_t> to_int64(const std::string& s) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  if (b != e && *b == '+') ++b;  // from_chars takes '-' but not '+'
+  int64_t v = 0;
+  const auto r = std::from_chars(b, e, v);
+  if (b == e || r.ec != std::errc() || r.ptr != e) return std::nullopt;
+  return v;
+}
+
+std::optional<double> to_double(const std::string& s) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  if (b != e && *b == '+') ++b;
+  double v = 0;
+  // from_chars, unlike strtod, ignores the C locale, so "0.5" reads the same everywhere
+  const auto r = std::from_chars(b, e, v);
+  if (b == e || r.ec != std::errc() || r.ptr != e || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+const std::string& scalar_of(const Value& v, const std::string& expected) {
+  if (v.is_list || v.is_null) throw BadValue{expected};
+  return v.scalar;
+}
+
+int64_t int_in(const Value& v, int64_t lo, int64_t hi, const std::string& expected) {
+  const auto x = to_int64(scalar_of(v, expected));
+  if (!x || *x < lo || *x > hi) throw BadValue{expected};
+  return *x;
+}
+
+// Any double for which ok(x) holds.
+double double_if(const Value& v, const std::function<bool(double)>& ok, const std::string& expected) {
+  const auto x = to_double(scalar_of(v, expected));
+  if (!x || !ok(*x)) throw BadValue{expected};
+  return *x;
+}
+
+bool bool_of(const Value& v) {
+  const std::string s = lower(scalar_of(v, "true or false"));
+  if (s == "true") return true;
+  if (s == "false") return false;
+  throw BadValue{"true or false"};
+}
+
+std::string string_of(const Value& v) {
+  if (v.is_list) throw BadValue{"a string, not a list"};
+  return v.is_null ? std::string() : v.scalar;
+}
+
+std::vector<int> int_list(const Value& v, bool scalar_ok, int lo, const std::string& expected) {
+  std::vector<std::string> texts;
+  if (v.is_list) texts = v.items;
+  else if (scalar_ok && !v.is_null) texts = {v.scalar};
+  else throw BadValue{expected};
+  std::vector<int> out;
+  for (const std::string& t : texts) {
+    const auto x = to_int64(t);
+    if (!x || *x < lo || *x > INT_MAX) throw BadValue{expected};
+    out.push_back(int(*x));
+  }
+  return out;
+}
+
+std::vector<double> nonneg_double_list(const Value& v, const std::string& expected) {
+  if (!v.is_list) throw BadValue{expected};
+  std::vector<double> out;
+  for (const std::string& t : v.items) {
+    const auto x = to_double(t);
+    if (!x || *x < 0) throw BadValue{expected};
+    out.push_back(*x);
+  }
+  return out;
+}
+
+// ---- enums: names as accepted, printed as the first name ----
+
+ModelKind model_of(const Value& v) {
+  const std::string e = "ConvNCF, BPR (also MF, MF-BPR) or Pop";
+  const std::string s = lower(scalar_of(v, e));
+  if (s == "convncf") return ModelKind::ConvNCF;
+  if (s == "bpr" || s == "mf" || s == "mf-bpr" || s == "mf_bpr") return ModelKind::BPR;
+  if (s == "pop") return ModelKind::Pop;
+  throw BadValue{e};
+}
+std::string text_of(ModelKind m) {
+  return m == ModelKind::ConvNCF ? "ConvNCF" : m == ModelKind::BPR ? "BPR" : "Pop";
+}
+
+// Table-driven case-insensitive enum parse.
+template <typename E>
+E enum_of(const Value& v, std::initializer_list<std::pair<const char*, E>> names) {
+  std::string e;
+  for (const auto& n : names) e += (e.empty() ? "" : " | ") + std::string(n.first);
+  const std::string s = lower(scalar_of(v, e));
+  for (const auto& n : names)
+    if (s == n.first) return n.second;
+  throw BadValue{e};
+}
+std::string text_of(Preset p) { return p == Preset::RecBole ? "recbole" : "paper"; }
+std::string text_of(Learner l) {
+  return l == Learner::SGD ? "sgd" : l == Learner::Adagrad ? "adagrad" : "adam";
+}
+std::string text_of(RegType r) { return r == RegType::Norm ? "norm" : "squared"; }
+std::string text_of(InitKind i) { return i == InitKind::PyTorch ? "pytorch" : "paper"; }
+std::string text_of(Device d) {
+  return d == Device::Auto ? "auto" : d == Device::Cpu ? "cpu" : "cuda";
+}
+
+// ---- printing (YAML; read back by the reader below, and plain enough for PyYAML) ----
+
+std::string text_of(int64_t x) { return std::to_string(x); }
+std::string text_of(int x) { return std::to_string(x); }
+std::string text_of(uint64_t x) { return std::to_string(x); }
+std::string text_of(bool b) { return b ? "true" : "false"; }
+
+// Shortest text that reads back to the same double (to_chars' guarantee). PyYAML reads
+// "1e-10" as a string, so exponent forms get a ".0" mantissa as yaml.dump writes them.
+std::string text_of(double x) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  std::string s(buf, r.ptr);
+  const size_t e = s.find('e');
+  if (e != std::string::npos && s.find('.') == std::string::npos) s.insert(e, ".0");
+  return s;
+}
+
+template <typename T>
+std::string list_text(const std::vector<T>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + text_of(v[i]);
+  return s + "]";
+}
+std::string text_of(const std::vector<int>& v) { return list_text(v); }
+std::string text_of(const std::vector<double>& v) { return list_text(v); }
+
+// Whether a YAML reader would not read `s` back as this exact plain string.
+bool needs_quotes(const std::string& s) {
+  if (s.empty() || s != trim(s)) return true;
+  if (std::string("[]{}#&*!|>'\"%@`,?:-~").find(s[0]) != std::string::npos) return true;
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos || s.back() == ':')
+    return true;
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  const std::string l = lower(s);
+  for (const char* w : {"true", "false", "null", "yes", "no", "on", "off"})
+    if (l == w) return true;
+  return to_double(s).has_value() || to_int64(s).has_value();
+}
+
+std::string text_of(const std::string& s) {
+  if (!needs_quotes(s)) return s;
+  std::string q = "\"";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') q += std::string("\\") + c;
+    else if (c == '\n') q += "\\n";
+    else if (c == '\t') q += "\\t";
+    else if (c == '\r') q += "\\r";
+    else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      q += buf;
+    } else q += c;
+  }
+  return q + "\"";
+}
+
+// ---- the key table ----
+
+struct KeySpec {
+  std::string name;
+  std::string meaning;
+  bool takes_raw_string;  // on the command line the value is taken verbatim (paths, names)
+  std::function<void(Config&, const Value&)> parse;
+  std::function<std::string(const Config&)> print;
+  std::function<void(Config&, const Config&)> copy;
+};
+
+// A key stored in member `m`: parse with `parse`, print with text_of, copy by assignment.
+template <typename T>
+KeySpec field(const char* name, T Config::*m, std::function<T(const Value&)> parse,
+              const char* meaning, bool raw_string = false) {
+  return KeySpec{name,
+                 meaning,
+                 raw_string,
+                 [m, parse](Config& c, const Value& v) { c.*m = parse(v); },
+                 [m](const Config& c) { return text_of(c.*m); },
+                 [m](Config& d, const Config& s) { d.*m = s.*m; }};
+}
+
+std::function<int(const Value&)> int_at_least(int lo) {
+  return [lo](const Value& v) {
+    return int(int_in(v, lo, INT_MAX, lo == 0 ? "an integer >= 0" : "an integer >= " + std::to_string(lo)));
+  };
+}
+std::function<int64_t(const Value&)> int64_positive() {
+  return [](const Value& v) { return int_in(v, 1, std::numeric_limits<int64_t>::max(), "an integer > 0"); };
+}
+std::function<double(const Value&)> positive_double() {
+  return [](const Value& v) { return double_if(v, [](double x) { return x > 0; }, "a number > 0"); };
+}
+std::function<double(const Value&)> nonneg_double() {
+  return [](const Value& v) { return double_if(v, [](double x) { return x >= 0; }, "a number >= 0"); };
+}
+std::function<std::vector<int>(const Value&)> positive_int_list() {
+  return [](const Value& v) { return int_list(v, false, 1, "a list of integers > 0 like [4, 4, 2, 2]"); };
+}
+
+// eval_mode: "uniN", N in 1..INT32_MAX (candidate lists are indexed with int32).
+std::optional<int64_t> uni_negatives(const std::string& mode) {
+  const std::string s = lower(mode);
+  if (s.size() < 4 || s.compare(0, 3, "uni") != 0) return std::nullopt;
+  const std::string n = s.substr(3);
+  if (!std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
+  const auto x = to_int64(n);
+  if (!x || *x < 1 || *x > INT32_MAX) return std::nullopt;
+  return x;
+}
+
+std::string parse_eval_mode(const Value& v) {
+  const std::string e = "uniN with N a positive integer, e.g. uni999 (full and popN are not supported)";
+  if (!uni_negatives(scalar_of(v, e))) throw BadValue{e};
+  return "uni" + std::to_string(*uni_negatives(v.scalar));  // normalized: lowercase, no leading zeros
+}
+
+std::string parse_valid_metric(const Value& v) {
+  const std::string e = "auc or NAME@K with NAME in hit, ndcg, mrr, recall, precision and K > 0, e.g. mrr@10";
+  const std::string s = lower(scalar_of(v, e));
+  if (s == "auc") return s;
+  const size_t at = s.find('@');
+  if (at == std::string::npos) throw BadValue{e};
+  const std::string name = s.substr(0, at), k = s.substr(at + 1);
+  const bool name_ok = name == "hit" || name == "ndcg" || name == "mrr" || name == "recall" || name == "precision";
+  const auto kv = to_int64(k);
+  if (!name_ok || !kv || *kv < 1 || *kv > INT_MAX || k[0] == '+') throw BadValue{e};
+  return name + "@" + std::to_string(*kv);
+}
+
+std::string parse_train_method(const Value& v) {
+  const std::string e = "no_pretrain | after_pretrain";
+  const std::string s = lower(scalar_of(v, e));
+  if (s != "no_pretrain" && s != "after_pretrain") throw BadValue{e};
+  return s;
+}
+
+const std::vector<KeySpec>& key_table() {
+  static const std::vector<KeySpec> table = [] {
+    std::vector<KeySpec> t;
+    // model
+    t.push_back(field<ModelKind>("model", &Config::model, model_of,
+        "model to train: ConvNCF, BPR (MF-BPR, its usual pretraining) or Pop (popularity) "
+        "(RecBole: model name)"));
+    t.push_back(field<Preset>("preset", &Config::preset,
+        [](const Value& v) { return enum_of<Preset>(v, {{"recbole", Preset::RecBole}, {"paper", Preset::Paper}}); },
+        "defaults for unset keys: recbole (RecBole's ConvNCF.yaml) or paper (the official TF code); "
+        "read first from all sources"));
+    t.push_back(field<int>("embedding_size", &Config::embedding_size, int_at_least(1),
+        "size E of user and item embeddings; the interaction map is E x E (RecBole: embedding_size)"));
+    t.push_back(field<std::vector<int>>("cnn_channels", &Config::cnn_channels, positive_int_list(),
+        "channels per feature map, input first (1); one more entry than cnn_kernels (RecBole: cnn_channels)"));
+    t.push_back(field<std::vector<int>>("cnn_kernels", &Config::cnn_kernels, positive_int_list(),
+        "kernel size of each conv layer (RecBole: cnn_kernels)"));
+    t.push_back(field<std::vector<int>>("cnn_strides", &Config::cnn_strides, positive_int_list(),
+        "stride of each conv layer, equal to its kernel (RecBole: cnn_strides)"));
+    t.push_back(field<double>("dropout_prob", &Config::dropout_prob,
+        [](const Value& v) { return double_if(v, [](double x) { return x >= 0 && x < 1; }, "a number in [0, 1)"); },
+        "dropout before the output layer, training only (RecBole: dropout_prob)"));
+    t.push_back(field<InitKind>("init", &Config::init,
+        [](const Value& v) { return enum_of<InitKind>(v, {{"pytorch", InitKind::PyTorch}, {"paper", InitKind::Paper}}); },
+        "initialization: pytorch (RecBole's PyTorch defaults) or paper (truncated normals of the official code)"));
+    // loss
+    t.push_back(field<std::vector<double>>("reg_weights", &Config::reg_weights,
+        [](const Value& v) { return nonneg_double_list(v, "a list of numbers >= 0 like [0.1, 0.1]"); },
+        "regularization: norm [embeddings, network] (RecBole: reg_weights); squared [l1, l2, l3] of the paper; "
+        "BPR: [0, 0] under recbole, [0.01] under paper"));
+    t.push_back(field<RegType>("reg_type", &Config::reg_type,
+        [](const Value& v) { return enum_of<RegType>(v, {{"norm", RegType::Norm}, {"squared", RegType::Squared}}); },
+        "norm: RecBole's whole-table Frobenius norms; squared: the paper's squared norms of batch rows"));
+    // optimization
+    t.push_back(field<Learner>("learner", &Config::learner,
+        [](const Value& v) {
+          return enum_of<Learner>(v, {{"sgd", Learner::SGD}, {"adagrad", Learner::Adagrad}, {"adam", Learner::Adam}});
+        },
+        "optimizer: sgd | adagrad | adam (RecBole: learner)"));
+    t.push_back(field<double>("learning_rate", &Config::learning_rate, positive_double(),
+        "step size of the network, and of the embeddings unless embedding_learning_rate is set "
+        "(RecBole: learning_rate)"));
+    t.push_back(field<double>("embedding_learning_rate", &Config::embedding_learning_rate,
+        [](const Value& v) {
+          return double_if(v, [](double x) { return x != 0; }, "a number > 0, or < 0 for 'same as learning_rate'");
+        },
+        "step size of the embeddings; < 0: same as learning_rate (the paper uses two optimizers)"));
+    t.push_back(field<double>("weight_decay", &Config::weight_decay, nonneg_double(),
+        "L2 penalty added to every gradient, PyTorch style (RecBole: weight_decay)"));
+    t.push_back(field<double>("adagrad_initial_accumulator", &Config::adagrad_initial_accumulator, nonneg_double(),
+        "Adagrad's starting accumulator: 0 in PyTorch, 0.1 in TensorFlow"));
+    t.push_back(field<double>("adagrad_eps", &Config::adagrad_eps, nonneg_double(),
+        "Adagrad's epsilon: 1e-10 in PyTorch, 0 in TensorFlow"));
+    t.push_back(field<int>("warmup_epochs", &Config::warmup_epochs, int_at_least(0),
+        "first epochs trained by Adagrad(warmup_learning_rate) without regularization, as the official code"));
+    t.push_back(field<double>("warmup_learning_rate", &Config::warmup_learning_rate, positive_double(),
+        "step size of the warm-up epochs"));
+    t.push_back(field<int64_t>("train_batch_size", &Config::train_batch_size, int64_positive(),
+        "(user, positive, negative) triples per step (RecBole: train_batch_size)"));
+    t.push_back(field<bool>("drop_last_batch", &Config::drop_last_batch, bool_of,
+        "drop each epoch's last partial batch, as the official code"));
+    t.push_back(field<int>("epochs", &Config::epochs, int_at_least(0),
+        "training epochs (RecBole: epochs); 10 on the built-in synthetic data; BPR under paper: 500"));
+    t.push_back(field<uint64_t>("seed", &Config::seed,
+        [](const Value& v) {
+          const std::string e = "an integer >= 0";
+          const std::string& s = scalar_of(v, e);
+          uint64_t x = 0;
+          const auto r = std::from_chars(s.data(), s.data() + s.size(), x);
+          if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) throw BadValue{e};
+          return x;
+        },
+        "random seed of initialization, sampling and dropout (RecBole: seed)"));
+    t.push_back(field<std::string>("train_method", &Config::train_method, parse_train_method,
+        "no_pretrain, or after_pretrain: start from pre_model_path's MF-BPR embeddings (RecBole: train_method)"));
+    t.push_back(field<std::string>("pre_model_path", &Config::pre_model_path, string_of,
+        "run folder of an MF-BPR training (model: BPR) for after_pretrain (RecBole: pre_model_path)", true));
+    // evaluation
+    t.push_back(field<std::string>("eval_mode", &Config::eval_mode, parse_eval_mode,
+        "uniN: rank each held-out item among N sampled unseen items (RecBole: eval_args mode)"));
+    t.push_back(field<int64_t>("eval_batch_size", &Config::eval_batch_size, int64_positive(),
+        "(user, item) pairs scored per evaluation batch (RecBole: eval_batch_size)"));
+    t.push_back(field<int>("eval_step", &Config::eval_step, int_at_least(1),
+        "validate every this many epochs (RecBole: eval_step); 1 on the built-in synthetic data"));
+    t.push_back(field<int>("stopping_step", &Config::stopping_step, int_at_least(0),
+        "stop after this many validations without improvement; 0: never (RecBole: stopping_step)"));
+    t.push_back(field<std::string>("valid_metric", &Config::valid_metric, parse_valid_metric,
+        "metric that picks the best epoch: hit|ndcg|mrr|recall|precision@K or auc, K in topk "
+        "(RecBole: valid_metric)"));
+    t.push_back(field<std::vector<int>>("topk", &Config::topk,
+        [](const Value& v) { return int_list(v, true, 1, "an integer > 0 or a list of them like [5, 10, 20]"); },
+        "cut-offs K of the reported metrics (RecBole: topk)"));
+    // data and run
+    t.push_back(field<std::string>("dataset", &Config::dataset, string_of,
+        "synthetic (built in), or a RecBole atomic .inter file or its folder (RecBole: dataset)", true));
+    t.push_back(field<Device>("device", &Config::device,
+        [](const Value& v) {
+          return enum_of<Device>(v, {{"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}});
+        },
+        "engine: auto (GPU if usable), cpu or cuda (RecBole: use_gpu)"));
+    t.push_back(field<std::string>("out", &Config::out, string_of,
+        "run folder; empty: runs/<model>-<timestamp> (RecBole: checkpoint_dir)", true));
+    t.push_back(field<int>("threads", &Config::threads, int_at_least(0),
+        "CPU threads; 0: OpenMP's default"));
+    t.push_back(field<bool>("quiet", &Config::quiet, bool_of,
+        "print only errors; also written as a bare --quiet"));
+    return t;
+  }();
+  return table;
+}
+
+const KeySpec* find_key(const std::string& name) {
+  for (const KeySpec& k : key_table())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+// The one preset table: struct defaults are recbole's; the paper column and the per-model and
+// synthetic-data adjustments are written here and nowhere else.
+Config preset_defaults(Preset preset, ModelKind model, bool synthetic) {
+  Config c;  // recbole, as written in config.hpp
+  c.preset = preset;
+  c.model = model;
+  if (preset == Preset::Paper) {
+    c.cnn_channels = {1, 32, 32, 32, 32, 32, 32};
+    c.cnn_kernels = {2, 2, 2, 2, 2, 2};
+    c.cnn_strides = {2, 2, 2, 2, 2, 2};
+    c.dropout_prob = 0.0;
+    c.init = InitKind::Paper;
+    c.reg_type = RegType::Squared;
+    c.reg_weights = {0.01, 10, 1};
+    c.learner = Learner::Adagrad;
+    c.learning_rate = 0.05;
+    c.embedding_learning_rate = 0.05;
+    c.adagrad_initial_accumulator = 0.1;  // TensorFlow's Adagrad
+    c.adagrad_eps = 0.0;
+    c.warmup_epochs = 1;
+    c.warmup_learning_rate = 0.01;
+    c.train_batch_size = 512;
+    c.drop_last_batch = true;
+    c.epochs = 1500;
+    c.eval_step = 100;
+    c.stopping_step = 0;
+    c.valid_metric = "ndcg@10";
+    c.topk = {5, 10, 20};
+    if (model == ModelKind::BPR) {
+      c.reg_weights = {0.01};  // MF_BPR.py: lambda on the batch's embedding rows only
+      c.epochs = 500;
+      c.warmup_epochs = 0;  // MF_BPR.py trains with one optimizer from the first epoch
+    }
+  } else if (model == ModelKind::BPR) {
+    c.reg_weights = {0.0, 0.0};  // RecBole's BPR has no regularization term
+  }
+  if (synthetic) {
+    c.epochs = kSyntheticEpochs;
+    c.eval_step = kSyntheticEvalStep;
+  }
+  return c;
+}
+
+// ---- the YAML-subset reader ----
+
+[[noreturn]] void yaml_error(const std::string& file, int line, const std::string& msg) {
+  throw_usage(file + ":" + std::to_string(line) + ": " + msg);
+}
+
+// Reads a quoted scalar starting at s[i] (a quote); leaves i after the closing quote.
+// Returns false with `err` set on a malformed one.
+bool read_quoted(const std::string& s, size_t& i, std::string& out, std::string& err) {
+  const char q = s[i++];
+  out.clear();
+  while (i < s.size()) {
+    const char c = s[i++];
+    if (q == '\'') {
+      if (c != '\'') out += c;
+      else if (i < s.size() && s[i] == '\'') out += '\'', ++i;  // '' is an escaped quote
+      else return true;
+    } else if (c == '"') {
+      return true;
+    } else if (c != '\\') {
+      out += c;
+    } else {
+      if (i >= s.size()) break;
+      const char e = s[i++];
+      switch (e) {
+        case '\\': out += '\\'; break;
+        case '"': out += '"'; break;
+        case '/': out += '/'; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case '0': out += '\0'; break;
+        case 'x': {
+          unsigned v = 0;
+          const auto r = i + 2 <= s.size() ? std::from_chars(s.data() + i, s.data() + i + 2, v, 16)
+                                           : std::from_chars_result{nullptr, std::errc::invalid_argument};
+          if (r.ec != std::errc() || r.ptr != s.data() + i + 2) {
+            err = "bad \\x escape in a double-quoted string";
+            return false;
+          }
+          out += char(v);
+          i += 2;
+          break;
+        }
+        default:
+          err = std::string("unknown escape \\") + e + " in a double-quoted string (use single quotes for backslashes)";
+          return false;
+      }
+    }
+  }
+  err = "unterminated quoted string";
+  return false;
+}
+
+// True when the rest of s from i is blank or a comment.
+bool rest_is_blank(const std::string& s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return i == s.size() || s[i] == '#';
+}
+
+// A plain scalar ends at a comment: '#' after whitespace.
+std::string plain_until_comment(const std::string& s, size_t i) {
+  size_t e = i;
+  while (e < s.size() && !(s[e] == '#' && e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))) ++e;
+  return trim(s.substr(i, e - i));
+}
+
+// Parses a flow list "[a, 'b', c]" on one line, starting at s[i] == '['; leaves i after ']'.
+bool read_flow_list(const std::string& s, size_t& i, std::vector<std::string>& items, std::string& err) {
+  ++i;  // '['
+  items.clear();
+  bool expect_item = true;  // at the start or after a comma
+  while (true) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (i >= s.size() || s[i] == '#') {
+      err = "unterminated list: a flow list must close with ']' on the same line";
+      return false;
+    }
+    const char c = s[i];
+    if (c == ']') {
+      if (expect_item && !items.empty()) {
+        err = "empty item in a list";
+        return false;
+      }
+      ++i;
+      return true;
+    }
+    if (c == ',') {
+      err = "empty item in a list";
+      return false;
+    }
+    if (!expect_item) {
+      err = "expected ',' or ']' in a list";
+      return false;
+    }
+    if (c == '[' || c == '{') {
+      err = "nested lists and mappings are not supported";
+      return false;
+    }
+    std::string item;
+    if (c == '\'' || c == '"') {
+      if (!read_quoted(s, i, item, err)) return false;
+    } else {
+      const size_t b = i;
+      while (i < s.size() && s[i] != ',' && s[i] != ']' && s[i] != '[' && s[i] != '{' && s[i] != '}' &&
+             !(s[i] == '#' && (s[i - 1] == ' ' || s[i - 1] == '\t')))
+        ++i;
+      item = trim(s.substr(b, i - b));
+    }
+    items.push_back(item);
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (i < s.size() && s[i] == ',') {
+      ++i;
+      expect_item = true;
+    } else {
+      expect_item = false;
+    }
+  }
+}
+
+std::string shown_list(const std::vector<std::string>& items) {
+  std::string s = "[";
+  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + items[i];
+  return s + "]";
+}
+
+// The value after "key:" or "- " in a file. Empty text (or only a comment) gives a null value.
+// Returns false with err set when the value is something this subset does not read.
+bool read_yaml_value(const std::string& s, size_t i, bool in_list_item, Value& v, std::string& err) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  v = Value{};
+  if (rest_is_blank(s, i)) {
+    v.is_null = true;
+    return true;
+  }
+  const char c = s[i];
+  if (c == '\'' || c == '"') {
+    if (!read_quoted(s, i, v.scalar, err)) return false;
+    if (!rest_is_blank(s, i)) {
+      err = "unexpected text after a quoted string";
+      return false;
+    }
+    v.shown = v.scalar;
+    return true;
+  }
+  if (c == '[') {
+    if (in_list_item) {
+      err = "nested lists are not supported";
+      return false;
+    }
+    if (!read_flow_list(s, i, v.items, err)) return false;
+    if (!rest_is_blank(s, i)) {
+      err = "unexpected text after a list";
+      return false;
+    }
+    v.is_list = true;
+    v.shown = shown_list(v.items);
+    return true;
+  }
+  if (c == '{') {
+    err = "nested mappings are not supported";
+    return false;
+  }
+  if (c == '|' || c == '>') {
+    err = "block scalars (| and >) are not supported";
+    return false;
+  }
+  if (c == '&' || c == '*' || c == '!' || c == '%' || c == '@' || c == '`') {
+    err = std::string("'") + c + "' (anchors, aliases, tags and reserved characters) is not supported";
+    return false;
+  }
+  if (c == '-' && (i + 1 == s.size() || s[i + 1] == ' ')) {
+    err = in_list_item ? "nested lists are not supported" : "a list must start on its own line under 'key:'";
+    return false;
+  }
+  v.scalar = plain_until_comment(s, i);
+  if (v.scalar.find(": ") != std::string::npos || v.scalar.back() == ':') {
+    err = "nested mappings are not supported";
+    return false;
+  }
+  if (v.scalar == "~" || v.scalar == "null" || v.scalar == "Null" || v.scalar == "NULL") {
+    v.is_null = true;
+    v.scalar.clear();
+  }
+  v.shown = v.scalar;
+  return true;
+}
+
+bool is_key_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+}
+
+std::vector<Entry> read_yaml_file(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) throw_no_input("config file " + path + " does not exist");
+  if (S_ISDIR(st.st_mode)) throw_no_input("config file " + path + " is a folder, not a YAML file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw_no_input("config file " + path + " cannot be read");
+  std::stringstream buf;
+  buf << f.rdbuf();
+  std::string text = buf.str();
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
+
+  std::vector<Entry> out;
+  // A `key:` with nothing after it: a block list follows, or it is null.
+  int open = -1;         // index in `out` of that entry, -1 when none
+  int item_indent = -1;  // indentation of its items once the first is seen
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+    size_t indent = 0;
+    while (indent < line.size() && line[indent] == ' ') ++indent;
+    if (indent < line.size() && line[indent] == '\t') {
+      if (rest_is_blank(line, indent)) continue;
+      yaml_error(path, n, "tab in indentation (YAML indents with spaces)");
+    }
+    if (rest_is_blank(line, indent)) continue;
+    const std::string body = line.substr(indent);
+    const bool is_item = body[0] == '-' && (body.size() == 1 || body[1] == ' ' || body[1] == '\t');
+    if (indent == 0 && (body.compare(0, 3, "---") == 0 || body.compare(0, 3, "...") == 0) &&
+        rest_is_blank(body, 3)) {
+      open = -1;  // document markers: documents merge as one
+      continue;
+    }
+    if (is_item) {
+      if (open < 0) yaml_error(path, n, "list item without a 'key:' line above it");
+      if (item_indent >= 0 && int(indent) != item_indent)
+        yaml_error(path, n, "list item indented differently from the one above");
+      item_indent = int(indent);
+      Value item;
+      std::string err;
+      if (!read_yaml_value(body, 1, true, item, err)) yaml_error(path, n, err);
+      if (item.is_null) yaml_error(path, n, "empty list item");
+      Value& v = out[size_t(open)].value;
+      v.is_list = true;
+      v.is_null = false;
+      v.items.push_back(item.scalar);
+      v.shown = shown_list(v.items);
+      continue;
+    }
+    if (indent > 0) {
+      if (open >= 0 && item_indent < 0 && body.find(':') != std::string::npos)
+        yaml_error(path, n, "nested mapping under '" + out[size_t(open)].key + "' is not supported");
+      yaml_error(path, n, "unexpected indentation (only top-level 'key: value' lines and lists are read)");
+    }
+    open = -1;
+    item_indent = -1;
+    size_t k = 0;
+    while (k < body.size() && is_key_char(body[k])) ++k;
+    const bool colon_ok = k > 0 && k < body.size() && body[k] == ':' &&
+                          (k + 1 == body.size() || body[k + 1] == ' ' || body[k + 1] == '\t');
+    if (!colon_ok) yaml_error(path, n, "expected 'key: value'");
+    Entry e;
+    e.key = body.substr(0, k);
+    e.file = path;
+    e.line = n;
+    std::string err;
+    if (!read_yaml_value(body, k + 1, false, e.value, err)) yaml_error(path, n, err);
+    if (e.value.is_null) open = int(out.size());
+    out.push_back(e);
+  }
+  return out;
+}
+
+// Value of a --KEY=VALUE: lists in YAML flow style; a quoted value (if the shell kept the
+// quotes) is unquoted; '#' is text here, not a comment.
+Value cli_value(const std::string& raw, bool takes_raw_string) {
+  Value v;
+  v.shown = raw;
+  if (takes_raw_string) {
+    v.scalar = raw;
+    return v;
+  }
+  const std::string s = trim(raw);
+  size_t i = 0;
+  std::string err;
+  if (!s.empty() && s[0] == '[') {
+    // An unreadable list reads as no value, which every non-string key rejects with its own
+    // "expected ..." text, so the message says what this key takes.
+    if (!read_flow_list(s, i, v.items, err) || i != s.size()) {
+      v.items.clear();
+      v.is_null = true;
+      return v;
+    }
+    v.is_list = true;
+    return v;
+  }
+  if (s.size() >= 2 && (s[0] == '\'' || s[0] == '"') && s.back() == s[0]) {
+    if (read_quoted(s, i, v.scalar, err) && i == s.size()) return v;
+  }
+  v.scalar = s;
+  return v;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+void apply_entry(Config& cfg, const Entry& e) {
+  const std::string at = where(e.file, e.line);
+  const KeySpec* spec = find_key(e.key);
+  if (!spec) {
+    if (e.key == "config") throw_usage(at + "a config file cannot name another; pass each as --config=FILE");
+    const std::string near = closest_key(e.key);
+    std::string hint;
+    // only a plausible typo is worth suggesting; a far "closest" key would mislead
+    const size_t d_max = std::max<size_t>(2, e.key.size() / 2);
+    if (edit_distance(e.key, near) <= d_max) hint = " (did you mean '" + near + "'?)";
+    else hint = " (see 'convncf train --help' for the keys)";
+    throw_usage(at + "unknown key '" + e.key + "'" + hint);
+  }
+  try {
+    spec->parse(cfg, e.value);
+  } catch (const BadValue& b) {
+    throw_usage(at + "bad value '" + e.value.shown + "' for key '" + e.key + "': expected " + b.expected);
+  }
+  cfg.explicit_keys.insert(e.key);
+}
+
+}  // namespace
+
+Config Config::from_args(const std::vector<std::string>& args) {
+  Config cfg;
+  std::vector<Entry> cli;
+  for (const std::string& a : args) {
+    if (a == "--quiet") {
+      Entry e;
+      e.key = "quiet";
+      e.value.scalar = e.value.shown = "true";
+      cli.push_back(e);
+      continue;
+    }
+    const size_t eq = a.find('=');
+    if (a.compare(0, 2, "--") != 0 || eq == std::string::npos || eq == 2) {
+      const bool bare_key = a.compare(0, 2, "--") == 0 && eq == std::string::npos && a.size() > 2;
+      throw_usage("argument '" + a + "' is not of the form --KEY=VALUE" +
+                  (bare_key ? " (write " + a + "=VALUE)" : std::string()));
+    }
+    const std::string key = a.substr(2, eq - 2), raw = a.substr(eq + 1);
+    if (key == "config") {
+      if (raw.empty()) throw_usage("--config= needs a file name");
+      cfg.config_files.push_back(raw);
+      continue;
+    }
+    Entry e;
+    e.key = key;
+    const KeySpec* spec = find_key(key);
+    if (!spec) {  // apply_entry reports it; its value is not worth reading
+      e.value.scalar = e.value.shown = raw;
+      cli.push_back(e);
+      continue;
+    }
+    e.value = cli_value(raw, spec->takes_raw_string);
+    cli.push_back(e);
+  }
+  // Files first, in order, then the command line, in order: the last value of a key wins.
+  std::vector<Entry> entries;
+  for (const std::string& f : cfg.config_files) {
+    std::vector<Entry> fe = read_yaml_file(f);
+    entries.insert(entries.end(), fe.begin(), fe.end());
+  }
+  entries.insert(entries.end(), cli.begin(), cli.end());
+  // Each explicit key lands on the struct defaults; apply_preset_defaults then fills only the
+  // keys no source set, which is "preset first, explicit keys on top" whatever their order.
+  for (const Entry& e : entries) apply_entry(cfg, e);
+  if (cfg.train_method == "after_pretrain" && cfg.pre_model_path.empty())
+    throw_usage("train_method: after_pretrain needs pre_model_path (the run folder of an MF-BPR training)");
+  cfg.apply_preset_defaults();
+  return cfg;
+}
+
+void Config::apply_preset_defaults() {
+  Config base = preset_defaults(preset, model, dataset == kSyntheticDataset);
+  base.dataset = dataset;  // preset, model and dataset are inputs here, never overwritten
+  for (const KeySpec& k : key_table())
+    if (!explicit_keys.count(k.name)) k.copy(*this, base);
+}
+
+int64_t Config::eval_negatives() const {
+  const auto n = uni_negatives(eval_mode);
+  if (!n) throw_usage("eval_mode '" + eval_mode + "': expected uniN with N a positive integer, e.g. uni999");
+  return *n;
+}
+
+std::string Config::to_yaml() const {
+  std::string s = "# convncf effective configuration; rerun it with --config=THIS_FILE\n";
+  for (const KeySpec& k : key_table()) s += k.name + ": " + k.print(*this) + "\n";
+  return s;
+}
+
+const std::vector<KeyDoc>& config_keys() {
+  static const std::vector<KeyDoc> docs = [] {
+    // Defaults shown for ConvNCF on a real data set; the model and synthetic-data adjustments
+    // are spelled out in the meanings of the keys they touch.
+    const Config rb = preset_defaults(Preset::RecBole, ModelKind::ConvNCF, false);
+    const Config pp = preset_defaults(Preset::Paper, ModelKind::ConvNCF, false);
+    std::vector<KeyDoc> d;
+    for (const KeySpec& k : key_table()) {
+      std::string def_rb = k.print(rb), def_pp = k.print(pp);
+      if (k.name == "preset") def_rb = def_pp = "recbole";  // the preset's own default
+      d.push_back(KeyDoc{k.name, def_rb, def_pp, k.meaning});
+    }
+    return d;
+  }();
+  return docs;
+}
+
+std::string closest_key(const std::string& key) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const KeySpec& k : key_table()) {
+    const size_t d = edit_distance(key, k.name);
+    if (d < best_d) best_d = d, best = k.name;  // ties: the first in table order
+  }
+  return best;
+}
+
+}  // namespace convncf

@@ -1,0 +1,102 @@
+// gpu.cpp: device discovery for `--device=auto`, the GPU tests' skip reason and the benchmarks'
+// JSON lines. Only the CUDA runtime is linked (CUDA::cudart_static). cuDNN is not linked yet, so
+// its version is read by loading libcudnn.so.9 with dlopen and calling cudnnGetVersion if it is
+// there; nothing else depends on cuDNN being installed.
+#include "convncf/gpu.hpp"
+
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+namespace convncf {
+namespace {
+
+std::string cuda_error(cudaError_t e) {
+  return std::string("'") + cudaGetErrorString(e) + "' (" + cudaGetErrorName(e) + ")";
+}
+
+// CUDA encodes versions as 1000 * major + 10 * minor.
+std::string cuda_version_string(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+// cuDNN 9 encodes its version as 10000 * major + 100 * minor + patch.
+std::string cudnn_version_string(size_t v) {
+  return std::to_string(v / 10000) + "." + std::to_string((v % 10000) / 100) + "." +
+         std::to_string(v % 100);
+}
+
+std::string cudnn_runtime_version() {
+  for (const char* lib : {"libcudnn.so.9", "libcudnn.so"}) {
+    void* h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+    if (!h) continue;
+    std::string out;
+    using GetVersion = size_t (*)();
+    if (void* sym = dlsym(h, "cudnnGetVersion")) {
+      out = cudnn_version_string(reinterpret_cast<GetVersion>(sym)()) + " (" + lib + ")";
+    }
+    dlclose(h);
+    if (!out.empty()) return out;
+  }
+  return "not found by the loader (libcudnn.so.9)";
+}
+
+}  // namespace
+
+bool cuda_device_available(std::string* reason) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear the error so that later calls do not report it again
+    if (reason) *reason = "no CUDA device: cudaGetDeviceCount returned " + cuda_error(e);
+    return false;
+  }
+  if (count == 0) {
+    if (reason) *reason = "no CUDA device: cudaGetDeviceCount found 0 devices";
+    return false;
+  }
+  if (reason) reason->clear();
+  return true;
+}
+
+std::string cuda_device_summary() {
+  std::ostringstream s;
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+  cudaRuntimeGetVersion(&runtime);
+  s << "CUDA driver " << (driver > 0 ? cuda_version_string(driver) : std::string("none"))
+    << ", runtime " << cuda_version_string(runtime) << ", cuDNN " << cudnn_runtime_version()
+    << "\n";
+  std::string reason;
+  if (!cuda_device_available(&reason)) {
+    s << reason << "\n";
+    return s.str();
+  }
+  int count = 0;
+  cudaGetDeviceCount(&count);
+  for (int d = 0; d < count; ++d) {
+    cudaDeviceProp p{};
+    const cudaError_t e = cudaGetDeviceProperties(&p, d);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      s << "device " << d << ": cudaGetDeviceProperties returned " << cuda_error(e) << "\n";
+      continue;
+    }
+    int sm_clock_khz = 0, mem_clock_khz = 0;
+    cudaDeviceGetAttribute(&sm_clock_khz, cudaDevAttrClockRate, d);
+    cudaDeviceGetAttribute(&mem_clock_khz, cudaDevAttrMemoryClockRate, d);
+    cudaGetLastError();
+    char mem[64];
+    std::snprintf(mem, sizeof mem, "%.1f GiB", static_cast<double>(p.totalGlobalMem) / (1 << 30));
+    s << "device " << d << ": " << p.name << ", compute capability " << p.major << "." << p.minor
+      << ", " << p.multiProcessorCount << " SMs, " << mem << ", L2 " << (p.l2CacheSize >> 20)
+      << " MiB, SM clock " << sm_clock_khz / 1000 << " MHz, memory clock " << mem_clock_khz / 1000
+      << " MHz\n";
+  }
+  return s.str();
+}
+
+}  // namespace convncf

@@ -1,0 +1,158 @@
+// model_io.cpp: reading and writing model.bin (format in model_io.hpp).
+#include "convncf/model_io.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include <unistd.h>
+
+#include "convncf/errors.hpp"
+
+namespace convncf {
+
+namespace {
+constexpr char kMagic[8] = {'C', 'O', 'N', 'V', 'N', 'C', 'F', '\0'};
+constexpr uint32_t kVersion = 1;
+
+struct Writer {
+  std::string buf;
+  template <typename T>
+  void put(const T& v) { buf.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  template <typename T>
+  void put_vec(const std::vector<T>& v) {
+    buf.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  }
+  void put_str(const std::string& s) {
+    put(uint32_t(s.size()));
+    buf.append(s);
+  }
+};
+
+struct Reader {
+  const std::string& buf;
+  const std::string& path;
+  size_t at = 0;
+  void need(size_t n) {
+    if (buf.size() - at < n)
+      throw_data(path + ": truncated model file (needed " + std::to_string(n) + " bytes at offset " +
+                 std::to_string(at) + ", file has " + std::to_string(buf.size()) + ")");
+  }
+  template <typename T>
+  T get() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, buf.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
+  }
+  template <typename T>
+  void get_vec(std::vector<T>& v, uint64_t n) {
+    if (n > (buf.size() - at) / sizeof(T)) need(size_t(-1));
+    v.resize(size_t(n));
+    std::memcpy(v.data(), buf.data() + at, size_t(n) * sizeof(T));
+    at += size_t(n) * sizeof(T);
+  }
+  std::string get_str() {
+    const uint32_t n = get<uint32_t>();
+    need(n);
+    std::string s = buf.substr(at, n);
+    at += n;
+    return s;
+  }
+};
+}  // namespace
+
+uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+void save_model(const std::string& path, const ModelFile& m) {
+  const Params<float>& p = m.params;
+  Writer w;
+  w.buf.append(kMagic, sizeof kMagic);
+  w.put(kVersion);
+  w.put(uint32_t(p.model));
+  w.put(int32_t(p.E));
+  w.put(int32_t(m.kernels.size()));
+  for (int c : m.channels) w.put(int32_t(c));
+  for (int k : m.kernels) w.put(int32_t(k));
+  w.put(int32_t(p.n_users));
+  w.put(int32_t(p.n_items));
+  w.put(uint64_t(p.net.size()));
+  w.put_vec(p.P);
+  w.put_vec(p.Q);
+  w.put_vec(p.net);
+  for (const std::string& s : m.user_ids) w.put_str(s);
+  for (const std::string& s : m.item_ids) w.put_str(s);
+  w.put(fnv1a(w.buf.data(), w.buf.size()));
+
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw_io("cannot write " + tmp + ": " + std::strerror(errno));
+  const bool ok = std::fwrite(w.buf.data(), 1, w.buf.size(), f) == w.buf.size() &&
+                  std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  const int err = errno;
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    throw_io("cannot write " + tmp + ": " + std::strerror(err));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw_io("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
+  }
+}
+
+ModelFile load_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_no_input("cannot open model file " + path + ": " + std::strerror(errno));
+  const std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (buf.size() < sizeof kMagic + 8 || std::memcmp(buf.data(), kMagic, sizeof kMagic) != 0)
+    throw_data(path + ": not a convncf model file (bad magic number)");
+  uint64_t stored;
+  std::memcpy(&stored, buf.data() + buf.size() - 8, 8);
+  if (fnv1a(buf.data(), buf.size() - 8) != stored)
+    throw_data(path + ": checksum mismatch: the model file is corrupt or truncated");
+  const std::string body = buf.substr(0, buf.size() - 8);
+  Reader r{body, path};
+  r.at = sizeof kMagic;
+  const uint32_t version = r.get<uint32_t>();
+  if (version != kVersion)
+    throw_data(path + ": model file version " + std::to_string(version) + ", this build reads " +
+               std::to_string(kVersion));
+  ModelFile m;
+  const uint32_t kind = r.get<uint32_t>();
+  if (kind > 2) throw_data(path + ": unknown model kind " + std::to_string(kind));
+  m.params.model = ModelKind(kind);
+  m.params.E = r.get<int32_t>();
+  const int32_t layers = r.get<int32_t>();
+  if (layers < 0 || layers > 64 || m.params.E < 0 || m.params.E > (1 << 16))
+    throw_data(path + ": implausible header (E " + std::to_string(m.params.E) + ", " +
+               std::to_string(layers) + " layers)");
+  if (layers > 0) {
+    for (int i = 0; i <= layers; ++i) m.channels.push_back(r.get<int32_t>());
+    for (int i = 0; i < layers; ++i) m.kernels.push_back(r.get<int32_t>());
+  }
+  m.params.n_users = r.get<int32_t>();
+  m.params.n_items = r.get<int32_t>();
+  const uint64_t n_net = r.get<uint64_t>();
+  if (m.params.n_users < 0 || m.params.n_items < 0)
+    throw_data(path + ": negative table sizes");
+  r.get_vec(m.params.P, uint64_t(m.params.n_users) * uint64_t(m.params.E));
+  r.get_vec(m.params.Q, uint64_t(m.params.n_items) * uint64_t(m.params.E));
+  r.get_vec(m.params.net, n_net);
+  for (int32_t i = 0; i < m.params.n_users; ++i) m.user_ids.push_back(r.get_str());
+  for (int32_t i = 0; i < m.params.n_items; ++i) m.item_ids.push_back(r.get_str());
+  if (r.at != body.size()) throw_data(path + ": trailing bytes after the id maps");
+  return m;
+}
+
+}  // namespace convncf

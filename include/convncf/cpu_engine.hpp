@@ -1,0 +1,147 @@
+// cpu_engine.hpp: the CPU reference engine, the oracle every GPU kernel is tested against.
+//
+// Forward and hand-written backward of ConvNCF and MF-BPR for a batch of (user, pos, neg)
+// triples, the stable BPR loss, both regularization forms, dropout with counter-based masks.
+// The scalar type is a template parameter: float trains, double checks gradients.
+//
+// How the tower is computed (see REFERENCE.md): the first layer never builds the E x E map; it
+// uses its rank-1 structure, out[c][x][y] = b[c] + sum_s q[ky+s] * A[x][s][c] with
+// A[x][s][c] = sum_r p[kx+r] * W[c][r][s]. Later layers keep maps channels-last (HWC), so each
+// k x k patch is k contiguous runs of k*C_in values and a layer is a small matrix product against
+// a repacked weight Wt[(r*k+s)*C_in+ci][co]. Zero activations (after ReLU) are skipped.
+// convncf_score_naive() is the plain explicit-map version, used by the tests to check this one.
+//
+// Parallel over triples with OpenMP (static schedule). Network gradients are summed per thread,
+// then over threads in thread order; per-triple embedding-row gradients are summed in triple
+// order. A run is therefore deterministic for a seed and a thread count.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "convncf/model.hpp"
+
+namespace convncf {
+
+struct TripleBatch {
+  const int32_t* user;  // (B,)
+  const int32_t* pos;   // (B,)
+  const int32_t* neg;   // (B,)
+  int64_t size;
+};
+
+struct RegSpec {
+  RegType type = RegType::Norm;
+  std::vector<double> weights;  // Norm: [reg1, reg2]; Squared: [l1, l2, l3]; empty or zeros: none
+  bool enabled = true;
+};
+
+// Inverted dropout on the C_L-vector before the output layer; the mask of channel c of pair
+// (triple t, side s in {0 pos, 1 neg}) at global step `step` is a pure function of those.
+struct DropoutSpec {
+  double p = 0.0;
+  uint64_t seed = 0;
+  uint64_t step = 0;
+};
+double dropout_scale(const DropoutSpec& d, int64_t triple, int side, int channel);
+
+struct LossParts {
+  double bpr = 0.0;  // sum over the batch of softplus(-(s_pos - s_neg))
+  double reg = 0.0;  // regularization term
+};
+
+// softplus(-x) = log(1 + exp(-x)) computed without overflow, and its derivative d/dx.
+template <typename T>
+T bpr_loss(T x);
+template <typename T>
+T bpr_grad(T x);  // = -sigmoid(-x)
+
+template <typename T>
+struct Gradients {
+  std::vector<T> P, Q, net;
+};
+
+// Per-pair scratch of the tower (activations kept for backward).
+template <typename T>
+struct PairWork {
+  std::vector<T> A, dA;              // (S1 * k1 * C1)
+  std::vector<std::vector<T>> act;   // per layer (S_l^2 * C_l), post-ReLU, channels-last
+  std::vector<std::vector<T>> dact;  // per layer, gradient w.r.t. act (masked by ReLU)
+  std::vector<T> h, dh;              // (C_L) spatial sums, their gradient
+  void resize(const TowerSpec& t);
+};
+
+template <typename T>
+class CpuEngine {
+ public:
+  // `tower` may be null for BPR and Pop. threads <= 0: OpenMP's default.
+  CpuEngine(ModelKind model, const TowerSpec* tower, int32_t n_users, int32_t n_items, int E,
+            int threads);
+
+  // Loss and gradients of the batch. The gradients are in grads(): net fully, P and Q on the
+  // touched rows (all rows when the regularizer touches the whole table, see all_rows()); other
+  // rows are zero. The dropout spec is ignored when p == 0.
+  LossParts compute(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
+                    const DropoutSpec& dropout);
+  // Loss only (same value as compute, no gradients).
+  LossParts loss(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
+                 const DropoutSpec& dropout);
+
+  const Gradients<T>& grads() const { return m_grads; }
+  const std::vector<int32_t>& touched_users() const { return m_touched_users; }
+  const std::vector<int32_t>& touched_items() const { return m_touched_items; }
+  bool all_rows() const { return m_all_rows; }
+  int threads() const { return m_threads; }
+
+  // Scoring for evaluation: prepare_scoring() packs the weights once; then score_items() may run
+  // concurrently from several threads, each with its own PairWork (sized by make_work()).
+  // It scores one user against n items (no dropout), reusing the user's side of layer 1.
+  void prepare_scoring(const Params<T>& params);
+  void score_items(const Params<T>& params, int32_t user, const int32_t* items, int64_t n, T* out,
+                   PairWork<T>& w) const;
+  PairWork<T> make_work() const {
+    PairWork<T> w;
+    if (m_has_tower) w.resize(m_tower);
+    return w;
+  }
+
+  // Single pair with explicit activations, for tests: forward returns the score.
+  T forward_pair(const T* packed, const T* p, const T* q, const T* mask, PairWork<T>& w) const;
+  void backward_pair(const T* packed, const T* p, const T* q, const T* mask, T dscore,
+                     PairWork<T>& w, T* dpacked, T* dp, T* dq) const;
+  // Repacks PyTorch-layout network weights into the engine's layout (packed_size() elements)
+  // and gradients in the engine's layout back (first n_params elements).
+  int64_t packed_size() const { return 2 * m_tower.n_params; }
+  void pack(const T* net, T* packed) const;
+  void unpack_add(const T* packed, T* net) const;
+
+ private:
+  LossParts run(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
+                const DropoutSpec& dropout, bool want_grads);
+  void layer1_user(const T* packed, const T* p, T* A) const;
+  void forward_from_A(const T* packed, const T* A, const T* q, const T* mask, PairWork<T>& w,
+                      T* score) const;
+
+  ModelKind m_model;
+  TowerSpec m_tower;
+  bool m_has_tower = false;
+  int32_t m_n_users, m_n_items;
+  int m_E;
+  int m_threads;
+  std::vector<T> m_packed;                     // packed network weights of this step
+  std::vector<std::vector<T>> m_thread_dnet;   // per thread, packed layout
+  std::vector<PairWork<T>> m_work;             // 2 per thread
+  std::vector<T> m_row_grads;                  // (B, 3, E): dp, dq_pos, dq_neg per triple
+  std::vector<double> m_triple_loss;           // (B,)
+  Gradients<T> m_grads;
+  std::vector<int32_t> m_touched_users, m_touched_items;
+  std::vector<uint8_t> m_mark_users, m_mark_items;
+  bool m_all_rows = false;
+};
+
+// The explicit-map forward: builds M = p (x) q (E x E), runs every conv in PyTorch's layout
+// directly from the definition, sums, applies the mask (C_L, or null) and the output layer.
+template <typename T>
+T convncf_score_naive(const TowerSpec& tower, const T* net, const T* p, const T* q,
+                      const T* mask);
+
+}  // namespace convncf

@@ -1,0 +1,18 @@
+// gpu.hpp: is a CUDA device usable here, and what is it. Both functions are safe on a machine
+// without a GPU or without a driver: they never throw and never abort.
+#pragma once
+#include <string>
+
+namespace convncf {
+
+// True when the CUDA runtime sees at least one device. Otherwise false, and *reason (if given)
+// says why in one line, e.g. "no CUDA device: cudaGetDeviceCount returned 'CUDA driver version is
+// insufficient for CUDA runtime version' (cudaErrorInsufficientDriver)".
+bool cuda_device_available(std::string* reason);
+
+// Several lines: per device its name, compute capability, SMs, memory and clocks; the driver and
+// runtime versions; the cuDNN version (from libcudnn if the loader finds it). Without a device it
+// still reports the versions it can and says why there is no device.
+std::string cuda_device_summary();
+
+}  // namespace convncf

@@ -1,0 +1,33 @@
+// model_io.hpp: the model file (model.bin in a run folder).
+//
+// Little-endian binary, documented in README.md:
+//   magic "CONVNCF\0" (8 bytes), u32 version (1), u32 model (0 ConvNCF, 1 BPR, 2 Pop),
+//   i32 E, i32 n_layers, i32 channels[n_layers + 1], i32 kernels[n_layers],
+//   i32 n_users, i32 n_items, u64 n_net,
+//   f32 P[n_users * E], f32 Q[n_items * E], f32 net[n_net],
+//   id maps: for users then items, each raw id as u32 length + bytes,
+//   u64 FNV-1a hash of every byte before it.
+// Written to a temporary file in the same folder, flushed, then renamed over the target.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "convncf/dataset.hpp"
+#include "convncf/model.hpp"
+
+namespace convncf {
+
+struct ModelFile {
+  Params<float> params;
+  std::vector<int> channels, kernels;  // empty unless ConvNCF
+  std::vector<std::string> user_ids, item_ids;
+};
+
+void save_model(const std::string& path, const ModelFile& m);
+// Throws Error(kExitNoInput) when missing, Error(kExitData) when corrupt, truncated or of
+// another version.
+ModelFile load_model(const std::string& path);
+
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
+
+}  // namespace convncf

@@ -1,0 +1,688 @@
+// test_config.cpp: the configuration (host/config.cpp): preset and model defaults, precedence of
+// preset, files and command line, value parsing and every usage error (exit code and message),
+// the YAML-subset reader's corner cases, and the to_yaml -> --config round trip.
+// Temp files go under ::testing::TempDir(). Run: ctest -R Config, or the test binary.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "convncf/config.hpp"
+#include "convncf/errors.hpp"
+
+using namespace convncf;
+
+namespace {
+
+std::string temp_file(const std::string& name, const std::string& text) {
+  const std::string p = ::testing::TempDir() + "/convncf_config_" + std::to_string(getpid()) + "_" + name;
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+  return p;
+}
+
+// Runs from_args expecting an Error; returns it (code -1 and empty text when nothing threw).
+Error error_of(const std::vector<std::string>& args) {
+  try {
+    Config::from_args(args);
+  } catch (const Error& e) {
+    return e;
+  }
+  return Error(-1, "");
+}
+
+// from_args must fail with `code` and a message holding every one of `parts`.
+void expect_error(const std::vector<std::string>& args, int code, const std::vector<std::string>& parts) {
+  std::string joined;
+  for (const std::string& a : args) joined += a + " ";
+  const Error e = error_of(args);
+  EXPECT_EQ(e.code(), code) << "args: " << joined << " message: " << e.what();
+  for (const std::string& p : parts)
+    EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+        << "args: " << joined << "\nmessage: " << e.what() << "\nmissing: " << p;
+}
+
+void expect_usage(const std::vector<std::string>& args, const std::vector<std::string>& parts) {
+  expect_error(args, kExitUsage, parts);
+}
+
+// Every setting (not the bookkeeping explicit_keys / config_files).
+void expect_same(const Config& a, const Config& b) {
+  EXPECT_EQ(a.model, b.model);
+  EXPECT_EQ(a.preset, b.preset);
+  EXPECT_EQ(a.embedding_size, b.embedding_size);
+  EXPECT_EQ(a.cnn_channels, b.cnn_channels);
+  EXPECT_EQ(a.cnn_kernels, b.cnn_kernels);
+  EXPECT_EQ(a.cnn_strides, b.cnn_strides);
+  EXPECT_EQ(a.dropout_prob, b.dropout_prob);
+  EXPECT_EQ(a.init, b.init);
+  EXPECT_EQ(a.reg_weights, b.reg_weights);
+  EXPECT_EQ(a.reg_type, b.reg_type);
+  EXPECT_EQ(a.learner, b.learner);
+  EXPECT_EQ(a.learning_rate, b.learning_rate);
+  EXPECT_EQ(a.embedding_learning_rate, b.embedding_learning_rate);
+  EXPECT_EQ(a.weight_decay, b.weight_decay);
+  EXPECT_EQ(a.adagrad_initial_accumulator, b.adagrad_initial_accumulator);
+  EXPECT_EQ(a.adagrad_eps, b.adagrad_eps);
+  EXPECT_EQ(a.warmup_epochs, b.warmup_epochs);
+  EXPECT_EQ(a.warmup_learning_rate, b.warmup_learning_rate);
+  EXPECT_EQ(a.train_batch_size, b.train_batch_size);
+  EXPECT_EQ(a.drop_last_batch, b.drop_last_batch);
+  EXPECT_EQ(a.epochs, b.epochs);
+  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.train_method, b.train_method);
+  EXPECT_EQ(a.pre_model_path, b.pre_model_path);
+  EXPECT_EQ(a.eval_mode, b.eval_mode);
+  EXPECT_EQ(a.eval_batch_size, b.eval_batch_size);
+  EXPECT_EQ(a.eval_step, b.eval_step);
+  EXPECT_EQ(a.stopping_step, b.stopping_step);
+  EXPECT_EQ(a.valid_metric, b.valid_metric);
+  EXPECT_EQ(a.topk, b.topk);
+  EXPECT_EQ(a.dataset, b.dataset);
+  EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.threads, b.threads);
+  EXPECT_EQ(a.quiet, b.quiet);
+}
+
+// The line "key: ..." of a to_yaml text.
+std::string yaml_line(const std::string& yaml, const std::string& key) {
+  const size_t at = yaml.find("\n" + key + ": ");
+  if (at == std::string::npos) return "";
+  return yaml.substr(at + 1, yaml.find('\n', at + 1) - at - 1);
+}
+
+}  // namespace
+
+// ---- presets ----
+
+TEST(Config, RecBoleDefaults) {
+  const Config c = Config::from_args({"--dataset=ml-1m"});
+  EXPECT_EQ(c.preset, Preset::RecBole);
+  EXPECT_EQ(c.model, ModelKind::ConvNCF);
+  EXPECT_EQ(c.embedding_size, 64);
+  EXPECT_EQ(c.cnn_channels, (std::vector<int>{1, 32, 32, 32, 32}));
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.cnn_strides, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.dropout_prob, 0.2);
+  EXPECT_EQ(c.init, InitKind::PyTorch);
+  EXPECT_EQ(c.reg_type, RegType::Norm);
+  EXPECT_EQ(c.reg_weights, (std::vector<double>{0.1, 0.1}));
+  EXPECT_EQ(c.learner, Learner::Adam);
+  EXPECT_EQ(c.learning_rate, 0.001);
+  EXPECT_EQ(c.embedding_learning_rate, -1.0);
+  EXPECT_EQ(c.weight_decay, 0.0);
+  EXPECT_EQ(c.adagrad_initial_accumulator, 0.0);
+  EXPECT_EQ(c.adagrad_eps, 1e-10);
+  EXPECT_EQ(c.warmup_epochs, 0);
+  EXPECT_EQ(c.warmup_learning_rate, 0.01);
+  EXPECT_EQ(c.train_batch_size, 2048);
+  EXPECT_FALSE(c.drop_last_batch);
+  EXPECT_EQ(c.epochs, 300);
+  EXPECT_EQ(c.eval_step, 1);
+  EXPECT_EQ(c.stopping_step, 10);
+  EXPECT_EQ(c.valid_metric, "mrr@10");
+  EXPECT_EQ(c.topk, (std::vector<int>{5, 10, 20}));
+  EXPECT_EQ(c.eval_batch_size, 4096);
+  EXPECT_EQ(c.seed, 2020u);
+  EXPECT_EQ(c.eval_mode, "uni999");
+  EXPECT_EQ(c.eval_negatives(), 999);
+  EXPECT_EQ(c.train_method, "no_pretrain");
+  EXPECT_EQ(c.device, Device::Auto);
+  EXPECT_EQ(c.threads, 0);
+  EXPECT_FALSE(c.quiet);
+  EXPECT_EQ(c.explicit_keys, (std::set<std::string>{"dataset"}));
+  // the struct's own defaults are the recbole column
+  Config plain;
+  plain.dataset = "ml-1m";
+  plain.explicit_keys = {"dataset"};
+  expect_same(c, plain);
+}
+
+TEST(Config, PaperDefaults) {
+  const Config c = Config::from_args({"--preset=paper", "--dataset=yelp"});
+  EXPECT_EQ(c.preset, Preset::Paper);
+  EXPECT_EQ(c.cnn_channels, (std::vector<int>{1, 32, 32, 32, 32, 32, 32}));
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{2, 2, 2, 2, 2, 2}));
+  EXPECT_EQ(c.cnn_strides, (std::vector<int>{2, 2, 2, 2, 2, 2}));
+  EXPECT_EQ(c.dropout_prob, 0.0);
+  EXPECT_EQ(c.init, InitKind::Paper);
+  EXPECT_EQ(c.reg_type, RegType::Squared);
+  EXPECT_EQ(c.reg_weights, (std::vector<double>{0.01, 10, 1}));
+  EXPECT_EQ(c.learner, Learner::Adagrad);
+  EXPECT_EQ(c.learning_rate, 0.05);
+  EXPECT_EQ(c.embedding_learning_rate, 0.05);
+  EXPECT_EQ(c.adagrad_initial_accumulator, 0.1);
+  EXPECT_EQ(c.adagrad_eps, 0.0);
+  EXPECT_EQ(c.warmup_epochs, 1);
+  EXPECT_EQ(c.warmup_learning_rate, 0.01);
+  EXPECT_EQ(c.train_batch_size, 512);
+  EXPECT_TRUE(c.drop_last_batch);
+  EXPECT_EQ(c.epochs, 1500);
+  EXPECT_EQ(c.eval_step, 100);
+  EXPECT_EQ(c.stopping_step, 0);
+  EXPECT_EQ(c.valid_metric, "ndcg@10");
+  EXPECT_EQ(c.topk, (std::vector<int>{5, 10, 20}));
+  // keys the paper column leaves alone
+  EXPECT_EQ(c.embedding_size, 64);
+  EXPECT_EQ(c.eval_mode, "uni999");
+  EXPECT_EQ(c.eval_batch_size, 4096);
+  EXPECT_EQ(c.seed, 2020u);
+  EXPECT_EQ(c.weight_decay, 0.0);
+}
+
+TEST(Config, BprDefaults) {
+  Config r = Config::from_args({"--model=BPR", "--dataset=ml-1m"});
+  EXPECT_EQ(r.model, ModelKind::BPR);
+  EXPECT_EQ(r.reg_weights, (std::vector<double>{0.0, 0.0}));  // RecBole's BPR: no regularization
+  EXPECT_EQ(r.epochs, 300);
+  EXPECT_EQ(r.learner, Learner::Adam);
+  EXPECT_EQ(r.warmup_epochs, 0);
+  Config p = Config::from_args({"--model=BPR", "--preset=paper", "--dataset=yelp"});
+  EXPECT_EQ(p.reg_weights, (std::vector<double>{0.01}));
+  EXPECT_EQ(p.epochs, 500);
+  EXPECT_EQ(p.warmup_epochs, 0);
+  EXPECT_EQ(p.learner, Learner::Adagrad);
+  EXPECT_EQ(p.train_batch_size, 512);
+  EXPECT_EQ(p.reg_type, RegType::Squared);
+  // an explicit reg_weights stays under BPR
+  p = Config::from_args({"--model=BPR", "--reg_weights=[0.5, 0.5]"});
+  EXPECT_EQ(p.reg_weights, (std::vector<double>{0.5, 0.5}));
+  // Pop takes the ConvNCF defaults (it uses none of them)
+  EXPECT_EQ(Config::from_args({"--model=Pop"}).reg_weights, (std::vector<double>{0.1, 0.1}));
+}
+
+TEST(Config, ExplicitKeysWinOverPresetRegardlessOfOrder) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--epochs=7", "--learner=adam", "--preset=paper"},
+           {"--preset=paper", "--epochs=7", "--learner=adam"}}) {
+    const Config c = Config::from_args(args);
+    EXPECT_EQ(c.preset, Preset::Paper);
+    EXPECT_EQ(c.epochs, 7);
+    EXPECT_EQ(c.learner, Learner::Adam);     // explicit, although it is recbole's value
+    EXPECT_EQ(c.learning_rate, 0.05);        // not explicit: paper's
+    EXPECT_EQ(c.train_batch_size, 512);
+  }
+  // the preset in a file, the key on the command line, and the other way round
+  const std::string preset_file = temp_file("preset.yaml", "preset: paper\n");
+  const std::string key_file = temp_file("key.yaml", "train_batch_size: 100\n");
+  Config c = Config::from_args({"--train_batch_size=100", "--config=" + preset_file});
+  EXPECT_EQ(c.preset, Preset::Paper);
+  EXPECT_EQ(c.train_batch_size, 100);
+  EXPECT_EQ(c.learner, Learner::Adagrad);
+  c = Config::from_args({"--config=" + key_file, "--preset=paper"});
+  EXPECT_EQ(c.train_batch_size, 100);
+  EXPECT_EQ(c.learner, Learner::Adagrad);
+  // the last preset wins: the command line's over the file's
+  c = Config::from_args({"--config=" + preset_file, "--preset=recbole"});
+  EXPECT_EQ(c.preset, Preset::RecBole);
+  EXPECT_EQ(c.learner, Learner::Adam);
+}
+
+TEST(Config, ApplyPresetDefaultsKeepsExplicitKeys) {
+  Config c;
+  c.preset = Preset::Paper;
+  c.model = ModelKind::BPR;
+  c.dataset = "ml-1m";
+  c.learning_rate = 0.3;
+  c.explicit_keys = {"learning_rate"};
+  c.apply_preset_defaults();
+  EXPECT_EQ(c.preset, Preset::Paper);
+  EXPECT_EQ(c.model, ModelKind::BPR);
+  EXPECT_EQ(c.dataset, "ml-1m");
+  EXPECT_EQ(c.learning_rate, 0.3);
+  EXPECT_EQ(c.embedding_learning_rate, 0.05);
+  EXPECT_EQ(c.epochs, 500);
+  EXPECT_EQ(c.reg_weights, (std::vector<double>{0.01}));
+}
+
+TEST(Config, SyntheticEpochDefaultAndExplicitEpochsWin) {
+  for (const char* preset : {"--preset=recbole", "--preset=paper"}) {
+    const Config c = Config::from_args({preset});
+    EXPECT_EQ(c.dataset, "synthetic");
+    EXPECT_EQ(c.epochs, 10) << preset;
+    EXPECT_EQ(c.eval_step, 1) << preset;
+  }
+  Config c = Config::from_args({"--preset=paper", "--epochs=300"});
+  EXPECT_EQ(c.epochs, 300);
+  EXPECT_EQ(c.eval_step, 1);
+  c = Config::from_args({"--preset=paper", "--eval_step=5"});
+  EXPECT_EQ(c.epochs, 10);
+  EXPECT_EQ(c.eval_step, 5);
+  EXPECT_EQ(Config::from_args({"--model=BPR", "--preset=paper"}).epochs, 10);
+}
+
+// ---- values ----
+
+TEST(Config, ListParsing) {
+  Config c = Config::from_args({"--cnn_kernels=[4,4,2,2]", "--cnn_strides=[4, 4, 2, 2]",
+                                "--cnn_channels=  [ 1 , 8,16 ]  "});
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.cnn_strides, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.cnn_channels, (std::vector<int>{1, 8, 16}));
+  c = Config::from_args({"--topk=10"});
+  EXPECT_EQ(c.topk, (std::vector<int>{10}));
+  c = Config::from_args({"--topk=[1,50]", "--reg_weights=[0.5, 1e-3, 0]"});
+  EXPECT_EQ(c.topk, (std::vector<int>{1, 50}));
+  EXPECT_EQ(c.reg_weights, (std::vector<double>{0.5, 1e-3, 0.0}));
+  c = Config::from_args({"--reg_weights=[]", "--cnn_kernels=['2', \"2\"]"});
+  EXPECT_TRUE(c.reg_weights.empty());
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{2, 2}));
+}
+
+TEST(Config, ListErrors) {
+  const std::string ints = "a list of integers > 0";
+  expect_usage({"--cnn_kernels=[4,4,]"}, {"cnn_kernels", "[4,4,]", ints});
+  expect_usage({"--cnn_kernels=[4,,4]"}, {"cnn_kernels", "[4,,4]"});
+  expect_usage({"--cnn_kernels=[4,x]"}, {"cnn_kernels", "[4,x]", ints});
+  expect_usage({"--cnn_kernels=[4,2.5]"}, {"cnn_kernels", ints});
+  expect_usage({"--cnn_kernels=[0,4]"}, {"cnn_kernels", ints});
+  expect_usage({"--cnn_kernels=4"}, {"cnn_kernels", "'4'", ints});
+  expect_usage({"--cnn_kernels=[4,[2]]"}, {"cnn_kernels", "[4,[2]]"});
+  expect_usage({"--cnn_kernels=[4,4"}, {"cnn_kernels", "[4,4", ints});
+  expect_usage({"--cnn_kernels=[4 4]"}, {"cnn_kernels"});
+  expect_usage({"--cnn_kernels=[4] x"}, {"cnn_kernels"});
+  expect_usage({"--reg_weights=[0.1,-1]"}, {"reg_weights", "[0.1,-1]", "numbers >= 0"});
+  expect_usage({"--reg_weights=0.1"}, {"reg_weights", "a list of numbers"});
+  expect_usage({"--topk=0"}, {"topk", "'0'", "an integer > 0 or a list"});
+  expect_usage({"--topk=[5,abc]"}, {"topk"});
+  expect_usage({"--topk=[5,"}, {"topk", "'[5,'", "an integer > 0 or a list"});
+  expect_usage({"--reg_weights=[0.1"}, {"reg_weights", "'[0.1'", "a list of numbers"});
+  expect_usage({"--epochs=[1,2]"}, {"epochs", "[1,2]", "an integer >= 0"});
+}
+
+TEST(Config, BoolAndEnumParsing) {
+  EXPECT_TRUE(Config::from_args({"--quiet"}).quiet);
+  EXPECT_TRUE(Config::from_args({"--quiet=true"}).quiet);
+  EXPECT_FALSE(Config::from_args({"--quiet", "--quiet=false"}).quiet);
+  EXPECT_TRUE(Config::from_args({"--drop_last_batch=TRUE"}).drop_last_batch);
+  expect_usage({"--quiet=yes"}, {"quiet", "'yes'", "true or false"});
+  expect_usage({"--drop_last_batch=1"}, {"drop_last_batch", "'1'", "true or false"});
+
+  const std::vector<std::pair<std::string, ModelKind>> models = {
+      {"ConvNCF", ModelKind::ConvNCF}, {"convncf", ModelKind::ConvNCF}, {"BPR", ModelKind::BPR},
+      {"bpr", ModelKind::BPR},         {"MF", ModelKind::BPR},          {"MF-BPR", ModelKind::BPR},
+      {"mf-bpr", ModelKind::BPR},      {"Pop", ModelKind::Pop},         {"POP", ModelKind::Pop}};
+  for (const auto& m : models) EXPECT_EQ(Config::from_args({"--model=" + m.first}).model, m.second) << m.first;
+  expect_usage({"--model=NCF"}, {"model", "'NCF'", "ConvNCF, BPR", "Pop"});
+
+  EXPECT_EQ(Config::from_args({"--preset=PAPER"}).preset, Preset::Paper);
+  EXPECT_EQ(Config::from_args({"--learner=SGD"}).learner, Learner::SGD);
+  EXPECT_EQ(Config::from_args({"--learner=adagrad"}).learner, Learner::Adagrad);
+  EXPECT_EQ(Config::from_args({"--reg_type=squared"}).reg_type, RegType::Squared);
+  EXPECT_EQ(Config::from_args({"--init=paper"}).init, InitKind::Paper);
+  EXPECT_EQ(Config::from_args({"--device=cpu"}).device, Device::Cpu);
+  EXPECT_EQ(Config::from_args({"--device=CUDA"}).device, Device::Cuda);
+  expect_usage({"--preset=tf"}, {"preset", "'tf'", "recbole | paper"});
+  expect_usage({"--learner=rmsprop"}, {"learner", "'rmsprop'", "sgd | adagrad | adam"});
+  expect_usage({"--reg_type=l2"}, {"reg_type", "'l2'", "norm | squared"});
+  expect_usage({"--init=xavier"}, {"init", "'xavier'", "pytorch | paper"});
+  expect_usage({"--device=gpu"}, {"device", "'gpu'", "auto | cpu | cuda"});
+  expect_usage({"--train_method=pretrain"}, {"train_method", "'pretrain'", "no_pretrain | after_pretrain"});
+}
+
+TEST(Config, ValidMetricAndEvalMode) {
+  EXPECT_EQ(Config::from_args({"--valid_metric=MRR@10"}).valid_metric, "mrr@10");
+  EXPECT_EQ(Config::from_args({"--valid_metric=NDCG@20"}).valid_metric, "ndcg@20");
+  EXPECT_EQ(Config::from_args({"--valid_metric=Hit@5"}).valid_metric, "hit@5");
+  EXPECT_EQ(Config::from_args({"--valid_metric=AUC"}).valid_metric, "auc");
+  for (const char* bad : {"map@10", "mrr@0", "mrr", "mrr@", "mrr@x", "@10", "mrr@10@2"})
+    expect_usage({std::string("--valid_metric=") + bad}, {"valid_metric", std::string("'") + bad + "'", "NAME@K"});
+
+  Config c = Config::from_args({"--eval_mode=UNI99"});
+  EXPECT_EQ(c.eval_mode, "uni99");
+  EXPECT_EQ(c.eval_negatives(), 99);
+  EXPECT_EQ(Config::from_args({"--eval_mode=uni1"}).eval_negatives(), 1);
+  for (const char* bad : {"uni0", "full", "uni-5", "uni", "pop100", "uni9x", "uni99999999999"})
+    expect_usage({std::string("--eval_mode=") + bad}, {"eval_mode", std::string("'") + bad + "'", "uniN"});
+  Config unchecked;
+  unchecked.eval_mode = "full";
+  try {
+    unchecked.eval_negatives();
+    ADD_FAILURE() << "eval_negatives accepted 'full'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+  }
+}
+
+TEST(Config, NumbersAndStrings) {
+  const Config c = Config::from_args(
+      {"--embedding_size=32", "--learning_rate=5e-3", "--embedding_learning_rate=0.2", "--seed=18446744073709551615",
+       "--train_batch_size=+4096", "--dropout_prob=0", "--out=runs/a b#c", "--dataset=data/ml-1m.inter",
+       "--train_method=after_pretrain", "--pre_model_path=runs/bpr", "--threads=8", "--weight_decay=1e-4"});
+  EXPECT_EQ(c.embedding_size, 32);
+  EXPECT_EQ(c.learning_rate, 5e-3);
+  EXPECT_EQ(c.embedding_learning_rate, 0.2);
+  EXPECT_EQ(c.seed, 18446744073709551615ull);
+  EXPECT_EQ(c.train_batch_size, 4096);
+  EXPECT_EQ(c.dropout_prob, 0.0);
+  EXPECT_EQ(c.out, "runs/a b#c");  // verbatim: '#' is no comment on the command line
+  EXPECT_EQ(c.dataset, "data/ml-1m.inter");
+  EXPECT_EQ(c.train_method, "after_pretrain");
+  EXPECT_EQ(c.pre_model_path, "runs/bpr");
+  EXPECT_EQ(c.threads, 8);
+  EXPECT_EQ(c.weight_decay, 1e-4);
+  EXPECT_EQ(Config::from_args({"--out="}).out, "");
+  EXPECT_EQ(Config::from_args({"--embedding_learning_rate=-1"}).embedding_learning_rate, -1.0);
+}
+
+TEST(Config, RangeChecks) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--embedding_size=0", "an integer >= 1"},
+      {"--embedding_size=-3", "an integer >= 1"},
+      {"--embedding_size=64.0", "an integer >= 1"},
+      {"--embedding_size=99999999999", "an integer >= 1"},
+      {"--train_batch_size=0", "an integer > 0"},
+      {"--eval_batch_size=-1", "an integer > 0"},
+      {"--epochs=-1", "an integer >= 0"},
+      {"--epochs=ten", "an integer >= 0"},
+      {"--epochs=", "an integer >= 0"},
+      {"--eval_step=0", "an integer >= 1"},
+      {"--stopping_step=-1", "an integer >= 0"},
+      {"--warmup_epochs=-1", "an integer >= 0"},
+      {"--dropout_prob=1", "a number in [0, 1)"},
+      {"--dropout_prob=-0.1", "a number in [0, 1)"},
+      {"--dropout_prob=nan", "a number in [0, 1)"},
+      {"--learning_rate=0", "a number > 0"},
+      {"--learning_rate=-0.1", "a number > 0"},
+      {"--learning_rate=inf", "a number > 0"},
+      {"--learning_rate=0.1x", "a number > 0"},
+      {"--warmup_learning_rate=0", "a number > 0"},
+      {"--embedding_learning_rate=0", "a number > 0, or < 0"},
+      {"--weight_decay=-1", "a number >= 0"},
+      {"--adagrad_eps=-1e-8", "a number >= 0"},
+      {"--adagrad_initial_accumulator=-0.1", "a number >= 0"},
+      {"--threads=-1", "an integer >= 0"},
+      {"--seed=-1", "an integer >= 0"},
+      {"--seed=1.5", "an integer >= 0"},
+  };
+  for (const auto& b : bad) {
+    const std::string key = b.first.substr(2, b.first.find('=') - 2);
+    const std::string value = b.first.substr(b.first.find('=') + 1);
+    expect_usage({b.first}, {"bad value '" + value + "' for key '" + key + "': expected " + b.second});
+  }
+}
+
+// ---- errors of the command line ----
+
+TEST(Config, UnknownKeyNamesClosest) {
+  const Error e = error_of({"--embeding_size=32"});
+  EXPECT_EQ(e.code(), kExitUsage);
+  EXPECT_STREQ(e.what(), "unknown key 'embeding_size' (did you mean 'embedding_size'?)");
+  expect_usage({"--learningrate=0.1"}, {"unknown key 'learningrate'", "did you mean 'learning_rate'?"});
+  expect_usage({"--Epochs=3"}, {"unknown key 'Epochs'", "did you mean 'epochs'?"});
+  // nothing close: no misleading suggestion
+  const Error far = error_of({"--zzzzzzzzzzzzzzzzzzzz=1"});
+  EXPECT_EQ(far.code(), kExitUsage);
+  EXPECT_EQ(std::string(far.what()).find("did you mean"), std::string::npos) << far.what();
+  EXPECT_NE(std::string(far.what()).find("convncf train --help"), std::string::npos) << far.what();
+  // an unknown key is reported even with a value no key could take
+  expect_usage({"--cnn_kernal=[4,"}, {"unknown key 'cnn_kernal'", "'cnn_kernels'"});
+  // explicit_keys and config_files are bookkeeping, not keys
+  expect_usage({"--explicit_keys=[a]"}, {"unknown key 'explicit_keys'"});
+}
+
+TEST(Config, ClosestKey) {
+  EXPECT_EQ(closest_key("embeding_size"), "embedding_size");
+  EXPECT_EQ(closest_key("epoch"), "epochs");
+  EXPECT_EQ(closest_key("topK"), "topk");
+  EXPECT_EQ(closest_key("train_batchsize"), "train_batch_size");
+  EXPECT_EQ(closest_key("eval_batch_size"), "eval_batch_size");
+  EXPECT_EQ(closest_key("reg_weight"), "reg_weights");
+}
+
+TEST(Config, MalformedArgumentsAreUsageErrors) {
+  expect_usage({"epochs=3"}, {"argument 'epochs=3' is not of the form --KEY=VALUE"});
+  expect_usage({"--epochs"}, {"argument '--epochs' is not of the form --KEY=VALUE", "--epochs=VALUE"});
+  expect_usage({"-q"}, {"'-q'", "--KEY=VALUE"});
+  expect_usage({"--=3"}, {"'--=3'", "--KEY=VALUE"});
+  expect_usage({"train"}, {"'train'", "--KEY=VALUE"});
+  expect_usage({"--config"}, {"'--config'", "--KEY=VALUE"});
+  expect_usage({"--config="}, {"--config= needs a file name"});
+}
+
+TEST(Config, MissingConfigFileExits66) {
+  const std::string missing = ::testing::TempDir() + "/convncf_no_such_config.yaml";
+  expect_error({"--config=" + missing}, kExitNoInput, {missing, "does not exist"});
+  expect_error({"--config=" + ::testing::TempDir()}, kExitNoInput, {"is a folder"});
+}
+
+TEST(Config, AfterPretrainNeedsPreModelPath) {
+  expect_usage({"--train_method=after_pretrain"}, {"after_pretrain", "pre_model_path"});
+  expect_usage({"--train_method=after_pretrain", "--pre_model_path="}, {"pre_model_path"});
+  const Config c = Config::from_args({"--train_method=After_Pretrain", "--pre_model_path=runs/bpr"});
+  EXPECT_EQ(c.train_method, "after_pretrain");
+}
+
+// ---- YAML files ----
+
+TEST(Config, YamlCommentsQuotesAndLists) {
+  const std::string f = temp_file("full.yaml",
+                                  "\xEF\xBB\xBF# a RecBole-style file\n"
+                                  "---\n"
+                                  "model: BPR   # trailing comment\n"
+                                  "\n"
+                                  "   # an indented comment\n"
+                                  "dataset: 'data/it''s #1.inter'\n"
+                                  "out: \"runs/x \\\"y\\\" \\\\z\"\n"
+                                  "pre_model_path: runs/a#b\n"
+                                  "cnn_kernels: [4, 4, '2', \"2\"]  # flow list\n"
+                                  "cnn_strides:\n"
+                                  "  - 4\n"
+                                  "  - 4   # item comment\n"
+                                  "\n"
+                                  "  - 2\n"
+                                  "  - '2'\n"
+                                  "topk:\n"
+                                  "- 5\n"
+                                  "- 10\n"
+                                  "reg_weights: []\n"
+                                  "valid_metric: NDCG@5\n"
+                                  "quiet: true\n"
+                                  "threads:   3   \n"
+                                  "...\n");
+  const Config c = Config::from_args({"--config=" + f});
+  EXPECT_EQ(c.model, ModelKind::BPR);
+  EXPECT_EQ(c.dataset, "data/it's #1.inter");
+  EXPECT_EQ(c.out, "runs/x \"y\" \\z");
+  EXPECT_EQ(c.pre_model_path, "runs/a#b");  // '#' not after whitespace is text
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.cnn_strides, (std::vector<int>{4, 4, 2, 2}));
+  EXPECT_EQ(c.topk, (std::vector<int>{5, 10}));
+  EXPECT_TRUE(c.reg_weights.empty());
+  EXPECT_EQ(c.valid_metric, "ndcg@5");
+  EXPECT_TRUE(c.quiet);
+  EXPECT_EQ(c.threads, 3);
+  EXPECT_EQ(c.config_files, (std::vector<std::string>{f}));
+  EXPECT_EQ(c.explicit_keys.size(), 11u);
+}
+
+TEST(Config, YamlCrlfAndNulls) {
+  const std::string f = temp_file("crlf.yaml", "epochs: 3\r\ncnn_kernels:\r\n  - 2\r\n  - 2\r\nout:\r\n"
+                                               "pre_model_path: ~\r\ndataset: ml-1m\r\n");
+  const Config c = Config::from_args({"--config=" + f});
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_EQ(c.cnn_kernels, (std::vector<int>{2, 2}));
+  EXPECT_EQ(c.out, "");
+  EXPECT_EQ(c.pre_model_path, "");
+  EXPECT_EQ(c.dataset, "ml-1m");
+  // a null for a number is a bad value
+  const std::string g = temp_file("null.yaml", "epochs:\n");
+  expect_usage({"--config=" + g}, {g + ":1: ", "epochs", "an integer >= 0"});
+}
+
+TEST(Config, YamlRejectsWhatItCannotRead) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"epochs: 3\neval_args:\n  split: {RS: [0.8, 0.1, 0.1]}\n", ":3: nested mapping under 'eval_args'"},
+      {"eval_args:\n  mode: full\n", ":2: nested mapping under 'eval_args'"},
+      {"eval_args: {mode: full}\n", ":1: nested mappings are not supported"},
+      {"a: b: c\n", ":1: nested mappings are not supported"},
+      {"epochs: 3\n  eval_step: 2\n", ":2: unexpected indentation"},
+      {"dataset:\n  multi line\n", ":2: unexpected indentation"},
+      {"topk:\n  - 5\n  mode: x\n", ":3: unexpected indentation"},
+      {"topk:\n  - 5\n    - 10\n", ":3: list item indented differently"},
+      {"topk:\n  - [5]\n", ":2: nested lists"},
+      {"topk:\n  - - 5\n", ":2: nested lists"},
+      {"topk:\n  -\n", ":2: empty list item"},
+      {"- 5\n", ":1: list item without a 'key:' line"},
+      {"epochs 3\n", ":1: expected 'key: value'"},
+      {"epochs:3\n", ":1: expected 'key: value'"},
+      {"\"epochs\": 3\n", ":1: expected 'key: value'"},
+      {"dataset: 'abc\n", ":1: unterminated quoted string"},
+      {"dataset: 'abc' x\n", ":1: unexpected text after a quoted string"},
+      {"dataset: \"a\\qb\"\n", ":1: unknown escape \\q"},
+      {"topk: [5, 10\n", ":1: unterminated list"},
+      {"topk: [5, 10] x\n", ":1: unexpected text after a list"},
+      {"topk: [5, [10]]\n", ":1: nested lists and mappings"},
+      {"topk: [5,,10]\n", ":1: empty item in a list"},
+      {"dataset: |\n  x\n", ":1: block scalars"},
+      {"learning_rate: !!float 1e-3\n", ":1: '!'"},
+      {"epochs: 1\n\tthreads: 2\n", ":2: tab in indentation"},
+  };
+  int n = 0;
+  for (const auto& b : bad) {
+    const std::string f = temp_file("bad" + std::to_string(n++) + ".yaml", b.first);
+    expect_usage({"--config=" + f}, {f + b.second});
+  }
+}
+
+TEST(Config, YamlKeysAreValidatedWithFileAndLine) {
+  const std::string f = temp_file("keys.yaml", "epochs: 3\n# comment\nembeding_size: 32\n");
+  const Error e = error_of({"--config=" + f});
+  EXPECT_EQ(e.code(), kExitUsage);
+  EXPECT_EQ(std::string(e.what()), f + ":3: unknown key 'embeding_size' (did you mean 'embedding_size'?)");
+  const std::string g = temp_file("values.yaml", "epochs: 3\nlearning_rate: fast\n");
+  expect_usage({"--config=" + g}, {g + ":2: bad value 'fast' for key 'learning_rate': expected a number > 0"});
+  const std::string h = temp_file("list.yaml", "cnn_kernels:\n  - 4\n  - x\n");
+  expect_usage({"--config=" + h}, {h + ":1: bad value '[4, x]' for key 'cnn_kernels'"});
+  const std::string i = temp_file("string.yaml", "dataset: [a, b]\n");
+  expect_usage({"--config=" + i}, {i + ":1: bad value '[a, b]' for key 'dataset': expected a string"});
+  const std::string j = temp_file("include.yaml", "config: other.yaml\n");
+  expect_usage({"--config=" + j}, {j + ":1: ", "--config"});
+  // a file's key error comes before the command line is applied
+  expect_usage({"--epochs=2", "--config=" + f}, {f + ":3: unknown key"});
+}
+
+TEST(Config, MergeOrderFilesThenCommandLine) {
+  const std::string a = temp_file("a.yaml", "epochs: 1\neval_step: 1\nlearning_rate: 0.1\npreset: paper\n");
+  const std::string b = temp_file("b.yaml", "epochs: 2\neval_step: 2\npreset: recbole\n");
+  // the command line comes after both files whatever its position among the --config flags
+  Config c = Config::from_args({"--epochs=3", "--config=" + a, "--config=" + b});
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_EQ(c.eval_step, 2);
+  EXPECT_EQ(c.learning_rate, 0.1);
+  EXPECT_EQ(c.preset, Preset::RecBole);
+  EXPECT_EQ(c.learner, Learner::Adam);  // recbole: b's preset is the last
+  EXPECT_EQ(c.config_files, (std::vector<std::string>{a, b}));
+  EXPECT_EQ(c.explicit_keys, (std::set<std::string>{"epochs", "eval_step", "learning_rate", "preset"}));
+  c = Config::from_args({"--config=" + b, "--config=" + a});
+  EXPECT_EQ(c.epochs, 1);
+  EXPECT_EQ(c.eval_step, 1);
+  EXPECT_EQ(c.preset, Preset::Paper);
+  EXPECT_EQ(c.learner, Learner::Adagrad);
+  // several command-line values: the last wins
+  c = Config::from_args({"--config=" + a, "--epochs=4", "--epochs=5"});
+  EXPECT_EQ(c.epochs, 5);
+}
+
+// ---- to_yaml ----
+
+TEST(Config, ToYamlFormat) {
+  Config c = Config::from_args({"--model=mf", "--out=", "--dataset=true"});
+  const std::string y = c.to_yaml();
+  EXPECT_EQ(yaml_line(y, "model"), "model: BPR");
+  EXPECT_EQ(yaml_line(y, "preset"), "preset: recbole");
+  EXPECT_EQ(yaml_line(y, "cnn_kernels"), "cnn_kernels: [4, 4, 2, 2]");
+  EXPECT_EQ(yaml_line(y, "reg_weights"), "reg_weights: [0, 0]");
+  EXPECT_EQ(yaml_line(y, "adagrad_eps"), "adagrad_eps: 1.0e-10");
+  EXPECT_EQ(yaml_line(y, "learning_rate"), "learning_rate: 0.001");
+  EXPECT_EQ(yaml_line(y, "embedding_learning_rate"), "embedding_learning_rate: -1");
+  EXPECT_EQ(yaml_line(y, "learner"), "learner: adam");
+  EXPECT_EQ(yaml_line(y, "init"), "init: pytorch");
+  EXPECT_EQ(yaml_line(y, "device"), "device: auto");
+  EXPECT_EQ(yaml_line(y, "drop_last_batch"), "drop_last_batch: false");
+  EXPECT_EQ(yaml_line(y, "valid_metric"), "valid_metric: mrr@10");
+  EXPECT_EQ(yaml_line(y, "eval_mode"), "eval_mode: uni999");
+  EXPECT_EQ(yaml_line(y, "out"), "out: \"\"");            // empty: quoted
+  EXPECT_EQ(yaml_line(y, "dataset"), "dataset: \"true\"");  // would read as a bool: quoted
+  EXPECT_EQ(yaml_line(y, "pre_model_path"), "pre_model_path: \"\"");
+  EXPECT_EQ(yaml_line(y, "train_method"), "train_method: no_pretrain");
+  // every key once, in config_keys() order
+  size_t lines = 0;
+  for (const KeyDoc& k : config_keys()) {
+    EXPECT_FALSE(yaml_line(y, k.name).empty()) << k.name;
+    ++lines;
+  }
+  size_t yaml_keys = 0;
+  for (size_t at = 0; (at = y.find('\n', at)) != std::string::npos; ++at)
+    if (at + 1 < y.size() && y[at + 1] != '#') ++yaml_keys;
+  EXPECT_EQ(yaml_keys, lines);
+  EXPECT_EQ(Config::from_args({"--dataset=plain/path.inter"}).to_yaml().find("dataset: plain/path.inter\n") !=
+                std::string::npos,
+            true);
+}
+
+TEST(Config, RoundTripThroughToYaml) {
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"--preset=paper"},
+      {"--preset=paper", "--model=BPR", "--dataset=ml-1m"},
+      {"--model=Pop", "--quiet"},
+      {"--embedding_size=16", "--cnn_channels=[1,8,8]", "--cnn_kernels=[4,4]", "--cnn_strides=[4,4]",
+       "--dropout_prob=0.123456789012345", "--reg_weights=[0.1, 1e-7, 3]", "--learning_rate=0.3",
+       "--embedding_learning_rate=1e-5", "--weight_decay=2.5e-6", "--seed=18446744073709551615",
+       "--train_method=after_pretrain", "--pre_model_path=runs/it's a \"run\" #2: x", "--eval_mode=uni49",
+       "--valid_metric=AUC", "--topk=7", "--dataset=-weird: name", "--device=cuda", "--out= spaced ",
+       "--threads=3", "--drop_last_batch=true", "--learner=sgd", "--init=paper", "--reg_type=squared",
+       "--warmup_epochs=2", "--warmup_learning_rate=0.02", "--adagrad_eps=0", "--stopping_step=0"},
+      {"--out=tab\there", "--dataset=123", "--pre_model_path=null"},
+  };
+  int n = 0;
+  for (const auto& args : cases) {
+    const Config a = Config::from_args(args);
+    const std::string f = temp_file("round" + std::to_string(n++) + ".yaml", a.to_yaml());
+    const Config b = Config::from_args({"--config=" + f});
+    SCOPED_TRACE(a.to_yaml());
+    expect_same(a, b);
+    EXPECT_EQ(a.to_yaml(), b.to_yaml());
+    EXPECT_EQ(b.explicit_keys.size(), config_keys().size());  // a written config pins every key
+  }
+}
+
+// ---- key docs ----
+
+TEST(Config, ConfigKeysDocumentEveryKey) {
+  const std::vector<KeyDoc>& keys = config_keys();
+  EXPECT_EQ(keys.size(), 35u);
+  std::set<std::string> names;
+  for (const KeyDoc& k : keys) {
+    EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;
+    EXPECT_FALSE(k.meaning.empty()) << k.name;
+    EXPECT_EQ(k.meaning.find('\n'), std::string::npos) << k.name;
+    // the documented default is accepted as a value of its own key under both presets
+    for (const std::string preset : {"recbole", "paper"}) {
+      const std::string value = preset == "recbole" ? k.default_recbole : k.default_paper;
+      std::vector<std::string> args = {"--preset=" + preset, "--dataset=ml-1m"};
+      if (k.name != "preset" && k.name != "dataset" && !value.empty() && value != "\"\"")
+        args.push_back("--" + k.name + "=" + value);
+      const Config implicit = Config::from_args({"--preset=" + preset, "--dataset=ml-1m"});
+      EXPECT_NO_THROW(expect_same(Config::from_args(args), implicit)) << k.name << "=" << value;
+    }
+  }
+  auto doc = [&](const std::string& name) {
+    for (const KeyDoc& k : keys)
+      if (k.name == name) return k;
+    return KeyDoc{};
+  };
+  EXPECT_EQ(doc("cnn_kernels").default_recbole, "[4, 4, 2, 2]");
+  EXPECT_EQ(doc("cnn_kernels").default_paper, "[2, 2, 2, 2, 2, 2]");
+  EXPECT_EQ(doc("epochs").default_recbole, "300");
+  EXPECT_EQ(doc("epochs").default_paper, "1500");
+  EXPECT_EQ(doc("learner").default_paper, "adagrad");
+  EXPECT_EQ(doc("preset").default_paper, "recbole");
+  EXPECT_EQ(doc("model").default_recbole, "ConvNCF");
+  EXPECT_NE(doc("learning_rate").meaning.find("RecBole"), std::string::npos);
+}

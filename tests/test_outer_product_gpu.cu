@@ -1,0 +1,169 @@
+// test_outer_product_gpu.cu: each outer-product kernel variant (kernels/outer_product.cu) against
+// its CPU twin (host/outer_product_cpu.cpp). One multiply per element on both sides, so every
+// element must match bit for bit; outputs are poisoned with NaN first, so an element the kernel
+// never wrote fails too. Skips with the reason when no CUDA device is usable.
+//   build/convncf_tests --gtest_filter='OuterProductFwd.Kernel*'
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "convncf/cuda_check.hpp"
+#include "convncf/errors.hpp"
+#include "convncf/gpu.hpp"
+#include "convncf/outer_product.hpp"
+#include "convncf/rng.hpp"
+
+namespace {
+
+// Move-only device allocation for the test (the project's DeviceBuffer may differ; this file
+// keeps its own so that it depends on nothing but the runtime).
+template <typename T>
+class TestBuffer {
+ public:
+  explicit TestBuffer(size_t n) {
+    if (n > 0) CUDA_CHECK(cudaMalloc(&m_ptr, n * sizeof(T)));
+  }
+  TestBuffer(const TestBuffer&) = delete;
+  TestBuffer& operator=(const TestBuffer&) = delete;
+  ~TestBuffer() {
+    if (m_ptr) CUDA_CHECK_NOTHROW(cudaFree(m_ptr));
+  }
+  T* data() const { return m_ptr; }
+  void upload(const std::vector<T>& v) {
+    CUDA_CHECK(cudaMemcpy(m_ptr, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<T> download(const T* from, size_t n) const {
+    std::vector<T> v(n);
+    CUDA_CHECK(cudaMemcpy(v.data(), from, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return v;
+  }
+
+ private:
+  T* m_ptr = nullptr;
+};
+
+struct Size {
+  int64_t B;
+  int E;
+};
+// Edge sizes: B = 1, E = 1, odd E and E % 4 != 0 (variant 2's scalar path), B*E*E not a multiple
+// of the block size (256), the model's E = 64, and B = 70000 > variant 2's grid cap (65536) so
+// that its grid-stride loop runs a second round.
+const Size kSizes[] = {{1, 1},   {1, 64},   {3, 7},     {5, 4},   {17, 13},
+                       {64, 64}, {257, 64}, {100, 100}, {2, 128}, {70000, 3}};
+
+std::string where(int64_t idx, int E) {
+  const convncf::OuterProductCoord k = convncf::outer_product_coord(idx, E);
+  std::ostringstream s;
+  s << "out[" << k.b << "][0][" << k.a << "][" << k.c << "]";
+  return s.str();
+}
+
+// Runs one variant at one size on fresh seeded inputs. out_offset shifts the output by that many
+// floats from the allocation's start (1 makes it misaligned for float4 stores).
+void check_variant(int variant, Size s, uint64_t seed, int64_t out_offset = 0) {
+  SCOPED_TRACE("variant " + std::to_string(variant) + " B=" + std::to_string(s.B) +
+               " E=" + std::to_string(s.E) + " out_offset=" + std::to_string(out_offset));
+  const int32_t n_users = 37, n_items = 29;
+  convncf::Rng rng(seed, convncf::kStreamSynthetic);
+  std::vector<int32_t> user(s.B), item(s.B);
+  for (int64_t b = 0; b < s.B; ++b) {
+    user[b] = static_cast<int32_t>(rng.index(n_users));
+    item[b] = static_cast<int32_t>(rng.index(n_items));
+  }
+  std::vector<float> P(static_cast<size_t>(n_users) * s.E), Q(static_cast<size_t>(n_items) * s.E);
+  for (float& x : P) x = static_cast<float>(rng.normal());
+  for (float& x : Q) x = static_cast<float>(rng.normal());
+
+  const size_t n = static_cast<size_t>(s.B) * s.E * s.E;
+  std::vector<float> ref(n);
+  convncf::outer_product_fwd_cpu<float>(s.B, s.E, user.data(), item.data(), P.data(), Q.data(),
+                                        ref.data());
+  ASSERT_TRUE(std::any_of(ref.begin(), ref.end(), [](float x) { return x != 0.0f; }))
+      << "reference output is all zero: the test would pass on nothing";
+
+  TestBuffer<int32_t> d_user(s.B), d_item(s.B);
+  TestBuffer<float> d_P(P.size()), d_Q(Q.size()), d_out(n + out_offset);
+  d_user.upload(user);
+  d_item.upload(item);
+  d_P.upload(P);
+  d_Q.upload(Q);
+  // All bytes 0xFF: every float is a NaN, which equals nothing, so an unwritten element fails.
+  CUDA_CHECK(cudaMemset(d_out.data(), 0xFF, (n + out_offset) * sizeof(float)));
+  float* out = d_out.data() + out_offset;
+  convncf::outer_product_fwd(s.B, s.E, d_user.data(), d_item.data(), d_P.data(), d_Q.data(), out,
+                             nullptr, variant);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> got = d_out.download(out, n);
+
+  // Exact comparison; on failure print the largest errors and where they are.
+  std::vector<std::pair<double, int64_t>> bad;
+  for (size_t k = 0; k < n; ++k) {
+    if (got[k] == ref[k]) continue;
+    const double err = std::isnan(got[k]) ? std::numeric_limits<double>::infinity()
+                                          : std::fabs(double(got[k]) - double(ref[k]));
+    bad.emplace_back(err, static_cast<int64_t>(k));
+  }
+  if (!bad.empty()) {
+    const size_t show = std::min<size_t>(bad.size(), 8);
+    std::partial_sort(bad.begin(), bad.begin() + show, bad.end(),
+                      [](const auto& x, const auto& y) { return x.first > y.first; });
+    std::ostringstream msg;
+    msg << bad.size() << " of " << n << " elements differ (NaN = never written); largest:\n";
+    for (size_t j = 0; j < show; ++j) {
+      const int64_t k = bad[j].second;
+      msg << "  " << where(k, s.E) << ": gpu " << got[k] << ", cpu " << ref[k] << ", |diff| "
+          << bad[j].first << "\n";
+    }
+    ADD_FAILURE() << msg.str();
+  }
+}
+
+#define SKIP_WITHOUT_GPU()                                                            \
+  do {                                                                                \
+    std::string skip_reason_;                                                         \
+    if (!convncf::cuda_device_available(&skip_reason_)) GTEST_SKIP() << skip_reason_; \
+  } while (0)
+
+}  // namespace
+
+TEST(OuterProductFwd, Kernel1MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 100;
+  for (const Size& s : kSizes) check_variant(1, s, seed++);
+}
+
+TEST(OuterProductFwd, Kernel2MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 200;
+  for (const Size& s : kSizes) check_variant(2, s, seed++);
+}
+
+// Variant 2 with an output that is not 16-byte aligned must fall back to scalar stores.
+TEST(OuterProductFwd, Kernel2MisalignedOutputMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  check_variant(2, {9, 64}, 300, 1);
+  check_variant(2, {4, 8}, 301, 3);
+}
+
+// Bad arguments are refused before anything touches the GPU, so this runs everywhere.
+TEST(OuterProductFwd, LauncherRejectsBadArguments) {
+  const int32_t id = 0;
+  float x = 0.0f;
+  auto call = [&](int64_t B, int E, int variant, float* out) {
+    convncf::outer_product_fwd(B, E, &id, &id, &x, &x, out, nullptr, variant);
+  };
+  EXPECT_THROW(call(-1, 4, 1, &x), convncf::Error);
+  EXPECT_THROW(call(1, 0, 1, &x), convncf::Error);
+  EXPECT_THROW(call(1, convncf::kOuterProductMaxE + 1, 2, &x), convncf::Error);
+  EXPECT_THROW(call(1, 4, 3, &x), convncf::Error);
+  EXPECT_THROW(call(1, 4, 1, nullptr), convncf::Error);
+  EXPECT_NO_THROW(call(0, 4, 2, nullptr));  // an empty batch launches nothing
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh: the one command to run on a lent GPU machine (H100/H200 with the CUDA
+# toolkit, cuDNN, cuBLAS and PyTorch, but no GoogleTest and no internet), from the repo root:
+#   tools/gpu_check.sh
+# It uses the build carried in ./build (built here with `cmake --preset ci && cmake --build
+# --preset ci`; gtest is linked statically, so the tests run there), or, if there is none,
+# configures with -DCONVNCF_BUILD_TESTS=OFF and builds the convncf binary alone. Steps:
+#   versions   GPU, driver, CUDA, cuDNN
+#   build      only when ./build/convncf is missing
+#   ctest      all tests (GPU tests included), when build/convncf_tests exists
+#   memcheck   the GPU tests under compute-sanitizer --tool memcheck
+#   racecheck  the shared-memory kernels (outer product variant 2) under --tool racecheck
+#   smoke      build/convncf train --device=cpu --epochs=1 --quiet
+# Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
+# the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
+# build/gpu_check/, one file per step; the summary table is printed last.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+
+export PATH="/usr/local/cuda/bin:$PATH"
+T0=$(date +%s)
+BUDGET=470  # seconds for the whole script (8 minutes, less a margin)
+LOGS="${OUT:-build/gpu_check}"
+mkdir -p "$LOGS"
+SUMMARY=()
+FAILED=0
+
+# run_step NAME TIMEOUT_S COMMAND...: runs COMMAND with its output in $LOGS/NAME.log (and the
+# tail on the terminal), records status and seconds. The timeout is cut to the budget left.
+run_step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((BUDGET - ($(date +%s) - T0)))
+  ((limit > left)) && limit=$left
+  if ((limit < 5)); then
+    SUMMARY+=("$(printf '%-10s %-8s %6s' "$name" "NO TIME" 0)")
+    FAILED=1
+    return
+  fi
+  echo "== $name (timeout ${limit}s)"
+  local t rc
+  t=$(date +%s)
+  [[ $1 == bash ]] || echo "\$ $*" >"$LOGS/$name.log"
+  timeout --kill-after=10 "$limit" "$@" >>"$LOGS/$name.log" 2>&1
+  rc=$?
+  tail -n 25 "$LOGS/$name.log"
+  local status=ok
+  if ((rc == 124 || rc == 137)); then
+    status=TIMEOUT
+  elif ((rc != 0)); then
+    status="FAIL($rc)"
+  fi
+  # On a GPU machine a skipped GPU test means the device was not usable: that is a failure.
+  if [[ $status == ok && $name =~ check$ ]] && grep -q '^\[  SKIPPED \]' "$LOGS/$name.log"; then
+    status=SKIPPED
+  fi
+  [[ $status != ok ]] && FAILED=1
+  SUMMARY+=("$(printf '%-10s %-8s %6d' "$name" "$status" $(($(date +%s) - t)))")
+}
+
+skip_step() {  # skip_step NAME REASON
+  echo "== $1: skipped ($2)"
+  SUMMARY+=("$(printf '%-10s %-8s %6s  %s' "$1" "skip" "-" "$2")")
+}
+
+# shellcheck disable=SC2317  # runs through `bash -c "$(declare -f versions); versions"`
+versions() {
+  echo "--- nvidia-smi"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,compute_cap --format=csv ||
+    echo "nvidia-smi failed"
+  nvidia-smi | head -n 4 | tail -n 2
+  echo "--- nvcc"
+  nvcc --version | tail -n 2 || echo "nvcc not found"
+  echo "--- cuDNN"
+  local h
+  h=$(find /usr/include /usr/local/cuda/include /usr/local/cuda/targets/*/include \
+      /usr/include/x86_64-linux-gnu /usr/local/lib/python3*/dist-packages/nvidia/cudnn/include \
+      /usr/lib/python3*/site-packages/nvidia/cudnn/include -maxdepth 1 -name cudnn_version.h \
+      2>/dev/null | head -n 1)
+  if [[ -n $h ]]; then
+    echo "$h: $(grep -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$h" | awk '{print $3}' | paste -sd.)"
+  else
+    echo "cudnn_version.h not found; PyTorch's cuDNN:"
+    python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' ||
+      echo "python3/torch not available"
+  fi
+  echo "--- compute-sanitizer"
+  echo "${SAN:-compute-sanitizer not found}"
+}
+
+# A build carried from another machine names its source folder by absolute path (CMakeCache,
+# CTestTestfile, the discovered test lists). If that folder does not exist here, point it at
+# this checkout so that ctest finds the test binary.
+fix_build_path() {
+  local src
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' build/CMakeCache.txt 2>/dev/null)
+  if [[ -n $src && $src != "$PWD" && ! -e $src ]]; then
+    mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src" &&
+      echo "linked $src -> $PWD (the carried build's source folder)"
+  fi
+}
+
+# shellcheck disable=SC2317  # runs through `bash -c`, like versions
+build_binary() {
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCONVNCF_BUILD_TESTS=OFF \
+    -DCONVNCF_BUILD_BENCH=OFF && cmake --build build -j "$(nproc)" --target convncf
+}
+
+SAN=$(command -v compute-sanitizer || true)
+[[ -z $SAN && -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ]] &&
+  SAN=/usr/local/cuda/compute-sanitizer/compute-sanitizer
+export SAN
+
+run_step versions 30 bash -c "$(declare -f versions); versions"
+
+if [[ -x build/convncf ]]; then
+  fix_build_path
+  skip_step build "using the carried build/"
+else
+  run_step build 300 bash -c "$(declare -f build_binary); build_binary"
+fi
+
+if [[ -x build/convncf_tests ]]; then
+  run_step ctest 150 ctest --test-dir build --output-on-failure --no-tests=error
+  if [[ -n $SAN ]]; then
+    run_step memcheck 120 "$SAN" --tool memcheck --error-exitcode 1 \
+      build/convncf_tests --gtest_filter='*Gpu*:OuterProductFwd.Kernel*'
+    run_step racecheck 90 "$SAN" --tool racecheck --error-exitcode 1 \
+      build/convncf_tests --gtest_filter='OuterProductFwd.Kernel2*'
+  else
+    skip_step memcheck "compute-sanitizer not found"
+    skip_step racecheck "compute-sanitizer not found"
+  fi
+else
+  skip_step ctest "no build/convncf_tests (carry ./build to run the tests)"
+  skip_step memcheck "no build/convncf_tests"
+  skip_step racecheck "no build/convncf_tests"
+fi
+
+if [[ -x build/convncf ]]; then
+  run_step smoke 90 build/convncf train --device=cpu --epochs=1 --quiet
+else
+  skip_step smoke "no build/convncf"
+  FAILED=1
+fi
+
+{
+  echo
+  echo "== gpu_check summary ($(($(date +%s) - T0)) s in all; logs in $LOGS)"
+  printf '%-10s %-8s %6s\n' step status seconds
+  printf '%s\n' "${SUMMARY[@]}"
+} | tee "$LOGS/summary.txt"
+exit "$FAILED"
