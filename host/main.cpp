@@ -8,6 +8,7 @@
 
 #include "convncf/config.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/gpu.hpp"
 #include "convncf/train.hpp"
 
 using namespace convncf;
@@ -17,6 +18,7 @@ namespace {
 const char* kUsage =
     "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n"
     "       convncf train --help     list every key with its defaults\n"
+    "       convncf gpu-selftest     run the CUDA kernels against their CPU twins (needs a GPU)\n"
     "       convncf --version\n"
     "\n"
     "Trains ConvNCF (outer-product neural collaborative filtering), MF-BPR or popularity on the\n"
@@ -57,8 +59,14 @@ int main(int argc, char** argv) {
       std::cout << "convncf 0.1.0\n";
       return kExitOk;
     }
+    if (cmd == "gpu-selftest") {
+      std::string report;
+      const bool ok = gpu_selftest(&report);
+      std::cout << cuda_device_summary() << "\n" << report << (ok ? "all kernels match\n" : "MISMATCH\n");
+      return ok ? kExitOk : kExitSoftware;
+    }
     if (cmd != "train")
-      throw_usage("unknown subcommand '" + cmd + "'; expected 'train' (see convncf --help)");
+      throw_usage("unknown subcommand '" + cmd + "'; expected 'train' or 'gpu-selftest' (see convncf --help)");
     std::vector<std::string> rest(args.begin() + 1, args.end());
     for (const std::string& a : rest)
       if (a == "--help" || a == "-h") {

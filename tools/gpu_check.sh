@@ -10,6 +10,7 @@
 #   ctest      all tests (GPU tests included), when build/convncf_tests exists
 #   memcheck   the GPU tests under compute-sanitizer --tool memcheck
 #   racecheck  the shared-memory kernels (outer product variant 2) under --tool racecheck
+#   selftest   build/convncf gpu-selftest (each kernel of the binary against its CPU twin)
 #   smoke      build/convncf train --device=cpu --epochs=1 --quiet
 # Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
 # the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
@@ -138,8 +139,10 @@ else
 fi
 
 if [[ -x build/convncf ]]; then
+  run_step selftest 60 build/convncf gpu-selftest
   run_step smoke 90 build/convncf train --device=cpu --epochs=1 --quiet
 else
+  skip_step selftest "no build/convncf"
   skip_step smoke "no build/convncf"
   FAILED=1
 fi

@@ -16,3 +16,12 @@ bool cuda_device_available(std::string* reason);
 std::string cuda_device_summary();
 
 }  // namespace convncf
+
+namespace convncf {
+
+// `convncf gpu-selftest`: runs each outer-product kernel variant on random inputs and compares
+// every element with the CPU twin (bit-exact: one multiply). Returns true when all match; the
+// report says what ran. Throws Error(kExitUnavailable) when no device is usable.
+bool gpu_selftest(std::string* report);
+
+}  // namespace convncf
