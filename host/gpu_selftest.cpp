@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "convncf/cuda_check.hpp"
+#include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/outer_product.hpp"
@@ -34,32 +35,18 @@ bool gpu_selftest(std::string* report) {
       }
       std::vector<float> ref(size_t(B) * E * E), got(ref.size());
       outer_product_fwd_cpu(B, E, u.data(), it.data(), P.data(), Q.data(), ref.data());
-      float *dP, *dQ, *dout;
-      int32_t *du, *di;
-      CUDA_CHECK(cudaMalloc(&dP, P.size() * 4));
-      CUDA_CHECK(cudaMalloc(&dQ, Q.size() * 4));
-      CUDA_CHECK(cudaMalloc(&du, u.size() * 4));
-      CUDA_CHECK(cudaMalloc(&di, it.size() * 4));
-      CUDA_CHECK(cudaMalloc(&dout, ref.size() * 4));
-      CUDA_CHECK(cudaMemcpy(dP, P.data(), P.size() * 4, cudaMemcpyHostToDevice));
-      CUDA_CHECK(cudaMemcpy(dQ, Q.data(), Q.size() * 4, cudaMemcpyHostToDevice));
-      CUDA_CHECK(cudaMemcpy(du, u.data(), u.size() * 4, cudaMemcpyHostToDevice));
-      CUDA_CHECK(cudaMemcpy(di, it.data(), it.size() * 4, cudaMemcpyHostToDevice));
+      DeviceBuffer<float> dP(P), dQ(Q), dout(ref.size());
+      DeviceBuffer<int32_t> du(u), di(it);
       for (int variant : {1, 2}) {
-        CUDA_CHECK(cudaMemset(dout, 0xff, ref.size() * 4));  // NaN poison
-        outer_product_fwd(B, E, du, di, dP, dQ, dout, nullptr, variant);
+        CUDA_CHECK(cudaMemset(dout.data(), 0xff, ref.size() * 4));  // NaN poison
+        outer_product_fwd(B, E, du.data(), di.data(), dP.data(), dQ.data(), dout.data(), nullptr, variant);
         CUDA_CHECK(cudaDeviceSynchronize());
-        CUDA_CHECK(cudaMemcpy(got.data(), dout, got.size() * 4, cudaMemcpyDeviceToHost));
+        got = dout.download();
         const bool same = std::memcmp(got.data(), ref.data(), ref.size() * 4) == 0;
         ok = ok && same;
         out += "outer_product_fwd variant " + std::to_string(variant) + " E=" + std::to_string(E) +
                " B=" + std::to_string(B) + ": " + (same ? "ok" : "MISMATCH") + "\n";
       }
-      CUDA_CHECK(cudaFree(dP));
-      CUDA_CHECK(cudaFree(dQ));
-      CUDA_CHECK(cudaFree(du));
-      CUDA_CHECK(cudaFree(di));
-      CUDA_CHECK(cudaFree(dout));
     }
   }
   if (report) *report = out;

@@ -185,3 +185,20 @@ TEST(Cli, SameSeedSameRun) {
   EXPECT_EQ(losses(a), losses(b));
   EXPECT_NE(losses(a), losses(c));
 }
+
+TEST(Cli, PaperPresetRunsWarmupThenAdagrad) {
+  // The paper preset end to end on a small tower: a warm-up epoch (Adagrad 0.01, no
+  // regularization), then the two Adagrad optimizers on the squared-norm loss, batch 512 with the
+  // last partial batch dropped.
+  const std::string out = fresh_dir("paper");
+  const Result r = run(std::string("train --preset=paper --epochs=2 --cnn_channels=[1,4,4] ") +
+                       "--cnn_kernels=[8,8] --cnn_strides=[8,8] --eval_mode=uni99 --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("epoch 1/2 (warm-up)"), std::string::npos) << r.out;
+  const std::string cfg = read_file(out + "/config.yaml");
+  EXPECT_NE(cfg.find("learner: adagrad"), std::string::npos) << cfg;
+  EXPECT_NE(cfg.find("reg_type: squared"), std::string::npos) << cfg;
+  const std::string m = read_file(out + "/metrics.jsonl");
+  EXPECT_GT(json_number(m, "epoch", "loss"), 0.0);
+  EXPECT_GE(json_number(m, "test", "best_epoch"), 1.0);
+}

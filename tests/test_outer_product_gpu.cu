@@ -15,39 +15,13 @@
 #include <vector>
 
 #include "convncf/cuda_check.hpp"
+#include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/rng.hpp"
 
 namespace {
-
-// Move-only device allocation for the test (the project's DeviceBuffer may differ; this file
-// keeps its own so that it depends on nothing but the runtime).
-template <typename T>
-class TestBuffer {
- public:
-  explicit TestBuffer(size_t n) {
-    if (n > 0) CUDA_CHECK(cudaMalloc(&m_ptr, n * sizeof(T)));
-  }
-  TestBuffer(const TestBuffer&) = delete;
-  TestBuffer& operator=(const TestBuffer&) = delete;
-  ~TestBuffer() {
-    if (m_ptr) CUDA_CHECK_NOTHROW(cudaFree(m_ptr));
-  }
-  T* data() const { return m_ptr; }
-  void upload(const std::vector<T>& v) {
-    CUDA_CHECK(cudaMemcpy(m_ptr, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download(const T* from, size_t n) const {
-    std::vector<T> v(n);
-    CUDA_CHECK(cudaMemcpy(v.data(), from, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return v;
-  }
-
- private:
-  T* m_ptr = nullptr;
-};
 
 struct Size {
   int64_t B;
@@ -89,8 +63,8 @@ void check_variant(int variant, Size s, uint64_t seed, int64_t out_offset = 0) {
   ASSERT_TRUE(std::any_of(ref.begin(), ref.end(), [](float x) { return x != 0.0f; }))
       << "reference output is all zero: the test would pass on nothing";
 
-  TestBuffer<int32_t> d_user(s.B), d_item(s.B);
-  TestBuffer<float> d_P(P.size()), d_Q(Q.size()), d_out(n + out_offset);
+  convncf::DeviceBuffer<int32_t> d_user(s.B), d_item(s.B);
+  convncf::DeviceBuffer<float> d_P(P.size()), d_Q(Q.size()), d_out(n + out_offset);
   d_user.upload(user);
   d_item.upload(item);
   d_P.upload(P);

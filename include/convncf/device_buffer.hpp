@@ -1,0 +1,54 @@
+// device_buffer.hpp: DeviceBuffer<T>, one move-only device allocation of n elements with copies to
+// and from std::vector (tiny-cuda-nn's GPUMemory, CUTLASS's DeviceAllocation). The destructor
+// only logs a failed free; everything else throws through CUDA_CHECK.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "convncf/cuda_check.hpp"
+
+namespace convncf {
+
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t n) : m_size(n) {
+    if (n > 0) CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_ptr), n * sizeof(T)));
+  }
+  explicit DeviceBuffer(const std::vector<T>& v) : DeviceBuffer(v.size()) { upload(v); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : m_ptr(std::exchange(o.m_ptr, nullptr)), m_size(std::exchange(o.m_size, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(m_ptr, o.m_ptr);
+    std::swap(m_size, o.m_size);
+    return *this;
+  }
+  ~DeviceBuffer() {
+    if (m_ptr) CUDA_CHECK_NOTHROW(cudaFree(m_ptr));
+  }
+  T* data() const { return m_ptr; }
+  size_t size() const { return m_size; }
+  void upload(const std::vector<T>& v) {
+    if (!v.empty())
+      CUDA_CHECK(cudaMemcpy(m_ptr, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  // n elements starting at `from` (a pointer into this buffer), copied to the host.
+  std::vector<T> download(const T* from, size_t n) const {
+    std::vector<T> v(n);
+    if (n) CUDA_CHECK(cudaMemcpy(v.data(), from, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return v;
+  }
+  std::vector<T> download() const { return download(m_ptr, m_size); }
+
+ private:
+  T* m_ptr = nullptr;
+  size_t m_size = 0;
+};
+
+}  // namespace convncf
