@@ -32,24 +32,17 @@ int main(int argc, char** argv) {
   const int32_t n_users = 943, n_items = 1682;
   struct Case { const char* name; ModelKind model; Config cfg; std::vector<int64_t> batches; };
   std::vector<Case> cases;
-  {
-    Config r;  // recbole defaults
-    cases.push_back({"recbole", ModelKind::ConvNCF, r, {512, 2048}});
-    Config p;
-    p.cnn_channels = {1, 32, 32, 32, 32, 32, 32};
-    p.cnn_kernels = p.cnn_strides = {2, 2, 2, 2, 2, 2};
-    p.dropout_prob = 0;
-    p.init = InitKind::Paper;
-    p.reg_type = RegType::Squared;
-    p.reg_weights = {0.01, 10, 1};
-    p.learner = Learner::Adagrad;
-    p.learning_rate = 0.05;
-    cases.push_back({"paper", ModelKind::ConvNCF, p, {512}});
-    Config m;
-    m.model = ModelKind::BPR;
-    m.reg_weights = {0.0};
-    cases.push_back({"mf-bpr", ModelKind::BPR, m, {512, 2048}});
-  }
+  // Each case's configuration comes from the preset table (host/config.cpp), as `train` gets it.
+  auto preset = [](Preset p, ModelKind m) {
+    Config c;
+    c.preset = p;
+    c.model = m;
+    c.apply_preset_defaults();
+    return c;
+  };
+  cases.push_back({"recbole", ModelKind::ConvNCF, preset(Preset::RecBole, ModelKind::ConvNCF), {512, 2048}});
+  cases.push_back({"paper", ModelKind::ConvNCF, preset(Preset::Paper, ModelKind::ConvNCF), {512}});
+  cases.push_back({"mf-bpr", ModelKind::BPR, preset(Preset::RecBole, ModelKind::BPR), {512, 2048}});
   for (const Case& c : cases) {
     TowerSpec tower;
     if (c.model == ModelKind::ConvNCF)
@@ -60,6 +53,8 @@ int main(int argc, char** argv) {
     OptimizerSpec os;
     os.learner = c.cfg.learner;
     os.lr = c.cfg.learning_rate;
+    os.adagrad_initial_accumulator = c.cfg.adagrad_initial_accumulator;
+    os.adagrad_eps = c.cfg.adagrad_eps;
     Optimizer<float> oP(os, int64_t(prm.P.size())), oQ(os, int64_t(prm.Q.size())), oN(os, int64_t(prm.net.size()));
     const RegSpec reg{c.cfg.reg_type, c.cfg.reg_weights, true};
     for (int64_t B : c.batches) {

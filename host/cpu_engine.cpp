@@ -377,6 +377,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
       for (auto& v : m_thread_dnet) std::fill(v.begin(), v.end(), T(0));
   }
   m_triple_loss.assign(size_t(B), 0.0);
+  m_triple_reg.assign(size_t(B), 0.0);
 
 #pragma omp parallel num_threads(m_threads)
   {
@@ -415,10 +416,9 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
         sn = b;
       }
       const T x = sp - sn;
-      double l = double(bpr_loss(x));
+      m_triple_loss[size_t(t)] = double(bpr_loss(x));
       if (row_l2 > 0)
-        l += row_l2 * (sum_squares(p, E) + sum_squares(qp, E) + sum_squares(qn, E));
-      m_triple_loss[size_t(t)] = l;
+        m_triple_reg[size_t(t)] = row_l2 * (sum_squares(p, E) + sum_squares(qp, E) + sum_squares(qn, E));
       if (!want_grads) continue;
       const T g = bpr_grad(x);
       T* dp = m_row_grads.data() + (t * 3 + 0) * E;
@@ -444,18 +444,10 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
     }
   }
 
-  LossParts out;
-  for (int64_t t = 0; t < B; ++t) out.bpr += m_triple_loss[size_t(t)];
-  if (row_l2 > 0) {  // keep the parts apart: bpr is the pure BPR sum
-    double r = 0;
-    for (int64_t t = 0; t < B; ++t) {
-      const T* p = prm.P.data() + int64_t(batch.user[t]) * E;
-      const T* qp = prm.Q.data() + int64_t(batch.pos[t]) * E;
-      const T* qn = prm.Q.data() + int64_t(batch.neg[t]) * E;
-      r += row_l2 * (sum_squares(p, E) + sum_squares(qp, E) + sum_squares(qn, E));
-    }
-    out.bpr -= r;
-    out.reg += r;
+  LossParts out;  // summed in triple order, whatever the thread count
+  for (int64_t t = 0; t < B; ++t) {
+    out.bpr += m_triple_loss[size_t(t)];
+    out.reg += m_triple_reg[size_t(t)];
   }
 
   // whole-table and network regularization
@@ -485,17 +477,16 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
   if (!want_grads) return out;
 
   // embedding gradients: zero last step's rows, then sum per-triple rows in triple order
-  auto reset = [&](std::vector<T>& table, std::vector<int32_t>& touched, int32_t n_rows) {
+  auto reset = [&](std::vector<T>& table, std::vector<int32_t>& touched) {
     if (m_all_rows) {
       std::fill(table.begin(), table.end(), T(0));
     } else {
       for (int32_t r : touched) std::fill_n(table.begin() + int64_t(r) * E, E, T(0));
     }
     touched.clear();
-    (void)n_rows;
   };
-  reset(m_grads.P, m_touched_users, m_n_users);
-  reset(m_grads.Q, m_touched_items, m_n_items);
+  reset(m_grads.P, m_touched_users);
+  reset(m_grads.Q, m_touched_items);
   for (int64_t t = 0; t < B; ++t) {
     const int32_t ids[3] = {batch.user[t], batch.pos[t], batch.neg[t]};
     for (int side = 0; side < 3; ++side) {

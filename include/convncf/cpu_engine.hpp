@@ -131,7 +131,8 @@ class CpuEngine {
   std::vector<std::vector<T>> m_thread_dnet;   // per thread, packed layout
   std::vector<PairWork<T>> m_work;             // 2 per thread
   std::vector<T> m_row_grads;                  // (B, 3, E): dp, dq_pos, dq_neg per triple
-  std::vector<double> m_triple_loss;           // (B,)
+  std::vector<double> m_triple_loss;           // (B,) BPR term per triple
+  std::vector<double> m_triple_reg;            // (B,) squared row-norm term per triple
   Gradients<T> m_grads;
   std::vector<int32_t> m_touched_users, m_touched_items;
   std::vector<uint8_t> m_mark_users, m_mark_items;
