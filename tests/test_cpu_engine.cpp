@@ -141,7 +141,6 @@ void run_grad_case(const GradCase& gc) {
       for (double x : sub_g) m = std::max(m, std::abs(x));
       EXPECT_GT(m, 0.0) << "bias gradient of a layer is all zero";
     }
-    std::vector<double> bias_idx;
     for (int64_t i = tower.out_w_offset; i < tower.n_params; ++i) {
       const double x0 = prm.net[size_t(i)];
       const double h = 1e-6;
