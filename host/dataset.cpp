@@ -1,6 +1,6 @@
 // dataset.cpp: everything declared in dataset.hpp: the id map, the built-in synthetic data, the
-// RecBole atomic .inter loader, the leave-one-out split, and the samplers for training negatives
-// and sampled evaluation.
+// splits (leave-one-out, ratio, from the files' roles, split files) and the training-negative
+// sampler. The file formats are in formats.cpp.
 // Test: tests/test_dataset.cpp (g++ ... host/dataset.cpp tests/test_dataset.cpp -lgtest
 // -lgtest_main, or ctest -R 'InterLoader|Synthetic|LeaveOneOut|Sampling|EvalCandidates').
 //
@@ -12,14 +12,17 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
 #include <numeric>
+#include <unordered_map>
 #include <utility>
 
 #include "convncf/errors.hpp"
+#include "convncf/formats.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
@@ -27,19 +30,29 @@ namespace convncf {
 // ---------------------------------------------------------------------------------------------
 // IdMap
 
+// C++17 unordered_map has no heterogeneous lookup, so a lookup copies the view into a key. The
+// key is one reused per-thread buffer: a hit allocates nothing, even for ids longer than the
+// small-string buffer (Yelp's 22-byte ids, hashes). The map's layout lives in dataset.hpp.
+namespace {
+const std::string& lookup_key(std::string_view raw) {
+  thread_local std::string key;
+  key.assign(raw.data(), raw.size());
+  return key;
+}
+}  // namespace
+
 int32_t IdMap::get_or_add(std::string_view raw) {
-  // C++17 unordered_map has no heterogeneous lookup; ids are short, so the key stays in SSO.
-  std::string key(raw);
+  const std::string& key = lookup_key(raw);
   const auto it = m_index.find(key);
   if (it != m_index.end()) return it->second;
   const int32_t index = static_cast<int32_t>(m_raw.size());
   m_index.emplace(key, index);
-  m_raw.push_back(std::move(key));
+  m_raw.push_back(key);
   return index;
 }
 
 int32_t IdMap::find(std::string_view raw) const {
-  const auto it = m_index.find(std::string(raw));
+  const auto it = m_index.find(lookup_key(raw));
   return it == m_index.end() ? -1 : it->second;
 }
 
@@ -181,281 +194,243 @@ Interactions make_synthetic(uint64_t seed, const SyntheticSpec& spec) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RecBole atomic .inter loader
+// Splits: each splitter assigns every row a role; build_split turns roles into the CSRs.
 
 namespace {
 
-// The offending text as it appears in a message: quoted, tabs and control bytes escaped, cut
-// at 200 bytes so that a binary file does not flood the terminal.
-std::string quoted(std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  constexpr size_t kMaxShown = 200;
-  std::string out = "\"";
-  for (char c : s.substr(0, kMaxShown)) {
-    const unsigned char b = static_cast<unsigned char>(c);
-    if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (b < 0x20 || b == 0x7f) {
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (s.size() > kMaxShown) out += "...";
-  out += '"';
-  return out;
-}
-
-bool is_known_type(std::string_view type) {
-  return type == "token" || type == "float" || type == "token_seq" || type == "float_seq";
-}
-
-// Reads one line into `line` without its '\n' or a trailing '\r' (CRLF files); false at the end.
-bool read_line(std::ifstream& in, std::string& line) {
-  if (!std::getline(in, line)) return false;
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return true;
-}
-
-// Keeps the first row of each (user, item) pair, as RecBole does. One sort of (pair, row) keys
-// after the pass rather than a hash set during it: a third of the load time on ML-100K went to
-// the set's probes and node allocations.
-void remove_duplicate_pairs(Interactions& data) {
+void check_rows(const Interactions& data, const char* who) {
   const size_t n_rows = data.user.size();
-  std::vector<std::pair<uint64_t, uint64_t>> key(n_rows);  // ((user << 32 | item), row)
-  for (size_t r = 0; r < n_rows; ++r)
-    key[r] = {uint64_t(uint32_t(data.user[r])) << 32 | uint32_t(data.item[r]), uint64_t{r}};
-  std::sort(key.begin(), key.end());
-  std::vector<uint8_t> drop(n_rows, 0);
-  for (size_t k = 1; k < n_rows; ++k)
-    if (key[k].first == key[k - 1].first) drop[key[k].second] = 1;  // a later row of the pair
-  size_t kept = 0;
+  if (data.item.size() != n_rows || data.time.size() != n_rows)
+    throw_internal(std::string(who) + ": user, item and time columns differ in length");
   for (size_t r = 0; r < n_rows; ++r) {
-    if (drop[r]) continue;
-    data.user[kept] = data.user[r];
-    data.item[kept] = data.item[r];
-    data.time[kept] = data.time[r];
-    ++kept;
+    const int32_t u = data.user[r], i = data.item[r];
+    if (u < 0 || u >= data.n_users() || i < 0 || i >= data.n_items())
+      throw_internal(std::string(who) + ": row " + std::to_string(r) + " has user " +
+                     std::to_string(u) + ", item " + std::to_string(i) + " outside the id maps");
   }
-  data.duplicates_removed = static_cast<int64_t>(n_rows - kept);
-  data.user.resize(kept);
-  data.item.resize(kept);
-  data.time.resize(kept);
+}
+
+// Row indices grouped by user (counting sort, file order kept within a user); start has
+// n_users + 1 entries. With by_time, each user's rows are then stably sorted by time, so ties
+// stay in file order (the later line is the later interaction).
+std::vector<int64_t> rows_by_user(const Interactions& data, bool by_time, std::vector<int64_t>& start) {
+  const size_t n_rows = data.user.size(), n_u = static_cast<size_t>(data.n_users());
+  start.assign(n_u + 1, 0);
+  for (size_t r = 0; r < n_rows; ++r) ++start[static_cast<size_t>(data.user[r]) + 1];
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  std::vector<int64_t> order(n_rows);
+  std::vector<int64_t> next(start.begin(), start.end() - 1);
+  for (size_t r = 0; r < n_rows; ++r)
+    order[static_cast<size_t>(next[static_cast<size_t>(data.user[r])]++)] = int64_t(r);
+  if (by_time)
+    for (size_t u = 0; u < n_u; ++u)
+      std::stable_sort(order.begin() + start[u], order.begin() + start[u + 1],
+                       [&data](int64_t a, int64_t b) {
+                         return data.time[static_cast<size_t>(a)] < data.time[static_cast<size_t>(b)];
+                       });
+  return order;
+}
+
+// CSR of the rows with role `want` (or every row when want < 0), sorted and unique per user.
+Csr csr_of(const Interactions& data, const std::vector<uint8_t>& role, int want) {
+  const size_t n_u = static_cast<size_t>(data.n_users());
+  Csr c;
+  c.offsets.assign(n_u + 1, 0);
+  for (size_t r = 0; r < data.user.size(); ++r)
+    if (want < 0 || role[r] == want) ++c.offsets[static_cast<size_t>(data.user[r]) + 1];
+  std::partial_sum(c.offsets.begin(), c.offsets.end(), c.offsets.begin());
+  c.items.resize(static_cast<size_t>(c.offsets.back()));
+  std::vector<int64_t> next(c.offsets.begin(), c.offsets.end() - 1);
+  for (size_t r = 0; r < data.user.size(); ++r)
+    if (want < 0 || role[r] == want)
+      c.items[static_cast<size_t>(next[static_cast<size_t>(data.user[r])]++)] = data.item[r];
+  // Sort and drop repeats (rm_dup_inter: keep leaves repeated pairs); the samplers need
+  // strictly increasing rows.
+  int64_t w = 0;
+  for (size_t u = 0; u < n_u; ++u) {
+    const auto b = c.items.begin() + c.offsets[u], e = c.items.begin() + c.offsets[u + 1];
+    std::sort(b, e);
+    const auto last = std::unique(b, e);
+    c.offsets[u] = w;
+    for (auto it = b; it != last; ++it) c.items[static_cast<size_t>(w++)] = *it;
+  }
+  c.offsets[n_u] = w;
+  c.items.resize(static_cast<size_t>(w));
+  return c;
+}
+
+Split build_split(const Interactions& data, const std::vector<uint8_t>& role, std::string method) {
+  Split split;
+  split.n_users = data.n_users();
+  split.n_items = data.n_items();
+  split.method = std::move(method);
+  split.train = csr_of(data, role, kRoleTrain);
+  split.valid = csr_of(data, role, kRoleValid);
+  split.test = csr_of(data, role, kRoleTest);
+  split.all = csr_of(data, role, -1);
+  // Training positives in a fixed order: user by user, then by item id. Repeated pairs (kept
+  // by rm_dup_inter: keep) stay repeated here, as RecBole trains on each interaction.
+  std::vector<int64_t> start;
+  const std::vector<int64_t> order = rows_by_user(data, false, start);
+  std::vector<std::pair<int32_t, int32_t>> pos;
+  for (int64_t r : order)
+    if (role[static_cast<size_t>(r)] == kRoleTrain)
+      pos.emplace_back(data.user[static_cast<size_t>(r)], data.item[static_cast<size_t>(r)]);
+  std::stable_sort(pos.begin(), pos.end());
+  split.train_user.reserve(pos.size());
+  split.train_item.reserve(pos.size());
+  split.item_train_count.assign(static_cast<size_t>(split.n_items), 0);
+  for (const auto& [u, i] : pos) {
+    split.train_user.push_back(u);
+    split.train_item.push_back(i);
+    ++split.item_train_count[static_cast<size_t>(i)];
+  }
+  return split;
 }
 
 }  // namespace
 
-Interactions load_inter_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_no_input("cannot open " + path + ": " + std::strerror(errno));
-  const auto fail = [&path](int64_t line_no, const std::string& what) {
-    throw_data(path + ":" + std::to_string(line_no) + ": " + what);
-  };
-
-  // Header: the first non-empty line; a UTF-8 byte-order mark is dropped from line 1.
-  std::string line;
-  line.reserve(256);
-  int64_t line_no = 0;
-  bool have_header = false;
-  while (!have_header) {
-    if (!read_line(in, line)) {
-      if (in.bad()) throw_no_input("cannot read " + path + ": " + std::strerror(errno));
-      fail(std::max<int64_t>(line_no, 1),
-           "empty file: expected a header line of tab-separated name:type fields (e.g. "
-           "\"user_id:token\\titem_id:token\\ttimestamp:float\"), found end of file");
-    }
-    ++line_no;
-    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
-    have_header = !line.empty();
+Split leave_one_out(const Interactions& data, bool with_valid) {
+  check_rows(data, "leave_one_out");
+  std::vector<int64_t> start;
+  const std::vector<int64_t> order = rows_by_user(data, true, start);
+  std::vector<uint8_t> role(data.user.size(), kRoleTrain);
+  for (size_t u = 0; u + 1 < start.size(); ++u) {
+    const int64_t n = start[u + 1] - start[u];
+    if (n >= 2) role[static_cast<size_t>(order[static_cast<size_t>(start[u + 1] - 1)])] = kRoleTest;
+    if (n >= 3 && with_valid) role[static_cast<size_t>(order[static_cast<size_t>(start[u + 1] - 2)])] = kRoleValid;
   }
-  const int64_t header_line = line_no;
-  const std::string header = line;
-
-  std::vector<std::string> names, types;
-  for (size_t begin = 0;;) {
-    const size_t end = std::min(header.find('\t', begin), header.size());
-    const std::string_view field = std::string_view(header).substr(begin, end - begin);
-    const size_t colon = field.find(':');
-    if (colon == std::string_view::npos || colon == 0)
-      fail(header_line, "header field " + quoted(field) +
-                            " is not name:type: expected e.g. \"user_id:token\" (types: token, "
-                            "float, token_seq, float_seq) in header " +
-                            quoted(header));
-    const std::string_view type = field.substr(colon + 1);
-    if (!is_known_type(type))
-      fail(header_line, "header field " + quoted(field) + " has unknown type " + quoted(type) +
-                            ": expected token, float, token_seq or float_seq");
-    names.emplace_back(field.substr(0, colon));
-    types.emplace_back(type);
-    if (end == header.size()) break;
-    begin = end + 1;
-  }
-  const auto field_index = [&names](std::initializer_list<const char*> candidates) {
-    for (const char* c : candidates)
-      for (size_t i = 0; i < names.size(); ++i)
-        if (names[i] == c) return static_cast<int64_t>(i);
-    return int64_t{-1};
-  };
-  const int64_t user_field = field_index({"user_id", "user"});
-  const int64_t item_field = field_index({"item_id", "item"});
-  const int64_t time_field = field_index({"timestamp"});
-  if (user_field < 0)
-    fail(header_line,
-         "header has no user field: expected user_id:token (or user:token) in " + quoted(header));
-  if (item_field < 0)
-    fail(header_line,
-         "header has no item field: expected item_id:token (or item:token) in " + quoted(header));
-  const auto require_type = [&](int64_t f, const char* type) {
-    const size_t i = static_cast<size_t>(f);
-    if (types[i] != type)
-      fail(header_line, "header field " + quoted(names[i] + ":" + types[i]) + " must have type " +
-                            type + ": expected " + quoted(names[i] + ":" + type));
-  };
-  require_type(user_field, "token");
-  require_type(item_field, "token");
-  if (time_field >= 0) require_type(time_field, "float");
-
-  std::string expected_fields;  // "user_id:token, item_id:token, ..." for the column-count error
-  for (size_t i = 0; i < names.size(); ++i)
-    expected_fields += (i ? ", " : "") + names[i] + ":" + types[i];
-  const int64_t n_fields = static_cast<int64_t>(names.size());
-
-  Interactions data;
-  data.name = path.substr(path.find_last_of('/') + 1);  // npos + 1 == 0: the whole path
-  // One pass, one reused line buffer; fields are views into it, found by one scan per line.
-  while (read_line(in, line)) {
-    ++line_no;
-    if (line.empty()) continue;
-    if (std::memchr(line.data(), '\0', line.size()) != nullptr)
-      fail(line_no,
-           "NUL byte in " + quoted(line) + ": expected tab-separated text (is the file UTF-16?)");
-    std::string_view user_raw, item_raw, time_raw;
-    int64_t n_found = 0;
-    for (size_t begin = 0;; ++n_found) {
-      const size_t end = std::min(line.find('\t', begin), line.size());
-      const std::string_view field = std::string_view(line).substr(begin, end - begin);
-      if (n_found == user_field) user_raw = field;
-      if (n_found == item_field) item_raw = field;
-      if (n_found == time_field) time_raw = field;
-      if (end == line.size()) break;
-      begin = end + 1;
-    }
-    ++n_found;
-    if (n_found != n_fields)
-      fail(line_no, "expected " + std::to_string(n_fields) + " tab-separated fields (" +
-                        expected_fields + "), found " + std::to_string(n_found) + ": " +
-                        quoted(line));
-    if (user_raw.empty())
-      fail(line_no, "empty " + names[size_t(user_field)] + ": expected a token in " + quoted(line));
-    if (item_raw.empty())
-      fail(line_no, "empty " + names[size_t(item_field)] + ": expected a token in " + quoted(line));
-    double time = 0.0;  // without a timestamp field: the row's index, set after deduplication
-    if (time_field >= 0) {
-      // strtod stops at the tab or the string's NUL; the whole field must be the number, with
-      // no leading blank (strtod would skip it, and even run on into the next field).
-      char* end = nullptr;
-      const char* begin = time_raw.data();
-      if (!time_raw.empty() && !std::isspace(static_cast<unsigned char>(*begin)))
-        time = std::strtod(begin, &end);
-      if (end != begin + time_raw.size() || time_raw.empty() || !std::isfinite(time))
-        fail(line_no, "expected a number (finite) for " + names[size_t(time_field)] +
-                          ":float, found " + quoted(time_raw) + " in " + quoted(line));
-    }
-    data.user.push_back(data.users.get_or_add(user_raw));
-    data.item.push_back(data.items.get_or_add(item_raw));
-    data.time.push_back(time);
-  }
-  if (in.bad()) throw_no_input("cannot read " + path + ": " + std::strerror(errno));
-  if (data.user.empty())
-    fail(line_no, "no interactions: expected at least one line after the header " + quoted(header) +
-                      ", found end of file");
-  remove_duplicate_pairs(data);
-  // No timestamp field: file order is the time order, so a kept row's index is its time.
-  if (time_field < 0) std::iota(data.time.begin(), data.time.end(), 0.0);
-  return data;
+  return build_split(data, role, with_valid ? "leave-one-out" : "leave-one-out, test only");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Leave-one-out split
-
-Split leave_one_out(const Interactions& data) {
-  const int32_t n_users = data.n_users(), n_items = data.n_items();
-  const size_t n_rows = data.user.size();
-  if (data.item.size() != n_rows || data.time.size() != n_rows)
-    throw_internal("leave_one_out: user, item and time columns differ in length");
-  const size_t n_u = static_cast<size_t>(n_users);
-
-  // Rows grouped by user with a counting sort, which keeps file order within a user; then a
-  // stable sort by time, so ties stay in file order (the later line is the later interaction).
-  std::vector<int64_t> start(n_u + 1, 0);
-  for (size_t r = 0; r < n_rows; ++r) {
-    const int32_t u = data.user[r], i = data.item[r];
-    if (u < 0 || u >= n_users || i < 0 || i >= n_items)
-      throw_internal("leave_one_out: row " + std::to_string(r) + " has user " + std::to_string(u) +
-                     ", item " + std::to_string(i) + " outside the id maps");
-    ++start[static_cast<size_t>(u) + 1];
+// RecBole's split_by_ratio with group_by user (sizes as in _calcu_split_ids below). RecBole
+// shuffles with PyTorch's generator, so a seed here does not pick RecBole's exact split.
+Split ratio_split(const Interactions& data, const std::vector<double>& ratios, SplitOrder order_kind,
+                  uint64_t seed) {
+  check_rows(data, "ratio_split");
+  if (ratios.size() < 2 || ratios.size() > 3)
+    throw_usage("eval_args split RS needs 2 or 3 ratios like [0.8, 0.1, 0.1]");
+  double total = 0;
+  for (double r : ratios) {
+    if (!(r >= 0) || !std::isfinite(r)) throw_usage("eval_args split RS: ratios must be numbers >= 0");
+    total += r;
   }
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<int64_t> order(n_rows);
+  if (!(total > 0)) throw_usage("eval_args split RS: the ratios sum to 0");
+  std::vector<int64_t> start;
+  std::vector<int64_t> order = rows_by_user(data, order_kind == SplitOrder::Time, start);
+  std::vector<uint8_t> role(data.user.size(), kRoleTrain);
+  const uint8_t part_role[3] = {kRoleTrain, uint8_t(ratios.size() == 3 ? kRoleValid : kRoleTest),
+                                kRoleTest};
+  for (size_t u = 0; u + 1 < start.size(); ++u) {
+    const auto b = order.begin() + start[u];
+    const int64_t n = start[u + 1] - start[u];
+    if (order_kind == SplitOrder::Random) {  // Fisher-Yates on the user's own stream
+      for (int64_t i = n - 1; i > 0; --i) {
+        const uint64_t bits = rng_hash(seed, kStreamSplit, (uint64_t(u) << 32) | uint64_t(i));
+        std::swap(b[i], b[uniform_index(bits, static_cast<uint32_t>(i + 1))]);
+      }
+    }
+    // RecBole's _calcu_split_ids: floor shares, the rest to training; then, from the last part
+    // back, a part whose share is in (0, 1) takes one interaction from training while training
+    // keeps more than one.
+    const size_t P = ratios.size();
+    std::vector<int64_t> size(P);
+    size[0] = n;
+    for (size_t k = 1; k < P; ++k) {
+      size[k] = static_cast<int64_t>(std::floor(ratios[k] / total * double(n)));
+      size[0] -= size[k];
+    }
+    for (size_t k = P - 1; k >= 1; --k) {
+      if (size[0] <= 1) break;
+      const double share = ratios[k] / total * double(n);
+      if (share > 0 && share < 1) {
+        ++size[k];
+        --size[0];
+      }
+    }
+    int64_t at = 0;
+    for (size_t k = 0; k < ratios.size(); ++k)
+      for (int64_t j = 0; j < size[k]; ++j) role[static_cast<size_t>(b[at++])] = part_role[k];
+  }
+  char buf[96];
+  std::string shares;
+  for (double r : ratios) {
+    std::snprintf(buf, sizeof buf, "%s%g", shares.empty() ? "" : "/", r / total);
+    shares += buf;
+  }
+  return build_split(data, role, "ratio " + shares + (order_kind == SplitOrder::Random ? " RO" : " TO"));
+}
+
+Split split_from_roles(const Interactions& data, const std::vector<uint8_t>& role) {
+  check_rows(data, "split_from_roles");
+  if (role.size() != data.user.size()) throw_internal("split_from_roles: one role per row expected");
+  for (uint8_t r : role)
+    if (r > kRoleTest) throw_internal("split_from_roles: role out of range");
+  return build_split(data, role, "as the files give it");
+}
+
+void write_split(const std::string& path, const Interactions& data, const Split& split) {
+  std::string text = "# convncf split: " + split.method + "\nuser\titem\tpart\n";
+  const char* names[3] = {"train", "valid", "test"};
+  const Csr* parts[3] = {&split.train, &split.valid, &split.test};
+  for (int32_t u = 0; u < split.n_users; ++u)
+    for (int k = 0; k < 3; ++k)
+      for (int64_t j = 0; j < parts[k]->degree(u); ++j)
+        text += data.users.raw(u) + "\t" + data.items.raw(parts[k]->row(u)[j]) + "\t" + names[k] + "\n";
+  const std::string tmp = path + ".tmp";
   {
-    std::vector<int64_t> next(start.begin(), start.end() - 1);
-    for (size_t r = 0; r < n_rows; ++r)
-      order[static_cast<size_t>(next[static_cast<size_t>(data.user[r])]++)] = int64_t(r);
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << text;
+    f.flush();
+    if (!f) throw_io("cannot write " + tmp + ": " + std::strerror(errno));
   }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw_io("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+}
 
-  Split split;
-  split.n_users = n_users;
-  split.n_items = n_items;
-  split.valid_item.assign(n_u, -1);
-  split.test_item.assign(n_u, -1);
-  split.item_train_count.assign(static_cast<size_t>(n_items), 0);
-  split.all.offsets.assign(start.begin(), start.end());
-  split.all.items.resize(n_rows);
-  split.train.offsets.assign(n_u + 1, 0);
-  split.train.items.reserve(n_rows);
-  for (size_t u = 0; u < n_u; ++u) {
-    const auto begin = order.begin() + start[u], end = order.begin() + start[u + 1];
-    std::stable_sort(begin, end, [&data](int64_t a, int64_t b) {
-      return data.time[static_cast<size_t>(a)] < data.time[static_cast<size_t>(b)];
-    });
-    const int64_t n = end - begin;
-    const auto item_at = [&](int64_t k) { return data.item[static_cast<size_t>(begin[k])]; };
-    if (n >= 2) split.test_item[u] = item_at(n - 1);
-    if (n >= 3) split.valid_item[u] = item_at(n - 2);
-    const int64_t n_train = n >= 3 ? n - 2 : n >= 2 ? n - 1 : n;
-
-    int32_t* all_row = split.all.items.data() + start[u];
-    for (int64_t k = 0; k < n; ++k) all_row[k] = item_at(k);
-    const size_t train_begin = split.train.items.size();
-    split.train.items.insert(split.train.items.end(), all_row, all_row + n_train);
-    std::sort(all_row, all_row + n);
-    std::sort(split.train.items.begin() + static_cast<std::ptrdiff_t>(train_begin),
-              split.train.items.end());
-    // The samplers rely on strictly increasing rows; the loader and the generator never
-    // produce a repeated pair, but a hand-built Interactions might.
-    const int32_t* repeat = std::adjacent_find(all_row, all_row + n);
-    if (repeat != all_row + n)
-      throw_data("leave_one_out: user " + data.users.raw(int32_t(u)) + " has item " +
-                 data.items.raw(*repeat) + " more than once (expected distinct pairs)");
-    split.train.offsets[u + 1] = static_cast<int64_t>(split.train.items.size());
+Split read_split(const std::string& path, const Interactions& data) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_no_input("split file " + path + " does not exist or cannot be read");
+  // Each (user, item) of the data gets the role the file names; every data pair must be named.
+  std::unordered_map<uint64_t, uint8_t> part;
+  std::string line;
+  int64_t line_no = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (!header) {
+      if (line != "user\titem\tpart") throw_data(path + ":" + std::to_string(line_no) + ": expected the header 'user<TAB>item<TAB>part'");
+      header = true;
+      continue;
+    }
+    const size_t a = line.find('\t'), b = a == std::string::npos ? a : line.find('\t', a + 1);
+    if (b == std::string::npos || line.find('\t', b + 1) != std::string::npos)
+      throw_data(path + ":" + std::to_string(line_no) + ": expected 3 tab-separated columns, got " + shown_text(line));
+    const int32_t u = data.users.find(std::string_view(line).substr(0, a));
+    const int32_t i = data.items.find(std::string_view(line).substr(a + 1, b - a - 1));
+    const std::string name = line.substr(b + 1);
+    const uint8_t r = name == "train" ? kRoleTrain : name == "valid" ? kRoleValid
+                    : name == "test" ? kRoleTest : 255;
+    if (u < 0 || i < 0)
+      throw_data(path + ":" + std::to_string(line_no) + ": " + (u < 0 ? "user " : "item ") +
+                 shown_text(u < 0 ? line.substr(0, a) : line.substr(a + 1, b - a - 1)) +
+                 " is not in the dataset: the split was made for other data");
+    if (r == 255) throw_data(path + ":" + std::to_string(line_no) + ": expected train, valid or test, got " + shown_text(name));
+    part[uint64_t(uint32_t(u)) << 32 | uint32_t(i)] = r;
   }
-
-  // Training positives in a fixed order: user by user, then by item id (the train CSR).
-  const size_t n_train_total = split.train.items.size();
-  split.train_user.resize(n_train_total);
-  split.train_item = split.train.items;
-  for (size_t u = 0; u < n_u; ++u)
-    std::fill(split.train_user.begin() + split.train.offsets[u],
-              split.train_user.begin() + split.train.offsets[u + 1], static_cast<int32_t>(u));
-  for (int32_t i : split.train_item) ++split.item_train_count[static_cast<size_t>(i)];
-  return split;
+  if (!header) throw_data(path + ": empty split file");
+  std::vector<uint8_t> role(data.user.size());
+  for (size_t r = 0; r < data.user.size(); ++r) {
+    const auto it = part.find(uint64_t(uint32_t(data.user[r])) << 32 | uint32_t(data.item[r]));
+    if (it == part.end())
+      throw_data(path + ": the interaction (" + data.users.raw(data.user[r]) + ", " + data.items.raw(data.item[r]) +
+                 ") is not in the split: the split was made for other data");
+    role[r] = it->second;
+  }
+  Split s = build_split(data, role, "read from " + path);
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,46 +439,6 @@ Split leave_one_out(const Interactions& data) {
 int32_t sample_negative(const int32_t* sorted, int64_t deg, int32_t n_items, uint64_t bits) {
   const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));
   return nth_absent_item(sorted, deg, r);
-}
-
-EvalCandidates sample_eval_candidates(const Split& split, const std::vector<int32_t>& held_out,
-                                      int32_t n, uint64_t seed, uint64_t stream) {
-  if (held_out.size() != static_cast<size_t>(split.n_users) || n < 0)
-    throw_internal("sample_eval_candidates: held_out has " + std::to_string(held_out.size()) +
-                   " entries for " + std::to_string(split.n_users) +
-                   " users, n = " + std::to_string(n));
-  EvalCandidates out;
-  out.offsets.push_back(0);
-  // Floyd's algorithm picks m distinct ranks in [0, avail) with exactly m draws; `marked`
-  // (one flag per rank, cleared after each user) makes it O(m) even when m is close to avail.
-  std::vector<uint8_t> marked(static_cast<size_t>(split.n_items), 0);
-  std::vector<int64_t> ranks;
-  for (int32_t u = 0; u < split.n_users; ++u) {
-    if (held_out[static_cast<size_t>(u)] < 0) continue;
-    const int64_t deg = split.all.degree(u);
-    const int64_t avail = std::max<int64_t>(int64_t(split.n_items) - deg, 0);
-    const int64_t m = std::min<int64_t>(n, avail);
-    ranks.clear();
-    for (int64_t j = avail - m; j < avail; ++j) {
-      // Counter = (user, draw index): a user's candidates do not depend on any other user.
-      const uint64_t draw = static_cast<uint64_t>(j - (avail - m));
-      const uint64_t bits = rng_hash(seed, stream, uint64_t(uint32_t(u)) << 32 | draw);
-      const int64_t t = uniform_index(bits, static_cast<uint32_t>(j + 1));
-      const int64_t pick = marked[static_cast<size_t>(t)] ? j : t;
-      marked[static_cast<size_t>(pick)] = 1;
-      ranks.push_back(pick);
-    }
-    std::sort(ranks.begin(), ranks.end());
-    out.user.push_back(u);
-    out.positive.push_back(held_out[static_cast<size_t>(u)]);
-    // Increasing ranks map to increasing items, so the negatives come out sorted.
-    for (int64_t r : ranks) {
-      marked[static_cast<size_t>(r)] = 0;
-      out.negatives.push_back(nth_absent_item(split.all.row(u), deg, r));
-    }
-    out.offsets.push_back(static_cast<int64_t>(out.negatives.size()));
-  }
-  return out;
 }
 
 }  // namespace convncf

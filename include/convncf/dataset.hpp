@@ -1,5 +1,5 @@
-// dataset.hpp: interactions, id maps, the built-in synthetic data, the .inter loader,
-// the leave-one-out split, and the samplers for training and sampled evaluation.
+// dataset.hpp: interactions, id maps, the built-in synthetic data, the splits and the
+// training-negative sampler. File formats: formats.hpp; evaluation candidates: evaluate.hpp.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,6 +30,7 @@ struct Interactions {
   std::vector<int32_t> user;  // (N,)
   std::vector<int32_t> item;  // (N,)
   std::vector<double> time;   // (N,)  timestamps; file order when the source has none
+  std::vector<float> rating;  // (N,) or empty when the source has no rating column
   IdMap users, items;
   std::string name;           // "synthetic" or the file name
   int64_t duplicates_removed = 0;
@@ -50,11 +51,6 @@ struct SyntheticSpec {
 };
 Interactions make_synthetic(uint64_t seed, const SyntheticSpec& spec = {});
 
-// RecBole atomic .inter file: tab-separated, header of `name:type` fields. The user field is
-// the first of user_id/user, the item field item_id/item, time timestamp (optional). Throws
-// Error(kExitData) naming file, line and what was expected; kExitNoInput when missing.
-// Duplicate (user, item) pairs keep the first occurrence (counted in duplicates_removed).
-Interactions load_inter_file(const std::string& path);
 
 // Sorted item lists per user (CSR).
 struct Csr {
@@ -66,20 +62,40 @@ struct Csr {
   bool contains(int32_t u, int32_t item) const;
 };
 
-// Leave-one-out on the latest timestamp, ties broken by file order (the later line is later).
-// >= 3 interactions: latest = test, second latest = valid, the rest train.
-// 2: latest = test, other train, no valid. 1: train only.
+// A split of the interactions into training, validation and test items per user. Every
+// splitter below returns one; they differ only in which interaction goes where.
 struct Split {
   int32_t n_users = 0, n_items = 0;
   Csr train;                        // training items per user
+  Csr valid;                        // validation items per user (rows may be empty)
+  Csr test;                         // test items per user (rows may be empty)
   Csr all;                          // every interaction per user (train + valid + test)
   std::vector<int32_t> train_user;  // (T,) training positives in a fixed order
   std::vector<int32_t> train_item;  // (T,)
-  std::vector<int32_t> valid_item;  // (n_users,) -1 where the user has none
-  std::vector<int32_t> test_item;   // (n_users,) -1 where the user has none
   std::vector<int64_t> item_train_count;  // (n_items,) popularity in the training set
+  std::string method;               // "leave-one-out", "ratio 0.8/0.1/0.1 RO", "files", ...
 };
-Split leave_one_out(const Interactions& data);
+
+// Leave-one-out on the latest timestamp, ties broken by file order (the later line is later).
+// >= 3 interactions: latest = test, second latest = valid, the rest train.
+// 2: latest = test, other train, no valid. 1: train only. Without valid (RecBole's LS
+// test_only): latest = test for >= 2, the rest train.
+Split leave_one_out(const Interactions& data, bool with_valid = true);
+
+// RecBole's ratio split grouped by user (eval_args split RS): each user's interactions in
+// random order (RO, seeded) or by time (TO, ties by file order) are cut by `ratios` (2 or 3
+// numbers, normalized) with RecBole's rounding; the last part is test.
+enum class SplitOrder { Random, Time };
+Split ratio_split(const Interactions& data, const std::vector<double>& ratios, SplitOrder order,
+                  uint64_t seed);
+
+// The split the files give (ncf, ngcf): role[k] is kRoleTrain/kRoleValid/kRoleTest (formats.hpp).
+Split split_from_roles(const Interactions& data, const std::vector<uint8_t>& role);
+
+// A split written as text (one `user<TAB>item<TAB>train|valid|test` line per interaction, raw
+// ids) and read back: read_split refuses (kExitData) a file that names an unknown id.
+void write_split(const std::string& path, const Interactions& data, const Split& split);
+Split read_split(const std::string& path, const Interactions& data);
 
 // The r-th item (0-based, ascending) that is NOT in the sorted list `sorted` (length deg),
 // for r in [0, n_items - deg). Shared by the CPU sampler and the CUDA sampler.
@@ -96,16 +112,5 @@ CONVNCF_HD int32_t nth_absent_item(const int32_t* sorted, int64_t deg, int64_t r
 // One training negative for a user, uniform over the items absent from `sorted`
 // (requires deg < n_items). `bits` is a random 64-bit draw.
 int32_t sample_negative(const int32_t* sorted, int64_t deg, int32_t n_items, uint64_t bits);
-
-// Evaluation negatives: for each user with a held-out item, `n` distinct items the user never
-// interacted with (split.all), fewer when fewer exist. Deterministic in (seed, stream).
-struct EvalCandidates {
-  std::vector<int32_t> user;       // (U',) users evaluated
-  std::vector<int32_t> positive;   // (U',) held-out item
-  std::vector<int64_t> offsets;    // (U'+1,) into negatives
-  std::vector<int32_t> negatives;  // sorted within each user
-};
-EvalCandidates sample_eval_candidates(const Split& split, const std::vector<int32_t>& held_out,
-                                      int32_t n, uint64_t seed, uint64_t stream);
 
 }  // namespace convncf

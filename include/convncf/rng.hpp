@@ -18,6 +18,7 @@ enum RngStream : uint64_t {
   kStreamEvalValid = 5,
   kStreamEvalTest = 6,
   kStreamSynthetic = 7,
+  kStreamSplit = 8,
 };
 
 CONVNCF_HD uint64_t splitmix64(uint64_t x) {
