@@ -6,8 +6,10 @@
 // Two tables drive everything, so help text, parsing, printing and defaults cannot drift apart:
 //   key_table()        one KeySpec per key: how to parse, print and copy it, and what it means;
 //   preset_defaults()  the defaults of a preset for a model (and the synthetic-data demo).
-// No YAML library: the files hold flat RecBole-style `key: value` settings, and a small reader
-// that rejects everything else with file:line is easier to trust than a dependency.
+// No YAML library: the files hold RecBole-style settings (`key: value`, lists, and the nested
+// maps RecBole uses: eval_args, load_col, val_interval, neg_sampling), and a small reader that
+// rejects everything else with file:line is easier to trust than a dependency. Nested maps are
+// flattened to dotted keys: `eval_args: {mode: full}` is the key eval_args.mode.
 #include "convncf/config.hpp"
 
 #include <sys/stat.h>
@@ -43,6 +45,7 @@ struct Value {
   std::string scalar;
   std::vector<std::string> items;
   std::string shown;  // as the user wrote it, for error messages
+  std::string sub;    // the rest of a dotted key under a key that takes one (eval_args.split.RS)
 };
 
 // One key=value from a file (line > 0) or the command line (file empty).
@@ -120,6 +123,11 @@ bool bool_of(const Value& v) {
   if (s == "true") return true;
   if (s == "false") return false;
   throw BadValue{"true or false"};
+}
+
+// A YAML null, also as written on the command line (~, null or nothing).
+bool nullish(const Value& v) {
+  return v.is_null || (!v.is_list && (v.scalar.empty() || v.scalar == "~" || lower(v.scalar) == "null"));
 }
 
 std::string string_of(const Value& v) {
@@ -212,6 +220,7 @@ std::string list_text(const std::vector<T>& v) {
 }
 std::string text_of(const std::vector<int>& v) { return list_text(v); }
 std::string text_of(const std::vector<double>& v) { return list_text(v); }
+std::string text_of(const std::vector<std::string>& v);
 
 // Whether a YAML reader would not read `s` back as this exact plain string.
 bool needs_quotes(const std::string& s) {
@@ -251,6 +260,7 @@ struct KeySpec {
   std::string name;
   std::string meaning;
   bool takes_raw_string;  // on the command line the value is taken verbatim (paths, names)
+  bool takes_sub = false; // the key is a map: NAME.SUB entries reach parse with Value::sub
   std::function<void(Config&, const Value&)> parse;
   std::function<std::string(const Config&)> print;
   std::function<void(Config&, const Config&)> copy;
@@ -263,6 +273,7 @@ KeySpec field(const char* name, T Config::*m, std::function<T(const Value&)> par
   return KeySpec{name,
                  meaning,
                  raw_string,
+                 false,
                  [m, parse](Config& c, const Value& v) { c.*m = parse(v); },
                  [m](const Config& c) { return text_of(c.*m); },
                  [m](Config& d, const Config& s) { d.*m = s.*m; }};
@@ -298,10 +309,87 @@ std::optional<int64_t> uni_negatives(const std::string& mode) {
   return x;
 }
 
-std::string parse_eval_mode(const Value& v) {
-  const std::string e = "uniN with N a positive integer, e.g. uni999 (full and popN are not supported)";
-  if (!uni_negatives(scalar_of(v, e))) throw BadValue{e};
-  return "uni" + std::to_string(*uni_negatives(v.scalar));  // normalized: lowercase, no leading zeros
+// An evaluation mode: full, uniN, popN (N a positive integer) or file; normalized.
+std::string mode_of(const std::string& text) {
+  const std::string e = "full, uniN, popN (N a positive integer, e.g. uni999) or file";
+  const std::string s = lower(text);
+  if (s == "full" || s == "file") return s;
+  const std::string kind = s.substr(0, 3);
+  if (kind != "uni" && kind != "pop") throw BadValue{e};
+  const auto n = uni_negatives("uni" + s.substr(3));
+  if (!n) throw BadValue{e};
+  return kind + std::to_string(*n);  // no leading zeros
+}
+
+// eval_args.mode: one mode for both, or {valid: MODE, test: MODE}.
+void parse_eval_mode(Config& c, const Value& v) {
+  if (v.sub.empty()) {
+    c.eval_mode_valid = c.eval_mode_test = mode_of(scalar_of(v, "a mode"));
+  } else if (v.sub == "valid") {
+    c.eval_mode_valid = mode_of(scalar_of(v, "a mode"));
+  } else if (v.sub == "test") {
+    c.eval_mode_test = mode_of(scalar_of(v, "a mode"));
+  } else {
+    throw BadValue{"full, uniN, popN or file, or a map {valid: MODE, test: MODE}"};
+  }
+  if (c.eval_mode_valid == "file") throw BadValue{"a mode other than file for validation (the .test.negative file holds test negatives only)"};
+}
+std::string print_eval_mode(const Config& c) {
+  if (c.eval_mode_valid == c.eval_mode_test) return c.eval_mode_test;
+  return "{valid: " + c.eval_mode_valid + ", test: " + c.eval_mode_test + "}";
+}
+
+// eval_args.split: {RS: [train, valid, test]} or {LS: valid_and_test | test_only}.
+void parse_split(Config& c, const Value& v) {
+  const std::string e = "{RS: [0.8, 0.1, 0.1]} or {LS: valid_and_test} (or LS: test_only)";
+  if (v.sub == "RS") {
+    std::vector<double> r = nonneg_double_list(v, "a list of 2 or 3 numbers >= 0 like [0.8, 0.1, 0.1]");
+    double sum = 0;
+    for (double x : r) sum += x;
+    if (r.size() < 2 || r.size() > 3 || !(sum > 0)) throw BadValue{"a list of 2 or 3 numbers >= 0 like [0.8, 0.1, 0.1], not all 0"};
+    c.split = "RS";
+    c.split_ratios = r;
+  } else if (v.sub == "LS") {
+    const std::string s = lower(scalar_of(v, e));
+    if (s != "valid_and_test" && s != "test_only") throw BadValue{"valid_and_test or test_only"};
+    c.split = "LS";
+    c.split_ls = s;
+  } else {
+    throw BadValue{e};
+  }
+}
+std::string print_split(const Config& c) {
+  return c.split == "RS" ? "{RS: " + text_of(c.split_ratios) + "}" : "{LS: " + c.split_ls + "}";
+}
+
+// RecBole's interval strings: "[a,b]", "(a,b)", "[a,inf)" ... on the number line.
+std::string interval_of(const Value& v) {
+  const std::string e = "an interval like \"[3,inf)\" or \"(0,5]\", or null";
+  if (nullish(v)) return "";
+  std::string s = scalar_of(v, e);
+  s.erase(std::remove(s.begin(), s.end(), ' '), s.end());
+  if (s.size() < 5 || (s[0] != '[' && s[0] != '(') || (s.back() != ']' && s.back() != ')')) throw BadValue{e};
+  const size_t comma = s.find(',');
+  if (comma == std::string::npos) throw BadValue{e};
+  auto bound = [&](const std::string& t) {
+    const std::string l = lower(t);
+    if (l == "inf" || l == "+inf" || l == "-inf") return;
+    if (!to_double(t)) throw BadValue{e};
+  };
+  bound(s.substr(1, comma - 1));
+  bound(s.substr(comma + 1, s.size() - comma - 2));
+  return s;
+}
+
+std::vector<std::string> string_list(const Value& v) {
+  if (v.is_null) return {};
+  if (!v.is_list) return {v.scalar};
+  return v.items;
+}
+std::string text_of(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + text_of(v[i]);
+  return s + "]";
 }
 
 std::string parse_valid_metric(const Value& v) {
@@ -402,10 +490,32 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<std::string>("pre_model_path", &Config::pre_model_path, string_of,
         "run folder of an MF-BPR training (model: BPR) for after_pretrain (RecBole: pre_model_path)", true));
     // evaluation
-    t.push_back(field<std::string>("eval_mode", &Config::eval_mode, parse_eval_mode,
-        "uniN: rank each held-out item among N sampled unseen items (RecBole: eval_args mode)"));
+    t.push_back(KeySpec{"eval_args.split",
+        "RS: ratio split per user [train, valid, test] | LS: leave-one-out (valid_and_test or test_only) "
+        "(RecBole: eval_args split)", false, true, parse_split, print_split,
+        [](Config& d, const Config& s) { d.split = s.split; d.split_ratios = s.split_ratios; d.split_ls = s.split_ls; }});
+    t.push_back(field<std::string>("eval_args.order", &Config::split_order,
+        [](const Value& v) {
+          const std::string u = scalar_of(v, "RO or TO");
+          if (u != "RO" && u != "TO" && u != "ro" && u != "to") throw BadValue{"RO (random) or TO (by time)"};
+          return std::string(u == "ro" ? "RO" : u == "to" ? "TO" : u);
+        },
+        "order before splitting: RO random (seeded), TO by time, ties in file order (RecBole: eval_args order)"));
+    t.push_back(field<std::string>("eval_args.group_by", &Config::group_by,
+        [](const Value& v) {
+          if (lower(scalar_of(v, "user")) != "user") throw BadValue{"user (splits are per user)"};
+          return std::string("user");
+        },
+        "splits are made per user (RecBole: eval_args group_by)"));
+    t.push_back(KeySpec{"eval_args.mode",
+        "full: rank every item, training items masked | uniN / popN: N sampled negatives per held-out item, "
+        "uniform or by popularity | file: the .test.negative file's; or {valid: MODE, test: MODE} "
+        "(RecBole: eval_args mode; eval_mode is a short name for it)", false, true, parse_eval_mode, print_eval_mode,
+        [](Config& d, const Config& s) { d.eval_mode_valid = s.eval_mode_valid; d.eval_mode_test = s.eval_mode_test; }});
+    t.push_back(field<std::string>("split_file", &Config::split_file, string_of,
+        "read the split from this file (a run's split.tsv) instead of making one", true));
     t.push_back(field<int64_t>("eval_batch_size", &Config::eval_batch_size, int64_positive(),
-        "(user, item) pairs scored per evaluation batch (RecBole: eval_batch_size)"));
+        "users per evaluation block x items scored at once is bounded by this many pairs (RecBole: eval_batch_size)"));
     t.push_back(field<int>("eval_step", &Config::eval_step, int_at_least(1),
         "validate every this many epochs (RecBole: eval_step); 1 on the built-in synthetic data"));
     t.push_back(field<int>("stopping_step", &Config::stopping_step, int_at_least(0),
@@ -416,9 +526,70 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<std::vector<int>>("topk", &Config::topk,
         [](const Value& v) { return int_list(v, true, 1, "an integer > 0 or a list of them like [5, 10, 20]"); },
         "cut-offs K of the reported metrics (RecBole: topk)"));
-    // data and run
+    t.push_back(field<std::vector<std::string>>("metrics", &Config::metrics,
+        [](const Value& v) {
+          std::vector<std::string> out;
+          for (const std::string& m : string_list(v)) {
+            const std::string l = lower(m);
+            if (l != "hit" && l != "recall" && l != "precision" && l != "ndcg" && l != "mrr" && l != "auc")
+              throw BadValue{"a list of Hit, Recall, Precision, NDCG, MRR, AUC"};
+            out.push_back(l);
+          }
+          if (out.empty()) throw BadValue{"a non-empty list of Hit, Recall, Precision, NDCG, MRR, AUC"};
+          return out;
+        },
+        "metrics printed at each evaluation (all are computed and written to metrics.jsonl) (RecBole: metrics)"));
+    // data
     t.push_back(field<std::string>("dataset", &Config::dataset, string_of,
-        "synthetic (built in), or a RecBole atomic .inter file or its folder (RecBole: dataset)", true));
+        "synthetic (built in), a data file or folder in any format of data_format, or a NAME under data_path "
+        "(RecBole: dataset)", true));
+    t.push_back(field<std::string>("data_path", &Config::data_path, string_of,
+        "where a dataset given by NAME is looked up: DATA_PATH/NAME/ (RecBole: data_path)", true));
+    t.push_back(field<std::string>("data_format", &Config::data_format,
+        [](const Value& v) {
+          return enum_of<std::string>(v, {{"auto", "auto"}, {"atomic", "atomic"}, {"ncf", "ncf"}, {"ngcf", "ngcf"},
+                                          {"ml100k", "ml100k"}, {"ml1m", "ml1m"}, {"mlcsv", "mlcsv"}, {"csv", "csv"}});
+        },
+        "format of dataset: auto (from the file names), atomic, ncf, ngcf, ml100k, ml1m, mlcsv, csv"));
+    t.push_back(field<std::string>("field_separator", &Config::field_separator, string_of,
+        "column separator; empty: the format's own (RecBole: field_separator)", true));
+    t.push_back(field<std::string>("USER_ID_FIELD", &Config::user_id_field, string_of, "user column (RecBole: USER_ID_FIELD)", true));
+    t.push_back(field<std::string>("ITEM_ID_FIELD", &Config::item_id_field, string_of, "item column (RecBole: ITEM_ID_FIELD)", true));
+    t.push_back(field<std::string>("RATING_FIELD", &Config::rating_field, string_of, "rating column (RecBole: RATING_FIELD)", true));
+    t.push_back(field<std::string>("TIME_FIELD", &Config::time_field, string_of, "time column (RecBole: TIME_FIELD)", true));
+    t.push_back(KeySpec{"load_col", "columns of the .inter file to load, {inter: [user_id, item_id, ...]}; "
+        "null: all (RecBole: load_col)", false, true,
+        [](Config& c, const Value& v) {
+          if (v.sub.empty() && nullish(v)) { c.load_col.clear(); return; }
+          if (v.sub == "inter") { c.load_col = string_list(v); return; }
+          if (v.sub.empty()) throw BadValue{"a map {inter: [user_id, item_id, ...]}"};
+          c.ignored_keys.insert("load_col." + v.sub);  // user/item feature files are not read
+        },
+        [](const Config& c) { return c.load_col.empty() ? std::string("~") : "{inter: " + text_of(c.load_col) + "}"; },
+        [](Config& d, const Config& s) { d.load_col = s.load_col; }});
+    t.push_back(field<std::string>("rm_dup_inter", &Config::rm_dup_inter,
+        [](const Value& v) {
+          if (v.is_null) return std::string("keep");  // RecBole's ~ keeps duplicates
+          return enum_of<std::string>(v, {{"first", "first"}, {"last", "last"}, {"keep", "keep"}});
+        },
+        "duplicate (user, item) interactions: keep the first, the last (latest), or keep (all; RecBole's ~) "
+        "(RecBole: rm_dup_inter)"));
+    t.push_back(KeySpec{"val_interval", "keep interactions whose RATING is in an interval, {rating: \"[3,inf)\"}; "
+        "null: all (RecBole: val_interval)", false, true,
+        [](Config& c, const Value& v) {
+          if (v.sub.empty() && nullish(v)) { c.val_interval.clear(); return; }
+          if (v.sub.empty()) throw BadValue{"a map {FIELD: \"[low,high]\"} like {rating: \"[3,inf)\"}"};
+          c.val_interval_field = v.sub;
+          c.val_interval = interval_of(v);
+        },
+        [](const Config& c) { return c.val_interval.empty() ? std::string("~") : "{" + c.val_interval_field + ": \"" + c.val_interval + "\"}"; },
+        [](Config& d, const Config& s) { d.val_interval = s.val_interval; d.val_interval_field = s.val_interval_field; }});
+    t.push_back(field<std::string>("user_inter_num_interval", &Config::user_inter_num_interval, interval_of,
+        "keep users whose interaction count is in this interval, like \"[5,inf)\"; null: all "
+        "(RecBole: user_inter_num_interval)"));
+    t.push_back(field<std::string>("item_inter_num_interval", &Config::item_inter_num_interval, interval_of,
+        "keep items whose interaction count is in this interval; null: all (RecBole: item_inter_num_interval)"));
+    // run
     t.push_back(field<Device>("device", &Config::device,
         [](const Value& v) {
           return enum_of<Device>(v, {{"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}});
@@ -429,7 +600,9 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<int>("threads", &Config::threads, int_at_least(0),
         "CPU threads; 0: OpenMP's default"));
     t.push_back(field<bool>("quiet", &Config::quiet, bool_of,
-        "print only errors; also written as a bare --quiet"));
+        "print only errors and warnings; also written as a bare --quiet"));
+    t.push_back(field<bool>("show_progress", &Config::show_progress, bool_of,
+        "a live progress line on a terminal (RecBole: show_progress)"));
     return t;
   }();
   return table;
@@ -469,6 +642,12 @@ Config preset_defaults(Preset preset, ModelKind model, bool synthetic) {
     c.stopping_step = 0;
     c.valid_metric = "ndcg@10";
     c.topk = {5, 10, 20};
+    c.metrics = {"hit", "ndcg", "auc"};
+    // the paper's protocol: leave-one-out by time, 999 sampled negatives
+    c.split = "LS";
+    c.split_ls = "valid_and_test";
+    c.split_order = "TO";
+    c.eval_mode_valid = c.eval_mode_test = "uni999";
     if (model == ModelKind::BPR) {
       c.reg_weights = {0.01};  // MF_BPR.py: lambda on the batch's embedding rows only
       c.epochs = 500;
@@ -610,6 +789,83 @@ std::string shown_list(const std::vector<std::string>& items) {
   return s + "]";
 }
 
+// A flow map "{a: 1, b: [2, 3], c: {d: x}}" starting at s[i] == '{', flattened to dotted keys
+// under `prefix` ("eval_args." ...) into `out`; leaves i after '}'.
+bool read_flow_map(const std::string& s, size_t& i, const std::string& prefix,
+                   std::vector<std::pair<std::string, Value>>& out, std::string& err, int depth = 0) {
+  if (depth > 4) {
+    err = "mappings nested too deeply";
+    return false;
+  }
+  ++i;  // '{'
+  bool first = true;
+  while (true) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (i >= s.size() || s[i] == '#') {
+      err = "unterminated mapping: a flow mapping must close with '}' on the same line";
+      return false;
+    }
+    if (s[i] == '}') {
+      if (!first) {
+        err = "empty entry in a mapping";
+        return false;
+      }
+      ++i;
+      return true;
+    }
+    std::string key;
+    if (s[i] == '\'' || s[i] == '"') {
+      if (!read_quoted(s, i, key, err)) return false;
+    } else {
+      const size_t b = i;
+      while (i < s.size() && s[i] != ':' && s[i] != ',' && s[i] != '}' && s[i] != '{' && s[i] != '[') ++i;
+      key = trim(s.substr(b, i - b));
+    }
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (key.empty() || i >= s.size() || s[i] != ':') {
+      err = "expected 'key: value' in a mapping";
+      return false;
+    }
+    ++i;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    Value v;
+    if (i < s.size() && s[i] == '{') {
+      if (!read_flow_map(s, i, prefix + key + ".", out, err, depth + 1)) return false;
+    } else {
+      if (i < s.size() && s[i] == '[') {
+        if (!read_flow_list(s, i, v.items, err)) return false;
+        v.is_list = true;
+        v.shown = shown_list(v.items);
+      } else if (i < s.size() && (s[i] == '\'' || s[i] == '"')) {
+        if (!read_quoted(s, i, v.scalar, err)) return false;
+        v.shown = v.scalar;
+      } else {
+        const size_t b = i;
+        while (i < s.size() && s[i] != ',' && s[i] != '}') ++i;
+        v.scalar = trim(s.substr(b, i - b));
+        if (v.scalar.empty() || v.scalar == "~" || lower(v.scalar) == "null") {
+          v.is_null = true;
+          v.scalar.clear();
+        }
+        v.shown = v.scalar;
+      }
+      out.emplace_back(prefix + key, v);
+    }
+    first = false;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (i < s.size() && s[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < s.size() && s[i] == '}') {
+      ++i;
+      return true;
+    }
+    err = "expected ',' or '}' in a mapping";
+    return false;
+  }
+}
+
 // The value after "key:" or "- " in a file. Empty text (or only a comment) gives a null value.
 // Returns false with err set when the value is something this subset does not read.
 bool read_yaml_value(const std::string& s, size_t i, bool in_list_item, Value& v, std::string& err) {
@@ -688,9 +944,12 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
 
   std::vector<Entry> out;
-  // A `key:` with nothing after it: a block list follows, or it is null.
+  // A `key:` with nothing after it opens a block list or a nested map, or is null.
   int open = -1;         // index in `out` of that entry, -1 when none
+  int open_indent = 0;   // its indentation
   int item_indent = -1;  // indentation of its items once the first is seen
+  // Open maps: (indentation of their keys, dotted prefix); the top level is (0, "").
+  std::vector<std::pair<int, std::string>> maps{{0, ""}};
   std::istringstream in(text);
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -707,10 +966,12 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
     if (indent == 0 && (body.compare(0, 3, "---") == 0 || body.compare(0, 3, "...") == 0) &&
         rest_is_blank(body, 3)) {
       open = -1;  // document markers: documents merge as one
+      maps.resize(1);
       continue;
     }
     if (is_item) {
       if (open < 0) yaml_error(path, n, "list item without a 'key:' line above it");
+      if (int(indent) < open_indent) yaml_error(path, n, "list item indented less than its key");
       if (item_indent >= 0 && int(indent) != item_indent)
         yaml_error(path, n, "list item indented differently from the one above");
       item_indent = int(indent);
@@ -725,10 +986,14 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
       v.shown = shown_list(v.items);
       continue;
     }
-    if (indent > 0) {
-      if (open >= 0 && item_indent < 0 && body.find(':') != std::string::npos)
-        yaml_error(path, n, "nested mapping under '" + out[size_t(open)].key + "' is not supported");
-      yaml_error(path, n, "unexpected indentation (only top-level 'key: value' lines and lists are read)");
+    if (open >= 0 && item_indent < 0 && int(indent) > open_indent) {
+      // the null `key:` above opens a nested map
+      maps.emplace_back(int(indent), out[size_t(open)].key + ".");
+      out.erase(out.begin() + open);
+    } else {
+      while (maps.size() > 1 && int(indent) < maps.back().first) maps.pop_back();
+      if (int(indent) != maps.back().first)
+        yaml_error(path, n, "unexpected indentation (keys of one map must line up)");
     }
     open = -1;
     item_indent = -1;
@@ -737,13 +1002,26 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
     const bool colon_ok = k > 0 && k < body.size() && body[k] == ':' &&
                           (k + 1 == body.size() || body[k + 1] == ' ' || body[k + 1] == '\t');
     if (!colon_ok) yaml_error(path, n, "expected 'key: value'");
+    const std::string key = maps.back().second + body.substr(0, k);
+    std::string err;
+    size_t v0 = k + 1;
+    while (v0 < body.size() && (body[v0] == ' ' || body[v0] == '\t')) ++v0;
+    if (v0 < body.size() && body[v0] == '{') {
+      std::vector<std::pair<std::string, Value>> flat;
+      if (!read_flow_map(body, v0, key + ".", flat, err) ) yaml_error(path, n, err);
+      if (!rest_is_blank(body, v0)) yaml_error(path, n, "unexpected text after a mapping");
+      for (auto& [fk, fv] : flat) out.push_back(Entry{fk, fv, path, n});
+      continue;
+    }
     Entry e;
-    e.key = body.substr(0, k);
+    e.key = key;
     e.file = path;
     e.line = n;
-    std::string err;
     if (!read_yaml_value(body, k + 1, false, e.value, err)) yaml_error(path, n, err);
-    if (e.value.is_null) open = int(out.size());
+    if (e.value.is_null) {
+      open = int(out.size());
+      open_indent = int(indent);
+    }
     out.push_back(e);
   }
   return out;
@@ -794,10 +1072,85 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// Other names of keys: RecBole's ConvNCF.yaml writes `dropout`, and eval_mode is ours.
+std::string canonical_key(const std::string& key) {
+  if (key == "dropout") return "dropout_prob";
+  if (key == "eval_mode") return "eval_args.mode";
+  if (key.compare(0, 10, "eval_mode.") == 0) return "eval_args.mode." + key.substr(10);
+  return key;
+}
+
+// RecBole keys that mean nothing here: accepted and named in one warning. Where a value would
+// change what RecBole computes in a way this tool does not, `check` refuses it.
+struct IgnoredKey {
+  const char* name;
+  std::function<void(const Entry&)> check;  // may be empty
+};
+const std::vector<IgnoredKey>& ignored_recbole_keys() {
+  auto must = [](const char* want, const char* why) {
+    return [want, why](const Entry& e) {
+      const std::string v = lower(e.value.is_null ? "~" : e.value.is_list ? e.value.shown : e.value.scalar);
+      if (v != want)
+        throw_usage(where(e.file, e.line) + "key '" + e.key + "' = '" + e.value.shown + "' is not supported: " + why);
+    };
+  };
+  static const std::vector<IgnoredKey> keys = {
+      {"gpu_id", {}}, {"use_gpu", {}}, {"state", {}}, {"reproducibility", {}}, {"checkpoint_dir", {}},
+      {"save_dataset", {}}, {"dataset_save_path", {}}, {"save_dataloaders", {}}, {"dataloaders_save_path", {}},
+      {"log_wandb", {}}, {"wandb_project", {}}, {"loss_decimal_place", {}}, {"metric_decimal_place", {}},
+      {"require_pow", {}}, {"repeatable", {}}, {"worker", {}}, {"shuffle", {}}, {"nproc", {}}, {"world_size", {}},
+      {"offset", {}}, {"ip", {}}, {"port", {}}, {"enable_amp", {}}, {"enable_scaler", {}}, {"transform", {}},
+      {"seq_len", {}}, {"LABEL_FIELD", {}}, {"threshold", {}}, {"NEG_PREFIX", {}}, {"ITEM_LIST_LENGTH_FIELD", {}},
+      {"LIST_SUFFIX", {}}, {"MAX_ITEM_LIST_LENGTH", {}}, {"POSITION_FIELD", {}}, {"HEAD_ENTITY_ID_FIELD", {}},
+      {"TAIL_ENTITY_ID_FIELD", {}}, {"RELATION_ID_FIELD", {}}, {"ENTITY_ID_FIELD", {}}, {"kg_reverse_r", {}},
+      {"entity_kg_num_interval", {}}, {"relation_kg_num_interval", {}}, {"unload_col", {}}, {"unused_col", {}},
+      {"additional_feat_suffix", {}}, {"filter_inter_by_user_or_item", {}}, {"alias_of_user_id", {}},
+      {"alias_of_item_id", {}}, {"alias_of_entity_id", {}}, {"alias_of_relation_id", {}}, {"preload_weight", {}},
+      {"normalize_field", {}}, {"normalize_all", {}}, {"discretization", {}}, {"benchmark_filename", {}},
+      {"seq_separator", {}}, {"numerical_features", {}}, {"single_spec", {}}, {"local_rank", {}},
+      {"neg_sampling", [](const Entry& e) {
+         const std::string v = lower(e.value.scalar);
+         if (e.key != "neg_sampling.uniform" || v != "1")
+           throw_usage(where(e.file, e.line) + "key '" + e.key + "' = '" + e.value.shown +
+                       "' is not supported: training draws one uniform negative per positive (neg_sampling: {uniform: 1})");
+       }},
+      {"train_neg_sample_args", {}},
+      {"clip_grad_norm", must("~", "gradients are not clipped here")},
+      {"valid_metric_bigger", must("true", "every metric here is better when bigger")},
+  };
+  return keys;
+}
+
+// The key spec of a (canonical) name: exact, or NAME.SUB under a key that takes one.
+const KeySpec* resolve_key(const std::string& key, std::string* sub) {
+  if (const KeySpec* s = find_key(key)) return s;
+  for (size_t dot = key.rfind('.'); dot != std::string::npos && dot > 0; dot = key.rfind('.', dot - 1)) {
+    const KeySpec* s = find_key(key.substr(0, dot));
+    if (s && s->takes_sub) {
+      if (sub) *sub = key.substr(dot + 1);
+      return s;
+    }
+  }
+  return nullptr;
+}
+
 void apply_entry(Config& cfg, const Entry& e) {
   const std::string at = where(e.file, e.line);
-  const KeySpec* spec = find_key(e.key);
+  const std::string key = canonical_key(e.key);
+  Value value = e.value;
+  const KeySpec* spec = resolve_key(key, &value.sub);
   if (!spec) {
+    const std::string top = key.substr(0, key.find('.'));
+    for (const IgnoredKey& k : ignored_recbole_keys())
+      if (top == k.name) {
+        if (k.check) k.check(e);
+        cfg.ignored_keys.insert(top);
+        return;
+      }
+    // `eval_args:` with nothing under it
+    if (e.value.is_null)
+      for (const KeySpec& k : key_table())
+        if (k.name.compare(0, key.size() + 1, key + ".") == 0) return;
     if (e.key == "config") throw_usage(at + "a config file cannot name another; pass each as --config=FILE");
     const std::string near = closest_key(e.key);
     std::string hint;
@@ -808,11 +1161,11 @@ void apply_entry(Config& cfg, const Entry& e) {
     throw_usage(at + "unknown key '" + e.key + "'" + hint);
   }
   try {
-    spec->parse(cfg, e.value);
+    spec->parse(cfg, value);
   } catch (const BadValue& b) {
     throw_usage(at + "bad value '" + e.value.shown + "' for key '" + e.key + "': expected " + b.expected);
   }
-  cfg.explicit_keys.insert(e.key);
+  cfg.explicit_keys.insert(spec->name);
 }
 
 }  // namespace
@@ -840,9 +1193,19 @@ Config Config::from_args(const std::vector<std::string>& args) {
       cfg.config_files.push_back(raw);
       continue;
     }
+    if (!trim(raw).empty() && trim(raw)[0] == '{') {  // --eval_args="{mode: full, order: TO}"
+      std::vector<std::pair<std::string, Value>> flat;
+      std::string err;
+      const std::string t = trim(raw);
+      size_t i = 0;
+      if (!read_flow_map(t, i, key + ".", flat, err) || i != t.size())
+        throw_usage("bad value '" + raw + "' for key '" + key + "': " + (err.empty() ? "unexpected text after the mapping" : err));
+      for (auto& [fk, fv] : flat) cli.push_back(Entry{fk, fv, "", 0});
+      continue;
+    }
     Entry e;
     e.key = key;
-    const KeySpec* spec = find_key(key);
+    const KeySpec* spec = resolve_key(canonical_key(key), nullptr);
     if (!spec) {  // apply_entry reports it; its value is not worth reading
       e.value.scalar = e.value.shown = raw;
       cli.push_back(e);
@@ -874,15 +1237,29 @@ void Config::apply_preset_defaults() {
     if (!explicit_keys.count(k.name)) k.copy(*this, base);
 }
 
-int64_t Config::eval_negatives() const {
-  const auto n = uni_negatives(eval_mode);
-  if (!n) throw_usage("eval_mode '" + eval_mode + "': expected uniN with N a positive integer, e.g. uni999");
-  return *n;
+std::string Config::ignored_warning() const {
+  if (ignored_keys.empty()) return "";
+  std::string s = "warning: RecBole keys that mean nothing here, ignored:";
+  for (const std::string& k : ignored_keys) s += " " + k;
+  return s;
 }
 
 std::string Config::to_yaml() const {
   std::string s = "# convncf effective configuration; rerun it with --config=THIS_FILE\n";
-  for (const KeySpec& k : key_table()) s += k.name + ": " + k.print(*this) + "\n";
+  std::string group;  // dotted keys (eval_args.mode) print as a nested block map
+  for (const KeySpec& k : key_table()) {
+    const size_t dot = k.name.find('.');
+    if (dot == std::string::npos) {
+      group.clear();
+      s += k.name + ": " + k.print(*this) + "\n";
+      continue;
+    }
+    if (k.name.substr(0, dot) != group) {
+      group = k.name.substr(0, dot);
+      s += group + ":\n";
+    }
+    s += "  " + k.name.substr(dot + 1) + ": " + k.print(*this) + "\n";
+  }
   return s;
 }
 

@@ -75,7 +75,26 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.train_method, b.train_method);
   EXPECT_EQ(a.pre_model_path, b.pre_model_path);
-  EXPECT_EQ(a.eval_mode, b.eval_mode);
+  EXPECT_EQ(a.eval_mode_valid, b.eval_mode_valid);
+  EXPECT_EQ(a.eval_mode_test, b.eval_mode_test);
+  EXPECT_EQ(a.split, b.split);
+  EXPECT_EQ(a.split_ratios, b.split_ratios);
+  EXPECT_EQ(a.split_ls, b.split_ls);
+  EXPECT_EQ(a.split_order, b.split_order);
+  EXPECT_EQ(a.metrics, b.metrics);
+  EXPECT_EQ(a.load_col, b.load_col);
+  EXPECT_EQ(a.val_interval, b.val_interval);
+  EXPECT_EQ(a.val_interval_field, b.val_interval_field);
+  EXPECT_EQ(a.user_inter_num_interval, b.user_inter_num_interval);
+  EXPECT_EQ(a.item_inter_num_interval, b.item_inter_num_interval);
+  EXPECT_EQ(a.rm_dup_inter, b.rm_dup_inter);
+  EXPECT_EQ(a.data_format, b.data_format);
+  EXPECT_EQ(a.field_separator, b.field_separator);
+  EXPECT_EQ(a.user_id_field, b.user_id_field);
+  EXPECT_EQ(a.time_field, b.time_field);
+  EXPECT_EQ(a.split_file, b.split_file);
+  EXPECT_EQ(a.data_path, b.data_path);
+  EXPECT_EQ(a.show_progress, b.show_progress);
   EXPECT_EQ(a.eval_batch_size, b.eval_batch_size);
   EXPECT_EQ(a.eval_step, b.eval_step);
   EXPECT_EQ(a.stopping_step, b.stopping_step);
@@ -125,11 +144,17 @@ TEST(Config, RecBoleDefaults) {
   EXPECT_EQ(c.eval_step, 1);
   EXPECT_EQ(c.stopping_step, 10);
   EXPECT_EQ(c.valid_metric, "mrr@10");
-  EXPECT_EQ(c.topk, (std::vector<int>{5, 10, 20}));
+  EXPECT_EQ(c.topk, (std::vector<int>{10}));
   EXPECT_EQ(c.eval_batch_size, 4096);
   EXPECT_EQ(c.seed, 2020u);
-  EXPECT_EQ(c.eval_mode, "uni999");
-  EXPECT_EQ(c.eval_negatives(), 999);
+  // RecBole's overall.yaml: eval_args {split: {RS: [0.8, 0.1, 0.1]}, group_by: user, order: RO, mode: full}
+  EXPECT_EQ(c.split, "RS");
+  EXPECT_EQ(c.split_ratios, (std::vector<double>{0.8, 0.1, 0.1}));
+  EXPECT_EQ(c.split_order, "RO");
+  EXPECT_EQ(c.group_by, "user");
+  EXPECT_EQ(c.eval_mode_valid, "full");
+  EXPECT_EQ(c.eval_mode_test, "full");
+  EXPECT_EQ(c.metrics, (std::vector<std::string>{"recall", "mrr", "ndcg", "hit", "precision"}));
   EXPECT_EQ(c.train_method, "no_pretrain");
   EXPECT_EQ(c.device, Device::Auto);
   EXPECT_EQ(c.threads, 0);
@@ -166,9 +191,14 @@ TEST(Config, PaperDefaults) {
   EXPECT_EQ(c.stopping_step, 0);
   EXPECT_EQ(c.valid_metric, "ndcg@10");
   EXPECT_EQ(c.topk, (std::vector<int>{5, 10, 20}));
+  // the paper's protocol: leave-one-out by time, 999 sampled negatives
+  EXPECT_EQ(c.split, "LS");
+  EXPECT_EQ(c.split_ls, "valid_and_test");
+  EXPECT_EQ(c.split_order, "TO");
+  EXPECT_EQ(c.eval_mode_valid, "uni999");
+  EXPECT_EQ(c.eval_mode_test, "uni999");
   // keys the paper column leaves alone
   EXPECT_EQ(c.embedding_size, 64);
-  EXPECT_EQ(c.eval_mode, "uni999");
   EXPECT_EQ(c.eval_batch_size, 4096);
   EXPECT_EQ(c.seed, 2020u);
   EXPECT_EQ(c.weight_decay, 0.0);
@@ -332,20 +362,90 @@ TEST(Config, ValidMetricAndEvalMode) {
   for (const char* bad : {"map@10", "mrr@0", "mrr", "mrr@", "mrr@x", "@10", "mrr@10@2"})
     expect_usage({std::string("--valid_metric=") + bad}, {"valid_metric", std::string("'") + bad + "'", "NAME@K"});
 
-  Config c = Config::from_args({"--eval_mode=UNI99"});
-  EXPECT_EQ(c.eval_mode, "uni99");
-  EXPECT_EQ(c.eval_negatives(), 99);
-  EXPECT_EQ(Config::from_args({"--eval_mode=uni1"}).eval_negatives(), 1);
-  for (const char* bad : {"uni0", "full", "uni-5", "uni", "pop100", "uni9x", "uni99999999999"})
-    expect_usage({std::string("--eval_mode=") + bad}, {"eval_mode", std::string("'") + bad + "'", "uniN"});
-  Config unchecked;
-  unchecked.eval_mode = "full";
-  try {
-    unchecked.eval_negatives();
-    ADD_FAILURE() << "eval_negatives accepted 'full'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), kExitUsage);
-  }
+  Config c = Config::from_args({"--eval_mode=UNI99"});  // eval_mode is a short name of eval_args.mode
+  EXPECT_EQ(c.eval_mode_valid, "uni99");
+  EXPECT_EQ(c.eval_mode_test, "uni99");
+  EXPECT_EQ(c.explicit_keys, (std::set<std::string>{"eval_args.mode"}));
+  EXPECT_EQ(Config::from_args({"--eval_args.mode=pop0100"}).eval_mode_test, "pop100");
+  EXPECT_EQ(Config::from_args({"--eval_args.mode=FULL"}).eval_mode_valid, "full");
+  const Config both = Config::from_args({"--eval_args.mode={valid: uni99, test: file}"});
+  EXPECT_EQ(both.eval_mode_valid, "uni99");
+  EXPECT_EQ(both.eval_mode_test, "file");
+  for (const char* bad : {"uni0", "uni-5", "uni", "pop", "uni9x", "uni99999999999", "labeled"})
+    expect_usage({std::string("--eval_mode=") + bad}, {"eval_mode", std::string("'") + bad + "'", "full, uniN, popN"});
+  expect_usage({"--eval_args.mode=file"}, {"eval_args.mode", "other than file for validation"});
+}
+
+TEST(Config, NestedMapsAsRecBoleWritesThem) {
+  // block maps, flow maps inside them, dotted keys, and the command line's flow maps
+  const std::string f = temp_file("nested.yaml",
+                                  "eval_args:\n"
+                                  "  split: {'RS': [0.7, 0.2, 0.1]}\n"
+                                  "  group_by: user\n"
+                                  "  order: TO\n"
+                                  "  mode:\n"
+                                  "    valid: uni50\n"
+                                  "    test: full\n"
+                                  "load_col:\n"
+                                  "  inter: [user_id, item_id, timestamp]\n"
+                                  "val_interval: {rating: \"[3,inf)\"}\n"
+                                  "user_inter_num_interval: \"[5,inf)\"\n"
+                                  "neg_sampling:\n"
+                                  "  uniform: 1\n"
+                                  "gpu_id: 0\n"
+                                  "dropout: 0.3\n");
+  const Config c = Config::from_args({"--config=" + f});
+  EXPECT_EQ(c.split, "RS");
+  EXPECT_EQ(c.split_ratios, (std::vector<double>{0.7, 0.2, 0.1}));
+  EXPECT_EQ(c.split_order, "TO");
+  EXPECT_EQ(c.eval_mode_valid, "uni50");
+  EXPECT_EQ(c.eval_mode_test, "full");
+  EXPECT_EQ(c.load_col, (std::vector<std::string>{"user_id", "item_id", "timestamp"}));
+  EXPECT_EQ(c.val_interval, "[3,inf)");
+  EXPECT_EQ(c.val_interval_field, "rating");
+  EXPECT_EQ(c.user_inter_num_interval, "[5,inf)");
+  EXPECT_EQ(c.dropout_prob, 0.3);  // RecBole's ConvNCF.yaml calls it dropout
+  EXPECT_EQ(c.ignored_keys, (std::set<std::string>{"gpu_id", "neg_sampling"}));
+  EXPECT_NE(c.ignored_warning().find("gpu_id neg_sampling"), std::string::npos);
+
+  const Config l = Config::from_args({"--eval_args={split: {LS: test_only}, order: RO, mode: pop100}"});
+  EXPECT_EQ(l.split, "LS");
+  EXPECT_EQ(l.split_ls, "test_only");
+  EXPECT_EQ(l.split_order, "RO");
+  EXPECT_EQ(l.eval_mode_test, "pop100");
+  EXPECT_EQ(Config::from_args({"--eval_args.split.RS=[8,1,1]"}).split_ratios, (std::vector<double>{8, 1, 1}));
+
+  // what RecBole means and this tool does not do is refused, not ignored
+  expect_usage({"--neg_sampling={popularity: 1}"}, {"neg_sampling.popularity", "not supported"});
+  expect_usage({"--valid_metric_bigger=False"}, {"valid_metric_bigger", "not supported"});
+  expect_usage({"--clip_grad_norm={max_norm: 5}"}, {"clip_grad_norm", "not supported"});
+  expect_usage({"--eval_args.group_by=none"}, {"group_by", "'none'"});
+  expect_usage({"--eval_args.split={RS: [0.8]}"}, {"eval_args.split", "2 or 3 numbers"});
+  expect_usage({"--eval_args.split={XS: 1}"}, {"eval_args.split", "RS"});
+  expect_usage({"--user_inter_num_interval=5"}, {"user_inter_num_interval", "interval"});
+  expect_usage({"--eval_args.moda=full"}, {"unknown key 'eval_args.moda'", "eval_args.mode"});
+}
+
+TEST(Config, RecBoleOverallAndConvNcfFilesRunUnchanged) {
+  // The keys and values of RecBole's properties/overall.yaml and model/ConvNCF.yaml (written
+  // out here without their comments).
+  const std::string overall = temp_file("overall.yaml",
+      "gpu_id: 0\nuse_gpu: True\nseed: 2020\nstate: INFO\nreproducibility: True\ndata_path: 'dataset/'\n"
+      "checkpoint_dir: 'saved'\nshow_progress: True\nsave_dataset: False\ndataset_save_path: ~\n"
+      "save_dataloaders: False\ndataloaders_save_path: ~\nlog_wandb: False\nwandb_project: 'recbole'\n\n"
+      "epochs: 300\ntrain_batch_size: 2048\nlearner: adam\nlearning_rate: 0.001\nneg_sampling:\n  uniform: 1\n"
+      "eval_step: 1\nstopping_step: 10\nclip_grad_norm: ~\nweight_decay: 0.0\nloss_decimal_place: 4\n"
+      "require_pow: False\n\neval_args:\n  split: {'RS':[0.8,0.1,0.1]}\n  group_by: user\n  order: RO\n"
+      "  mode: full\nrepeatable: False\nmetrics: [\"Recall\",\"MRR\",\"NDCG\",\"Hit\",\"Precision\"]\n"
+      "topk: [10]\nvalid_metric: MRR@10\nvalid_metric_bigger: True\neval_batch_size: 4096\n"
+      "metric_decimal_place: 4\n");
+  const std::string model = temp_file("ConvNCF.yaml",
+      "embedding_size: 64\ncnn_channels: [1, 32, 32, 32, 32]\ncnn_kernels: [4, 4, 2, 2]\n"
+      "cnn_strides: [4, 4, 2, 2]\ndropout: 0.2\nreg_weights: [0.1, 0.1]");
+  const Config c = Config::from_args({"--config=" + overall, "--config=" + model, "--dataset=ml-100k"});
+  Config plain = Config::from_args({"--dataset=ml-100k"});
+  EXPECT_EQ(c.to_yaml(), plain.to_yaml());  // they are exactly the recbole preset
+  EXPECT_EQ(c.ignored_keys.size(), 18u);  // all but data_path and show_progress, which mean the same here
 }
 
 TEST(Config, NumbersAndStrings) {
@@ -516,12 +616,15 @@ TEST(Config, YamlCrlfAndNulls) {
 
 TEST(Config, YamlRejectsWhatItCannotRead) {
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"epochs: 3\neval_args:\n  split: {RS: [0.8, 0.1, 0.1]}\n", ":3: nested mapping under 'eval_args'"},
-      {"eval_args:\n  mode: full\n", ":2: nested mapping under 'eval_args'"},
-      {"eval_args: {mode: full}\n", ":1: nested mappings are not supported"},
+      {"eval_args:\n  mode: full\n   order: TO\n", ":3: unexpected indentation"},
+      {"eval_args: {mode: full\n", ":1: expected ',' or '}' in a mapping"},
+      {"eval_args: {mode: [full\n", ":1: unterminated list"},
+      {"eval_args: {mode full}\n", ":1: expected 'key: value' in a mapping"},
+      {"eval_args: {mode: full} x\n", ":1: unexpected text after a mapping"},
+      {"eval_args: {mode: full,, order: TO}\n", ":1: expected 'key: value' in a mapping"},
       {"a: b: c\n", ":1: nested mappings are not supported"},
       {"epochs: 3\n  eval_step: 2\n", ":2: unexpected indentation"},
-      {"dataset:\n  multi line\n", ":2: unexpected indentation"},
+      {"dataset:\n  multi line\n", ":2: expected 'key: value'"},
       {"topk:\n  - 5\n  mode: x\n", ":3: unexpected indentation"},
       {"topk:\n  - 5\n    - 10\n", ":3: list item indented differently"},
       {"topk:\n  - [5]\n", ":2: nested lists"},
@@ -605,7 +708,9 @@ TEST(Config, ToYamlFormat) {
   EXPECT_EQ(yaml_line(y, "device"), "device: auto");
   EXPECT_EQ(yaml_line(y, "drop_last_batch"), "drop_last_batch: false");
   EXPECT_EQ(yaml_line(y, "valid_metric"), "valid_metric: mrr@10");
-  EXPECT_EQ(yaml_line(y, "eval_mode"), "eval_mode: uni999");
+  EXPECT_NE(y.find("\neval_args:\n  split: {RS: [0.8, 0.1, 0.1]}\n  order: RO\n  group_by: user\n  mode: full\n"),
+            std::string::npos);
+  EXPECT_EQ(yaml_line(y, "load_col"), "load_col: ~");
   EXPECT_EQ(yaml_line(y, "out"), "out: \"\"");            // empty: quoted
   EXPECT_EQ(yaml_line(y, "dataset"), "dataset: \"true\"");  // would read as a bool: quoted
   EXPECT_EQ(yaml_line(y, "pre_model_path"), "pre_model_path: \"\"");
@@ -613,12 +718,14 @@ TEST(Config, ToYamlFormat) {
   // every key once, in config_keys() order
   size_t lines = 0;
   for (const KeyDoc& k : config_keys()) {
-    EXPECT_FALSE(yaml_line(y, k.name).empty()) << k.name;
+    const size_t dot = k.name.find('.');
+    if (dot == std::string::npos) EXPECT_FALSE(yaml_line(y, k.name).empty()) << k.name;
+    else EXPECT_NE(y.find("\n  " + k.name.substr(dot + 1) + ": "), std::string::npos) << k.name;
     ++lines;
   }
   size_t yaml_keys = 0;
   for (size_t at = 0; (at = y.find('\n', at)) != std::string::npos; ++at)
-    if (at + 1 < y.size() && y[at + 1] != '#') ++yaml_keys;
+    if (at + 1 < y.size() && y[at + 1] != '#' && y.compare(at + 1, 10, "eval_args:") != 0) ++yaml_keys;
   EXPECT_EQ(yaml_keys, lines);
   EXPECT_EQ(Config::from_args({"--dataset=plain/path.inter"}).to_yaml().find("dataset: plain/path.inter\n") !=
                 std::string::npos,
@@ -639,6 +746,9 @@ TEST(Config, RoundTripThroughToYaml) {
        "--threads=3", "--drop_last_batch=true", "--learner=sgd", "--init=paper", "--reg_type=squared",
        "--warmup_epochs=2", "--warmup_learning_rate=0.02", "--adagrad_eps=0", "--stopping_step=0"},
       {"--out=tab\there", "--dataset=123", "--pre_model_path=null"},
+      {"--eval_args={split: {LS: test_only}, order: TO, mode: {valid: uni5, test: file}}", "--load_col={inter: [a, b]}",
+       "--val_interval={stars: \"(0,5]\"}", "--item_inter_num_interval=[1,inf)", "--rm_dup_inter=last",
+       "--metrics=[NDCG, AUC]", "--field_separator=,", "--USER_ID_FIELD=uid", "--data_format=csv", "--show_progress=false"},
   };
   int n = 0;
   for (const auto& args : cases) {
@@ -656,7 +766,7 @@ TEST(Config, RoundTripThroughToYaml) {
 
 TEST(Config, ConfigKeysDocumentEveryKey) {
   const std::vector<KeyDoc>& keys = config_keys();
-  EXPECT_EQ(keys.size(), 35u);
+  EXPECT_EQ(keys.size(), 53u);
   std::set<std::string> names;
   for (const KeyDoc& k : keys) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;

@@ -45,21 +45,42 @@ struct Config {
   uint64_t seed = 2020;
   std::string train_method = "no_pretrain";  // no_pretrain | after_pretrain
   std::string pre_model_path;                // run folder of an MF-BPR (model: BPR) training
-  // evaluation
-  std::string eval_mode = "uni999";  // uniN: N sampled negatives per user
+  // evaluation (RecBole's eval_args: split, order, group_by, mode)
+  std::string split = "RS";                       // RS: ratio split | LS: leave-one-out
+  std::vector<double> split_ratios{0.8, 0.1, 0.1};  // RS: train, valid, test shares
+  std::string split_ls = "valid_and_test";        // LS: valid_and_test | test_only
+  std::string split_order = "RO";                 // RO: random | TO: by time
+  std::string group_by = "user";
+  std::string eval_mode_valid = "full";  // full | uniN | popN | file (file: test only)
+  std::string eval_mode_test = "full";
+  std::string split_file;                // read the split from this file (written by a run)
   int64_t eval_batch_size = 4096;
   int eval_step = 1;
   int stopping_step = 10;            // 0: never stop early
   std::string valid_metric = "mrr@10";
-  std::vector<int> topk{5, 10, 20};
-  // data and run
+  std::vector<int> topk{10};
+  std::vector<std::string> metrics{"recall", "mrr", "ndcg", "hit", "precision"};  // shown
+  // data
   std::string dataset = "synthetic";
+  std::string data_path = "dataset/";    // RecBole: DATA_PATH/DATASET/DATASET.inter
+  std::string data_format = "auto";      // formats.hpp
+  std::string field_separator;           // empty: the format's own
+  std::string user_id_field = "user_id", item_id_field = "item_id";
+  std::string rating_field = "rating", time_field = "timestamp";
+  std::vector<std::string> load_col;     // RecBole load_col: {inter: [...]}; empty: all
+  std::string rm_dup_inter = "first";    // first | last | keep
+  std::string val_interval;              // rating interval like "[3,inf)" ...
+  std::string val_interval_field = "rating";  // ... on this field
+  std::string user_inter_num_interval, item_inter_num_interval;
+  // run
   Device device = Device::Auto;
   std::string out;   // run folder; empty: runs/<model>-<timestamp>
   int threads = 0;   // 0: OpenMP's default
   bool quiet = false;
+  bool show_progress = true;
 
   std::set<std::string> explicit_keys;  // keys set by a file or the command line
+  std::set<std::string> ignored_keys;   // RecBole keys that mean nothing here (warned about)
   std::vector<std::string> config_files; // --config files, in order
 
   // Parses `train`'s arguments (argv after the subcommand). Throws Error(kExitUsage) on an
@@ -70,8 +91,8 @@ struct Config {
   // Applies the preset's defaults to every key not in explicit_keys.
   void apply_preset_defaults();
 
-  // Integer N of eval_mode uniN (validated by from_args).
-  int64_t eval_negatives() const;
+  // One line naming the ignored RecBole keys, or empty.
+  std::string ignored_warning() const;
 
   // The effective configuration as YAML (every key, one per line, lists in flow style).
   std::string to_yaml() const;
