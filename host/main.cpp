@@ -1,11 +1,13 @@
-// main.cpp: the convncf command. Subcommands: train. Every failure prints one line
+// main.cpp: the convncf command. Subcommands: train, eval, recommend, export, info, gpu-selftest. Every failure prints one line
 // "convncf: error: ..." and exits with a documented code (README.md, errors.hpp).
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "convncf/common.hpp"
 #include "convncf/config.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
@@ -17,21 +19,52 @@ namespace {
 
 const char* kUsage =
     "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n"
-    "       convncf train --help     list every key with its defaults\n"
-    "       convncf gpu-selftest     run the CUDA kernels against their CPU twins (needs a GPU)\n"
-    "       convncf --version\n"
+    "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--quiet]\n"
+    "       convncf eval RUN_DIR [--KEY=VALUE ...]\n"
+    "       convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl] [--exclude=train|all|none]\n"
+    "       convncf export RUN_DIR --out=FOLDER\n"
+    "       convncf info\n"
+    "       convncf gpu-selftest\n"
+    "       convncf --version | SUBCOMMAND --help\n"
     "\n"
     "Trains ConvNCF (outer-product neural collaborative filtering), MF-BPR or popularity on the\n"
-    "built-in synthetic data (default) or a RecBole .inter file (--dataset=PATH), evaluates it\n"
-    "with leave-one-out and sampled negatives, and writes a run folder (--out, default\n"
-    "runs/<model>-<time>) with config.yaml, metrics.jsonl and model.bin.\n"
+    "built-in synthetic data (default) or your data (--dataset=PATH: RecBole atomic files, the\n"
+    "NCF/ConvNCF .rating/.negative trio, NGCF train.txt/test.txt, MovieLens files, CSV/TSV),\n"
+    "splits and evaluates it as RecBole or the paper does, and writes a run folder (--out, default\n"
+    "runs/<model>-<time>): config.yaml, split.tsv, metrics.jsonl, model.bin, checkpoint.bin.\n"
     "\n"
-    "exit codes: 0 ok, 64 usage, 65 bad data, 66 missing input, 69 no usable GPU for device: cuda,\n"
-    "            70 internal error or non-finite training, 74 I/O error\n";
+    "exit codes: 0 ok, 64 usage, 65 bad data or model/checkpoint file, 66 missing input,\n"
+    "            69 no usable GPU for device: cuda, 70 internal error or non-finite training,\n"
+    "            74 I/O error\n";
+
+const char* kEvalHelp =
+    "usage: convncf eval RUN_DIR [--KEY=VALUE ...]\n\n"
+    "Evaluates RUN_DIR/model.bin on the run's data and split (its config.yaml), or on what the keys\n"
+    "say instead: --dataset=OTHER, --eval_args.mode=full|uniN|popN|file, --topk=[5,10,20], ... Every\n"
+    "user and item of that data must be known to the model. Prints the metrics, then one JSON line.\n";
+const char* kRecommendHelp =
+    "usage: convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl]\n"
+    "                         [--exclude=train|all|none] [--threads=T]\n\n"
+    "The top K items (default 10) for each user, in the data's own ids, best first. --exclude says\n"
+    "which of the user's items are left out: train (default, as RecBole's full ranking), all, none.\n"
+    "table: user<TAB>rank<TAB>item<TAB>score lines under a header; jsonl: one object per user.\n";
+const char* kExportHelp =
+    "usage: convncf export RUN_DIR --out=FOLDER\n\n"
+    "Writes user_embeddings.npy, item_embeddings.npy (float32), network.npy, user_ids.npy and\n"
+    "item_ids.npy (unicode) and index.json into FOLDER; refuses to overwrite any of them. In NumPy:\n"
+    "  import numpy as np; P = np.load('FOLDER/user_embeddings.npy'); ids = np.load('FOLDER/user_ids.npy')\n";
+const char* kInfoHelp =
+    "usage: convncf info\n\nPrints the GPU, driver, CUDA and cuDNN versions, the CPU threads, and the engine\n"
+    "that device: auto picks.\n";
 
 void print_train_help() {
-  std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n\n"
-               "Keys (RecBole's names where RecBole has one). Lists as in YAML: --cnn_kernels=[4,4,2,2].\n"
+  std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n"
+               "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--quiet]\n\n"
+               "Config files merge in order, then --KEY=VALUE overrides (RecBole's order). Keys have\n"
+               "RecBole's names and meanings; RecBole keys that mean nothing here are named in one warning.\n"
+               "Lists as in YAML: --cnn_kernels=[4,4,2,2]; maps as YAML flow maps or dotted keys:\n"
+               "--eval_args=\"{split: {LS: valid_and_test}, order: TO, mode: uni999}\" or --eval_args.mode=full.\n"
+               "--resume continues a run from its checkpoint.bin, up to --epochs in all (default: its own).\n"
                "Preset defaults are shown as recbole | paper.\n\n";
   for (const KeyDoc& k : config_keys()) {
     std::string defaults = k.default_recbole;
@@ -56,7 +89,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (cmd == "--version") {
-      std::cout << "convncf 0.1.0\n";
+      std::cout << "convncf " << kVersionString << "\n";
       return kExitOk;
     }
     if (cmd == "gpu-selftest") {
@@ -65,15 +98,49 @@ int main(int argc, char** argv) {
       std::cout << cuda_device_summary() << "\n" << report << (ok ? "all kernels match\n" : "MISMATCH\n");
       return ok ? kExitOk : kExitSoftware;
     }
-    if (cmd != "train")
-      throw_usage("unknown subcommand '" + cmd + "'; expected 'train' or 'gpu-selftest' (see convncf --help)");
     std::vector<std::string> rest(args.begin() + 1, args.end());
-    for (const std::string& a : rest)
-      if (a == "--help" || a == "-h") {
-        print_train_help();
+    const bool help = std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
+    if (cmd == "info") {
+      if (help) std::cout << kInfoHelp;
+      else if (!rest.empty()) throw_usage("info takes no arguments");
+      else run_info(std::cout);
+      return kExitOk;
+    }
+    if (cmd == "eval" || cmd == "recommend" || cmd == "export") {
+      if (help) {
+        std::cout << (cmd == "eval" ? kEvalHelp : cmd == "recommend" ? kRecommendHelp : kExportHelp);
         return kExitOk;
       }
-    const Config cfg = Config::from_args(rest);
+      if (rest.empty() || rest[0].compare(0, 2, "--") == 0)
+        throw_usage(cmd + " needs a run folder first: convncf " + cmd + " RUN_DIR ... (see convncf " + cmd + " --help)");
+      const std::string dir = rest[0];
+      const std::vector<std::string> opts(rest.begin() + 1, rest.end());
+      if (cmd == "eval") run_eval(dir, opts, std::cout);
+      else if (cmd == "recommend") run_recommend(dir, opts, std::cout);
+      else run_export(dir, opts, std::cout);
+      return kExitOk;
+    }
+    if (cmd != "train")
+      throw_usage("unknown subcommand '" + cmd + "'; expected train, eval, recommend, export, info or gpu-selftest (see convncf --help)");
+    if (help) {
+      print_train_help();
+      return kExitOk;
+    }
+    std::string resume;
+    std::vector<std::string> keys;
+    for (const std::string& a : rest) {
+      if (a.compare(0, 9, "--resume=") == 0) resume = a.substr(9);
+      else keys.push_back(a);
+    }
+    if (std::find(rest.begin(), rest.end(), std::string("--resume=")) != rest.end() || (resume.empty() &&
+        std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a.compare(0, 8, "--resume") == 0; })))
+      throw_usage("--resume needs a run folder: --resume=RUN_DIR");
+    if (!resume.empty()) {
+      const Config cfg = resume_config(resume, keys);
+      run_train(cfg, std::cout, resume);
+      return kExitOk;
+    }
+    const Config cfg = Config::from_args(keys);
     run_train(cfg, std::cout);
     return kExitOk;
   } catch (const Error& e) {

@@ -7,7 +7,10 @@
 #include <fstream>
 #include <iterator>
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "convncf/errors.hpp"
 
@@ -74,7 +77,7 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
   return h;
 }
 
-void save_model(const std::string& path, const ModelFile& m) {
+std::string model_bytes(const ModelFile& m) {
   const Params<float>& p = m.params;
   Writer w;
   w.buf.append(kMagic, sizeof kMagic);
@@ -93,12 +96,27 @@ void save_model(const std::string& path, const ModelFile& m) {
   for (const std::string& s : m.user_ids) w.put_str(s);
   for (const std::string& s : m.item_ids) w.put_str(s);
   w.put(fnv1a(w.buf.data(), w.buf.size()));
+  return std::move(w.buf);
+}
 
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  // Test hook (tests/test_cli.cpp's SIGKILL test): pause halfway through the temporary file so
+  // that a kill lands inside a write.
+  static const long delay_ms = [] {
+    const char* e = std::getenv("CONVNCF_TEST_WRITE_DELAY_MS");
+    return e ? std::strtol(e, nullptr, 10) : 0L;
+  }();
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw_io("cannot write " + tmp + ": " + std::strerror(errno));
-  const bool ok = std::fwrite(w.buf.data(), 1, w.buf.size(), f) == w.buf.size() &&
-                  std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  const size_t half = delay_ms > 0 ? bytes.size() / 2 : bytes.size();
+  bool ok = std::fwrite(bytes.data(), 1, half, f) == half;
+  if (ok && delay_ms > 0) {
+    std::fflush(f);
+    usleep(useconds_t(delay_ms) * 1000);
+    ok = std::fwrite(bytes.data() + half, 1, bytes.size() - half, f) == bytes.size() - half;
+  }
+  ok = ok && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
   const int err = errno;
   if (std::fclose(f) != 0 || !ok) {
     std::remove(tmp.c_str());
@@ -109,12 +127,27 @@ void save_model(const std::string& path, const ModelFile& m) {
     std::remove(tmp.c_str());
     throw_io("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
   }
+  // The rename itself is durable once the folder's entry is on disk.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
 }
 
-ModelFile load_model(const std::string& path) {
+void save_model(const std::string& path, const ModelFile& m) { write_file_atomic(path, model_bytes(m)); }
+
+std::string read_file_bytes(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw_no_input("cannot open model file " + path + ": " + std::strerror(errno));
-  const std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw_no_input(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+ModelFile load_model(const std::string& path) { return model_from_bytes(read_file_bytes(path, "model file"), path); }
+
+ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
   if (buf.size() < sizeof kMagic + 8 || std::memcmp(buf.data(), kMagic, sizeof kMagic) != 0)
     throw_data(path + ": not a convncf model file (bad magic number)");
   uint64_t stored;

@@ -4,7 +4,9 @@
 #include "convncf/train.hpp"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,15 +16,21 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iostream>
+#include <memory>
 #include <sstream>
 
+#include "convncf/checkpoint.hpp"
 #include "convncf/cpu_engine.hpp"
+#include "convncf/early_stopping.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/common.hpp"
 #include "convncf/evaluate.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/model_io.hpp"
 #include "convncf/optim.hpp"
+#include "convncf/prepare.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
@@ -80,30 +88,7 @@ std::string prepare_run_dir(const Config& cfg) {
   return dir;
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) throw_io("cannot write " + tmp + ": " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw_io("cannot rename " + tmp + ": " + std::strerror(errno));
-}
-
-Interactions load_dataset(const Config& cfg) {
-  if (cfg.dataset == "synthetic") return make_synthetic(cfg.seed);
-  std::string path = cfg.dataset;
-  if (is_dir(path)) {  // RecBole's layout: DIR/NAME/NAME.inter
-    std::string base = path;
-    while (base.size() > 1 && base.back() == '/') base.pop_back();
-    const size_t slash = base.find_last_of('/');
-    path = base + "/" + (slash == std::string::npos ? base : base.substr(slash + 1)) + ".inter";
-  }
-  if (!exists(path)) throw_no_input("dataset " + cfg.dataset + ": " + path + " does not exist");
-  return load_inter_file(path);
-}
+void write_text_atomic(const std::string& path, const std::string& text) { write_file_atomic(path, text); }
 
 OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr) {
   OptimizerSpec s;
@@ -137,17 +122,53 @@ struct Optimizers {
     }
     if (!prm.net.empty()) net.step(prm.net.data(), g.net.data(), int64_t(prm.net.size()));
   }
+  void save(std::vector<OptimizerState>& out) {
+    for (Optimizer<float>* o : {&P, &Q, &net}) out.push_back({o->steps(), o->state0(), o->state1()});
+  }
+  void load(const std::vector<OptimizerState>& in, size_t at, const std::string& name) {
+    for (Optimizer<float>* o : {&P, &Q, &net}) {
+      const OptimizerState& s = in.at(at++);
+      if (s.s0.size() != o->state0().size() || s.s1.size() != o->state1().size())
+        throw_data(name + ": optimizer state of another shape: the checkpoint was made with another configuration");
+      o->set_steps(s.steps);
+      o->state0() = s.s0;
+      o->state1() = s.s1;
+    }
+  }
 };
 
-const char* first_non_finite(const Params<float>& p) {
-  for (float v : p.P) if (!std::isfinite(v)) return "user embeddings";
-  for (float v : p.Q) if (!std::isfinite(v)) return "item embeddings";
-  for (float v : p.net) if (!std::isfinite(v)) return "network weights";
-  return nullptr;
+// The first non-finite parameter after a step, named; empty when all are finite. Checks the
+// network and the embedding rows the step touched (every row when it was dense).
+std::string non_finite_tensor(const Params<float>& p, const CpuEngine<float>& eng, bool rows_only,
+                              const Interactions& in) {
+  for (size_t k = 0; k < p.net.size(); ++k)
+    if (!std::isfinite(p.net[k])) return "network weights (element " + std::to_string(k) + ")";
+  const size_t E = static_cast<size_t>(p.E);
+  auto row_bad = [E](const std::vector<float>& t, int32_t r) {
+    for (size_t j = 0; j < E; ++j)
+      if (!std::isfinite(t[size_t(r) * E + j])) return true;
+    return false;
+  };
+  auto check = [&](const std::vector<float>& t, const std::vector<int32_t>& touched, int32_t n, const IdMap& ids,
+                   const char* what) -> std::string {
+    if (rows_only) {
+      for (int32_t r : touched)
+        if (row_bad(t, r)) return std::string(what) + " embedding of '" + ids.raw(r) + "'";
+    } else {
+      for (int32_t r = 0; r < n; ++r)
+        if (row_bad(t, r)) return std::string(what) + " embedding of '" + ids.raw(r) + "'";
+    }
+    return "";
+  };
+  if (p.P.empty()) return "";
+  std::string bad = check(p.P, eng.touched_users(), p.n_users, in.users, "user");
+  if (bad.empty()) bad = check(p.Q, eng.touched_items(), p.n_items, in.items, "item");
+  return bad;
 }
 
 // Embeddings of an MF-BPR run, matched by raw id (RecBole's after_pretrain).
 void load_pretrained(const Config& cfg, const Interactions& data, Params<float>& prm) {
+  // (matched by raw id, so the pretraining may have used another split or format of the data)
   std::string path = cfg.pre_model_path;
   if (is_dir(path)) path += "/model.bin";
   const ModelFile m = load_model(path);
@@ -173,20 +194,112 @@ void load_pretrained(const Config& cfg, const Interactions& data, Params<float>&
   copy_rows(data.items, m.item_ids, m.params.Q, prm.Q, "item");
 }
 
+std::string json_string(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') q += std::string("\\") + c;
+    else if (u < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", u);
+      q += b;
+    } else q += c;
+  }
+  return q + "\"";
+}
+
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
 }
 
+
+int64_t peak_memory_bytes() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return int64_t(ru.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+std::string hms(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  char b[32];
+  if (t >= 3600) std::snprintf(b, sizeof b, "%lld:%02lld:%02lld", (long long)(t / 3600), (long long)(t / 60 % 60), (long long)(t % 60));
+  else std::snprintf(b, sizeof b, "%lld:%02lld", (long long)(t / 60), (long long)(t % 60));
+  return b;
+}
+
+// The live progress line: on a terminal only, redrawn at most 4 times a second, erased before
+// any other line is printed.
+class Progress {
+ public:
+  Progress(bool on, std::ostream& os) : m_on(on), m_os(os) {}
+  void update(int epoch, int epochs, int64_t batch, int64_t batches, double loss, double tps, double eta) {
+    if (!m_on) return;
+    const auto now = Clock::now();
+    if (batch != batches && now - m_last < std::chrono::milliseconds(250)) return;
+    m_last = now;
+    char b[200];
+    std::snprintf(b, sizeof b, "\r  epoch %d/%d  batch %lld/%lld  loss %.4f  %.0f triples/s  ETA %s\033[K", epoch, epochs,
+                  (long long)batch, (long long)batches, loss, tps, hms(eta).c_str());
+    m_os << b << std::flush;
+    m_shown = true;
+  }
+  void clear() {
+    if (m_shown) m_os << "\r\033[K" << std::flush;
+    m_shown = false;
+  }
+
+ private:
+  bool m_on;
+  std::ostream& m_os;
+  Clock::time_point m_last{};
+  bool m_shown = false;
+};
+
+// metrics.jsonl cut back to the epochs a checkpoint holds (a kill may land between the
+// checkpoint and the line, or after lines of epochs the checkpoint does not have).
+void trim_metrics(const std::string& path, int epochs_kept) {
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("\"event\":\"epoch\",\"epoch\":");
+    if (at == std::string::npos) continue;  // test lines are written again at the end
+    const int e = std::atoi(line.c_str() + at + 24);
+    if (e >= 1 && e <= epochs_kept) kept += line + "\n";
+  }
+  write_text_atomic(path, kept);
+}
+
+std::vector<std::string> shown_metrics(const Config& cfg) {
+  std::vector<std::string> names;
+  for (const std::string& m : cfg.metrics) {
+    if (m == "auc") names.push_back("auc");
+    else for (int k : cfg.topk) names.push_back(m + "@" + std::to_string(k));
+  }
+  if (std::find(names.begin(), names.end(), cfg.valid_metric) == names.end()) names.push_back(cfg.valid_metric);
+  return names;
+}
+
+TowerSpec tower_of(const Config& cfg) {
+  return TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
+}
+
 }  // namespace
 
-void run_train(const Config& cfg, std::ostream& log) {
+void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
   const auto t_start = Clock::now();
+  const bool resume = !resume_dir.empty();
+  const bool live = !cfg.quiet && cfg.show_progress && isatty(STDOUT_FILENO) && &log == &std::cout;
+  Progress progress(live, log);
   auto say = [&](const std::string& s) {
-    if (!cfg.quiet) log << s << std::endl;
+    if (cfg.quiet) return;
+    progress.clear();
+    log << s << std::endl;
   };
   // --- checks that need nothing written ---------------------------------------------------
+  if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
   std::string gpu_reason;
   const bool gpu = cuda_device_available(&gpu_reason);
   if (cfg.device == Device::Cuda) {
@@ -202,54 +315,85 @@ void run_train(const Config& cfg, std::ostream& log) {
 
   TowerSpec tower;
   const bool conv = cfg.model == ModelKind::ConvNCF;
-  if (conv) tower = TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
+  if (conv) tower = tower_of(cfg);
   const size_t need_regs = cfg.reg_type == RegType::Squared ? (conv ? 3 : 1) : (conv ? 2 : 1);
   if (cfg.model != ModelKind::Pop && cfg.reg_weights.size() < need_regs)
     throw_usage("reg_weights needs " + std::to_string(need_regs) + " values for reg_type " +
                 (cfg.reg_type == RegType::Squared ? "squared" : "norm") + " and model " +
                 model_name(cfg.model));
-  Metrics probe = metrics_from_positions({}, {}, cfg.topk);
+  MetricSum probe_sum(cfg.topk);
+  const Metrics probe = probe_sum.mean();
   metric_value(probe, cfg.valid_metric);  // throws when valid_metric's K is not in topk
 
-  const Interactions data = load_dataset(cfg);
-  const Split split = leave_one_out(data);
-  say("data: " + data.name + ", " + std::to_string(data.n_users()) + " users, " +
-      std::to_string(data.n_items()) + " items, " + std::to_string(data.size()) + " interactions" +
-      (data.duplicates_removed ? " (" + std::to_string(data.duplicates_removed) + " duplicates removed)" : "") +
-      "; leave-one-out: " + std::to_string(split.train_user.size()) + " training positives");
+  if (!cfg.quiet) {  // the effective configuration, as config.yaml will hold it
+    std::string y = cfg.to_yaml();
+    y.erase(0, y.find('\n') + 1);
+    std::string indented;
+    for (size_t b = 0, e; b < y.size(); b = e + 1) {
+      e = y.find('\n', b);
+      indented += "  " + y.substr(b, e - b) + "\n";
+    }
+    say("configuration:\n" + indented.substr(0, indented.size() - 1));
+  }
+  const PreparedData prep = prepare_data(cfg);
+  const Split& split = prep.split;
+  const Interactions& data = prep.data.inter;
+  say(prep.summary);
+  const FileNegatives* file_neg = prep.data.negatives.empty() ? nullptr : &prep.data.negatives;
+  const EvalSet valid = make_eval_set(split, false, cfg.eval_mode_valid, cfg.seed, kStreamEvalValid, file_neg);
+  const EvalSet test = make_eval_set(split, true, cfg.eval_mode_test, cfg.seed, kStreamEvalTest, file_neg);
 
   Params<float> prm = init_params(cfg, conv ? &tower : nullptr, split.n_users, split.n_items);
-  if (cfg.model != ModelKind::Pop && cfg.train_method == "after_pretrain") {
+  const uint64_t fingerprint = data_fingerprint(prep);
+  Checkpoint ck;
+  const std::string ckpt_path = resume_dir + "/checkpoint.bin";  // the same file as dir's below
+  const bool have_ckpt = resume && exists(ckpt_path);
+  if (have_ckpt) {
+    ck = load_checkpoint(ckpt_path);
+    if (ck.data_fingerprint != fingerprint)
+      throw_data(ckpt_path + ": the checkpoint was made on other data or another split than " + cfg.dataset +
+                 " gives now");
+    const Params<float>& lp = ck.latest.params;
+    if (lp.model != cfg.model || lp.E != prm.E || lp.P.size() != prm.P.size() || lp.Q.size() != prm.Q.size() ||
+        lp.net.size() != prm.net.size())
+      throw_data(ckpt_path + ": the checkpoint holds a model of another shape than the run's configuration");
+    prm = lp;
+  } else if (cfg.model != ModelKind::Pop && cfg.train_method == "after_pretrain") {
     load_pretrained(cfg, data, prm);
     say("loaded pretrained MF-BPR embeddings from " + cfg.pre_model_path);
   }
+  const std::string dir = resume ? resume_dir : prepare_run_dir(cfg);  // nothing written before this
+  const std::string ckpt_out = dir + "/checkpoint.bin";
 
   // --- the run folder ------------------------------------------------------------------------
-  const std::string dir = prepare_run_dir(cfg);
+  if (resume)  // temporary files of writes a kill interrupted
+    for (const char* f : {"checkpoint.bin", "model.bin", "metrics.jsonl", "config.yaml", "split.tsv"})
+      std::remove((dir + "/" + f + ".tmp").c_str());
   write_text_atomic(dir + "/config.yaml", cfg.to_yaml());
+  if (!resume || !exists(dir + "/split.tsv")) write_split(dir + "/split.tsv", data, split);
+  if (have_ckpt) trim_metrics(dir + "/metrics.jsonl", ck.epoch);
+  else write_text_atomic(dir + "/metrics.jsonl", "");
   std::ofstream metrics(dir + "/metrics.jsonl", std::ios::app);
   if (!metrics) throw_io("cannot write " + dir + "/metrics.jsonl: " + std::strerror(errno));
-  say("run folder: " + dir);
+  say((resume ? "resuming run folder: " : "run folder: ") + dir +
+      (have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")" : resume ? " (no checkpoint yet: from the start)" : ""));
   if (conv) say("model: ConvNCF, tower " + tower.describe());
   else say(std::string("model: ") + model_name(cfg.model));
+  say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
+      cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
 
-  const int64_t n_neg = cfg.eval_negatives();
-  const EvalCandidates valid = sample_eval_candidates(split, split.valid_item, int32_t(n_neg), cfg.seed, kStreamEvalValid);
-  const EvalCandidates test = sample_eval_candidates(split, split.test_item, int32_t(n_neg), cfg.seed, kStreamEvalTest);
   CpuEngine<float> engine(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, prm.E, threads);
-  std::vector<std::string> shown;
-  for (const char* m : {"hit@10", "ndcg@10"})
-    if (std::find_if(probe.begin(), probe.end(), [&](auto& kv) { return kv.first == m; }) != probe.end())
-      shown.push_back(m);
-  if (std::find(shown.begin(), shown.end(), cfg.valid_metric) == shown.end()) shown.push_back(cfg.valid_metric);
-
-  int best_epoch = 0;
-  auto save = [&](const Params<float>& p) {
-    ModelFile mf{p, conv ? cfg.cnn_channels : std::vector<int>{}, conv ? cfg.cnn_kernels : std::vector<int>{},
-                 data.users.raws(), data.items.raws()};
-    save_model(dir + "/model.bin", mf);
+  const std::vector<std::string> shown = shown_metrics(cfg);
+  auto model_file = [&](const Params<float>& p) {
+    return ModelFile{p, conv ? cfg.cnn_channels : std::vector<int>{}, conv ? cfg.cnn_kernels : std::vector<int>{},
+                     data.users.raws(), data.items.raws()};
+  };
+  auto run_eval_set = [&](const Params<float>& p, const EvalSet& set) {
+    std::unique_ptr<Scorer> scorer = make_scorer(engine, p);
+    return evaluate(*scorer, set, cfg.topk);
   };
 
+  int best_epoch = 0;
   if (cfg.model == ModelKind::Pop) {
     for (int32_t i = 0; i < split.n_items; ++i) prm.net[size_t(i)] = float(split.item_train_count[size_t(i)]);
   } else {
@@ -269,13 +413,28 @@ void run_train(const Config& cfg, std::ostream& log) {
     Optimizers warm_opt(cfg, Learner::Adagrad, cfg.warmup_learning_rate, cfg.warmup_learning_rate, prm);
     RegSpec reg{cfg.reg_type, cfg.reg_weights, true};
     Params<float> best = prm;
-    double best_value = -1e300;
-    int evals_without_gain = 0;
+    EarlyStopping es;
     uint64_t global_step = 0;
+    int first_epoch = 1;
+    bool stopped = false;
+    if (have_ckpt) {
+      if (ck.optimizers.size() != 6) throw_data(ckpt_path + ": expected 6 optimizer states, found " + std::to_string(ck.optimizers.size()));
+      main_opt.load(ck.optimizers, 0, ckpt_path);
+      warm_opt.load(ck.optimizers, 3, ckpt_path);
+      best = ck.best.params;
+      es.best_epoch = ck.best_epoch;
+      es.best_value = ck.best_value;
+      es.evals_without_gain = ck.evals_without_gain;
+      global_step = ck.global_step;
+      first_epoch = ck.epoch + 1;
+      stopped = ck.stopped;
+      if (stopped) say("the run had stopped early after epoch " + std::to_string(ck.epoch) + "; nothing left to train");
+    }
     std::vector<int64_t> order(usable);
     std::vector<int32_t> bu(static_cast<size_t>(B)), bp(static_cast<size_t>(B)), bn(static_cast<size_t>(B));
+    const int64_t n_batches = cfg.drop_last_batch ? T / B : (T + B - 1) / B;
 
-    for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+    for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = epoch <= cfg.warmup_epochs;
       Optimizers& opt = warm ? warm_opt : main_opt;
@@ -285,7 +444,6 @@ void run_train(const Config& cfg, std::ostream& log) {
       for (int64_t i = T - 1; i > 0; --i) std::swap(order[size_t(i)], order[shuffle.index(uint32_t(i + 1))]);
       double bpr_sum = 0;
       int64_t triples = 0;
-      const int64_t n_batches = cfg.drop_last_batch ? T / B : (T + B - 1) / B;
       for (int64_t b = 0; b < n_batches; ++b) {
         const int64_t lo = b * B, n = std::min(B, T - lo);
         for (int64_t j = 0; j < n; ++j) {
@@ -299,55 +457,306 @@ void run_train(const Config& cfg, std::ostream& log) {
         ++global_step;
         const DropoutSpec drop{cfg.dropout_prob, cfg.seed, global_step};
         const LossParts lp = engine.compute(prm, {bu.data(), bp.data(), bn.data(), n}, reg, drop);
+        const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
         if (!std::isfinite(lp.bpr) || !std::isfinite(lp.reg))
-          throw Error(kExitSoftware, "non-finite loss at epoch " + std::to_string(epoch) + ", batch " +
-                                         std::to_string(b + 1) + " (bpr " + fmt("%g", lp.bpr) +
-                                         ", reg " + fmt("%g", lp.reg) + "); the last good model is not saved over");
+          throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", lp.bpr) + ", reg " +
+                                         fmt("%g", lp.reg) + "); the last good checkpoint is kept");
         opt.step(prm, engine);
+        const std::string bad = non_finite_tensor(prm, engine, opt.rows_ok && !engine.all_rows(), data);
+        if (!bad.empty())
+          throw Error(kExitSoftware, "non-finite " + bad + " after the update " + where + "; the last good checkpoint is kept");
         bpr_sum += lp.bpr;
         triples += n;
+        const double el = seconds_since(t0);
+        progress.update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
+                        el / double(b + 1) * double(n_batches - b - 1));
       }
-      if (const char* bad = first_non_finite(prm))
-        throw Error(kExitSoftware, "non-finite " + std::string(bad) + " after epoch " + std::to_string(epoch));
       const double secs = seconds_since(t0);
       const double loss = triples ? bpr_sum / double(triples) : 0.0;
       const double tps = secs > 0 ? double(triples) / secs : 0.0;
+      const double emb_lr_now = opt.P.spec().lr, net_lr_now = opt.net.spec().lr;
       std::string line = "{\"event\":\"epoch\",\"epoch\":" + std::to_string(epoch) + ",\"loss\":" + fmt("%.10g", loss) +
+                         ",\"lr\":{\"embedding\":" + fmt("%.10g", emb_lr_now) + ",\"network\":" + fmt("%.10g", net_lr_now) + "}" +
                          ",\"seconds\":" + fmt("%.4f", secs) + ",\"triples_per_second\":" + fmt("%.1f", tps);
       std::string text = "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs) + (warm ? " (warm-up)" : "") +
                          "  loss " + fmt("%.4f", loss) + "  " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) + " triples/s";
-      bool stop = false;
-      if (epoch % cfg.eval_step == 0 && !valid.user.empty()) {
+      bool improved = false;
+      if (epoch % cfg.eval_step == 0 && valid.size() > 0) {
         const auto te = Clock::now();
-        const Metrics m = evaluate_sampled(engine, prm, valid, cfg.topk);
+        const Metrics m = run_eval_set(prm, valid);
         line += ",\"valid\":" + metrics_json(m) + ",\"eval_seconds\":" + fmt("%.4f", seconds_since(te));
         text += "  valid " + metrics_brief(m, shown);
-        const double v = metric_value(m, cfg.valid_metric);
-        if (v > best_value) {
-          best_value = v;
-          best_epoch = epoch;
-          best = prm;
-          evals_without_gain = 0;
-        } else if (cfg.stopping_step > 0 && ++evals_without_gain > cfg.stopping_step) {
-          stop = true;
-          text += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(evals_without_gain) + " evaluations: stopping)";
-        }
+        stopped = es.update(metric_value(m, cfg.valid_metric), epoch, cfg.stopping_step, &improved);
+        if (improved) best = prm;
+        if (stopped)
+          text += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
+                  " validations: stopping)";
       }
-      metrics << line << "}\n" << std::flush;
+      line += ",\"peak_memory_bytes\":" + std::to_string(peak_memory_bytes()) + "}";
+      // Best model first, then the checkpoint, then the log line: a kill between leaves a
+      // checkpoint that resume trusts and a log that resume trims.
+      if (improved) save_model(dir + "/model.bin", model_file(best));
+      Checkpoint c;
+      c.config_yaml = cfg.to_yaml();
+      c.data_fingerprint = fingerprint;
+      c.epoch = epoch;
+      c.global_step = global_step;
+      c.best_epoch = es.best_epoch;
+      c.best_value = es.best_value;
+      c.evals_without_gain = es.evals_without_gain;
+      c.stopped = stopped;
+      c.latest = model_file(prm);
+      c.best = model_file(best);
+      main_opt.save(c.optimizers);
+      warm_opt.save(c.optimizers);
+      save_checkpoint(ckpt_out, c);
+      metrics << line << "\n" << std::flush;
       if (!metrics) throw_io("cannot write " + dir + "/metrics.jsonl");
       say(text);
-      if (stop) break;
     }
+    best_epoch = es.best_epoch;
     if (best_epoch > 0) prm = best;
-    else best_epoch = cfg.epochs;  // never validated: the last epoch is the model
+    else best_epoch = std::max(cfg.epochs, have_ckpt ? ck.epoch : 0);  // never validated: the last epoch is the model
   }
 
-  const Metrics tm = evaluate_sampled(engine, prm, test, cfg.topk);
+  const Metrics tm = run_eval_set(prm, test);
   metrics << "{\"event\":\"test\",\"best_epoch\":" << best_epoch << ",\"test\":" << metrics_json(tm) << "}\n" << std::flush;
-  save(prm);
-  say("test (epoch " + std::to_string(best_epoch) + ", " + std::to_string(test.user.size()) + " users, " +
-      std::to_string(n_neg) + " negatives): " + metrics_brief(tm, shown) + "  auc " + fmt("%.4f", metric_value(tm, "auc")));
-  say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + dir + "/{config.yaml,metrics.jsonl,model.bin}");
+  save_model(dir + "/model.bin", model_file(prm));
+  say("test (" + (cfg.model == ModelKind::Pop ? std::string() : "epoch " + std::to_string(best_epoch) + ", ") +
+      cfg.eval_mode_test + ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
+  say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + dir + "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The subcommands around a run folder
+
+namespace {
+
+std::string run_config_path(const std::string& dir) {
+  if (!is_dir(dir)) throw_no_input("run folder " + dir + " does not exist");
+  const std::string p = dir + "/config.yaml";
+  if (!exists(p)) throw_no_input(dir + " is not a run folder: it has no config.yaml");
+  return p;
+}
+
+// --NAME=VALUE options of a subcommand (not configuration keys), removed from args.
+std::string take_option(std::vector<std::string>& args, const std::string& name, const std::string& def) {
+  std::string v = def;
+  for (auto it = args.begin(); it != args.end();) {
+    if (it->compare(0, name.size() + 3, "--" + name + "=") == 0) {
+      v = it->substr(name.size() + 3);
+      it = args.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return v;
+}
+
+// The run's configuration; quiet only when asked for now, not because the run was quiet.
+Config run_config(const std::string& dir, const std::vector<std::string>& overrides) {
+  std::vector<std::string> a{"--config=" + run_config_path(dir), "--quiet=false"};
+  a.insert(a.end(), overrides.begin(), overrides.end());
+  return Config::from_args(a);
+}
+
+}  // namespace
+
+Config resume_config(const std::string& dir, const std::vector<std::string>& overrides) {
+  for (const std::string& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (key != "--epochs" && key != "--threads" && key != "--quiet" && key != "--show_progress")
+      throw_usage("cannot change '" + key.substr(std::min<size_t>(2, key.size())) +
+                  "' when resuming: only --epochs, --threads, --quiet and --show_progress (start a new run for others)");
+  }
+  Config cfg = run_config(dir, overrides);
+  cfg.out = dir;
+  return cfg;
+}
+
+void run_eval(const std::string& dir, const std::vector<std::string>& overrides, std::ostream& out) {
+  const Config cfg = run_config(dir, overrides);
+  if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+  const ModelFile m = load_model(dir + "/model.bin");
+  const PreparedData prep = prepare_data(cfg);
+  if (!cfg.quiet) out << prep.summary << "\n";
+  const Params<float> prm = params_for_data(m, prep, dir + "/model.bin");
+  TowerSpec tower;
+  const bool conv = prm.model == ModelKind::ConvNCF;
+  if (conv) {
+    tower = TowerSpec::make(prm.E, m.channels, m.kernels, m.kernels);
+    if (int64_t(prm.net.size()) != tower.n_params) throw_data(dir + "/model.bin: network size does not match its tower");
+  }
+  CpuEngine<float> engine(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
+  const FileNegatives* file_neg = prep.data.negatives.empty() ? nullptr : &prep.data.negatives;
+  std::string json = "{\"event\":\"eval\",\"model\":\"" + std::string(model_name(prm.model)) + "\"";
+  for (bool is_test : {false, true}) {
+    const std::string& mode = is_test ? cfg.eval_mode_test : cfg.eval_mode_valid;
+    const EvalSet set = make_eval_set(prep.split, is_test, mode, cfg.seed, is_test ? kStreamEvalTest : kStreamEvalValid, file_neg);
+    if (set.size() == 0) continue;
+    const auto t0 = Clock::now();
+    std::unique_ptr<Scorer> scorer = make_scorer(engine, prm);
+    const Metrics mt = evaluate(*scorer, set, cfg.topk);
+    const char* name = is_test ? "test" : "valid";
+    if (!cfg.quiet)
+      out << name << " (" << mode << ", " << set.size() << " queries, " << fmt("%.1f", seconds_since(t0)) << " s): "
+          << metrics_brief(mt, shown_metrics(cfg)) << "\n";
+    json += std::string(",\"") + name + "\":" + metrics_json(mt) + ",\"" + name + "_mode\":\"" + mode + "\"";
+  }
+  out << json << "}\n";
+}
+
+void run_recommend(const std::string& dir, const std::vector<std::string>& args_in, std::ostream& out) {
+  std::vector<std::string> args = args_in;
+  const std::string users_arg = take_option(args, "users", "");
+  const std::string topk_arg = take_option(args, "topk", "10");
+  const std::string format = take_option(args, "format", "table");
+  const std::string exclude = take_option(args, "exclude", "train");
+  if (users_arg.empty()) throw_usage("recommend needs --users=ID[,ID...] (raw user ids)");
+  if (format != "table" && format != "jsonl") throw_usage("--format must be table or jsonl, not '" + format + "'");
+  if (exclude != "train" && exclude != "all" && exclude != "none")
+    throw_usage("--exclude must be train (the user's training items), all (every item of the user) or none");
+  char* end = nullptr;
+  const long k = std::strtol(topk_arg.c_str(), &end, 10);
+  if (topk_arg.empty() || *end != '\0' || k < 1 || k > 1000000) throw_usage("--topk must be an integer >= 1, not '" + topk_arg + "'");
+  for (const std::string& a : args)
+    if (a.compare(0, 10, "--threads=") != 0 && a != "--quiet")
+      throw_usage("recommend takes --users, --topk, --format, --exclude and --threads, not '" + a + "'");
+  Config cfg = run_config(dir, args);
+  if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+  const ModelFile m = load_model(dir + "/model.bin");
+  const PreparedData prep = prepare_data(cfg);
+  const Params<float> prm = params_for_data(m, prep, dir + "/model.bin");
+  std::vector<int32_t> users;
+  std::stringstream ss(users_arg);
+  std::string id;
+  while (std::getline(ss, id, ',')) {
+    const int32_t u = prep.data.inter.users.find(id);
+    if (u < 0) throw_data("user '" + id + "' is not in the run's data");
+    users.push_back(u);
+  }
+  TowerSpec tower;
+  const bool conv = prm.model == ModelKind::ConvNCF;
+  if (conv) tower = TowerSpec::make(prm.E, m.channels, m.kernels, m.kernels);
+  CpuEngine<float> engine(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
+  std::unique_ptr<Scorer> scorer = make_scorer(engine, prm);
+  std::vector<const Csr*> ex;
+  if (exclude == "train") ex.push_back(&prep.split.train);
+  if (exclude == "all") ex.push_back(&prep.split.all);
+  const auto top = top_k(*scorer, users, ex, int32_t(k));
+  const IdMap& items = prep.data.inter.items;
+  if (format == "table") out << "user\trank\titem\tscore\n";
+  for (size_t j = 0; j < users.size(); ++j) {
+    const std::string& u = prep.data.inter.users.raw(users[j]);
+    if (format == "table") {
+      for (size_t r = 0; r < top[j].size(); ++r)
+        out << u << "\t" << r + 1 << "\t" << items.raw(top[j][r].first) << "\t" << fmt("%.6g", top[j][r].second) << "\n";
+    } else {
+      out << "{\"user\":" << json_string(u) << ",\"items\":[";
+      for (size_t r = 0; r < top[j].size(); ++r) out << (r ? "," : "") << json_string(items.raw(top[j][r].first));
+      out << "],\"scores\":[";
+      for (size_t r = 0; r < top[j].size(); ++r) out << (r ? "," : "") << fmt("%.9g", top[j][r].second);
+      out << "]}\n";
+    }
+  }
+}
+
+namespace {
+
+// A .npy file (format 1.0): magic, header dict padded to a multiple of 64 bytes, raw data.
+std::string npy(const std::string& descr, const std::vector<int64_t>& shape, const std::string& data) {
+  std::string sh = "(";
+  for (size_t i = 0; i < shape.size(); ++i)  // as NumPy writes it: (5,) and (3, 4)
+    sh += std::to_string(shape[i]) + (shape.size() == 1 ? "," : i + 1 < shape.size() ? ", " : "");
+  sh += ")";
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + sh + ", }";
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::string f("\x93NUMPY\x01\x00", 8);
+  const uint16_t len = uint16_t(header.size());
+  f.append(reinterpret_cast<const char*>(&len), 2);
+  return f + header + data;
+}
+
+// Raw ids as a NumPy unicode array ('<Un', UTF-32LE). Ids are UTF-8 (the loaders check).
+std::string npy_strings(const std::vector<std::string>& ids) {
+  std::vector<std::u32string> wide;
+  size_t width = 1;
+  for (const std::string& s : ids) {
+    std::u32string w;
+    for (size_t i = 0; i < s.size();) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      const int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+      for (int j = 1; j < n && i + size_t(j) < s.size(); ++j) cp = (cp << 6) | (static_cast<unsigned char>(s[i + size_t(j)]) & 0x3F);
+      w += cp;
+      i += size_t(n);
+    }
+    width = std::max(width, w.size());
+    wide.push_back(std::move(w));
+  }
+  std::string data;
+  data.reserve(wide.size() * width * 4);
+  for (const std::u32string& w : wide) {
+    for (size_t j = 0; j < width; ++j) {
+      const char32_t cp = j < w.size() ? w[j] : 0;
+      const uint32_t v = uint32_t(cp);
+      data.append(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  return npy("<U" + std::to_string(width), {int64_t(ids.size())}, data);
+}
+
+std::string npy_floats(const std::vector<float>& v, const std::vector<int64_t>& shape) {
+  return npy("<f4", shape, std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+}
+
+}  // namespace
+
+void run_export(const std::string& dir, const std::vector<std::string>& args_in, std::ostream& out) {
+  std::vector<std::string> args = args_in;
+  const std::string to = take_option(args, "out", "");
+  if (to.empty()) throw_usage("export needs --out=FOLDER");
+  if (!args.empty()) throw_usage("export takes only --out=FOLDER, not '" + args[0] + "'");
+  run_config_path(dir);
+  const ModelFile m = load_model(dir + "/model.bin");
+  const Params<float>& p = m.params;
+  std::vector<std::pair<std::string, std::string>> files;
+  if (p.model != ModelKind::Pop) {
+    files.emplace_back("user_embeddings.npy", npy_floats(p.P, {p.n_users, p.E}));
+    files.emplace_back("item_embeddings.npy", npy_floats(p.Q, {p.n_items, p.E}));
+  }
+  if (!p.net.empty()) files.emplace_back(p.model == ModelKind::Pop ? "item_popularity.npy" : "network.npy",
+                                         npy_floats(p.net, {int64_t(p.net.size())}));
+  files.emplace_back("user_ids.npy", npy_strings(m.user_ids));
+  files.emplace_back("item_ids.npy", npy_strings(m.item_ids));
+  std::string index = "{\"model\":\"" + std::string(model_name(p.model)) + "\",\"embedding_size\":" + std::to_string(p.E) +
+                      ",\"n_users\":" + std::to_string(p.n_users) + ",\"n_items\":" + std::to_string(p.n_items) +
+                      ",\"source\":" + json_string(dir + "/model.bin") + ",\"files\":{";
+  for (size_t i = 0; i < files.size(); ++i)
+    index += std::string(i ? "," : "") + "\"" + files[i].first.substr(0, files[i].first.size() - 4) + "\":\"" + files[i].first + "\"";
+  index += "},\"note\":\"row i of user_embeddings is user_ids[i]; row j of item_embeddings is item_ids[j]\"}\n";
+  files.emplace_back("index.json", index);
+  for (const auto& f : files)  // nothing already there is overwritten
+    if (exists(to + "/" + f.first)) throw_usage("export: " + to + "/" + f.first + " already exists; choose another --out");
+  make_dirs(to);
+  for (const auto& f : files) write_file_atomic(to + "/" + f.first, f.second);
+  out << "exported " << files.size() << " files to " << to << ": ";
+  for (size_t i = 0; i < files.size(); ++i) out << (i ? ", " : "") << files[i].first;
+  out << "\n";
+}
+
+void run_info(std::ostream& out) {
+  std::string reason;
+  const bool gpu = cuda_device_available(&reason);
+  out << "convncf " << kVersionString << "\n";
+  out << "CPU threads (OpenMP): " << omp_get_max_threads() << "\n";
+  out << cuda_device_summary() << "\n";
+  out << "device auto would use: the CPU engine"
+      << (gpu ? " (a GPU is usable, but the CUDA engine is not in this build yet)" : " (" + reason + ")") << "\n";
 }
 
 }  // namespace convncf

@@ -28,6 +28,16 @@ void save_model(const std::string& path, const ModelFile& m);
 // another version.
 ModelFile load_model(const std::string& path);
 
+// The same format in memory (checkpoints embed it); `name` is used in messages.
+std::string model_bytes(const ModelFile& m);
+ModelFile model_from_bytes(const std::string& bytes, const std::string& name);
+
+// Writes `bytes` to path.tmp, flushes and fsyncs it, renames it over `path`, fsyncs the folder:
+// a crash at any moment leaves either the old file or the new one. Throws Error(kExitIo).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+// Whole file; Error(kExitNoInput) naming `what` when it cannot be opened.
+std::string read_file_bytes(const std::string& path, const char* what);
+
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 
 }  // namespace convncf

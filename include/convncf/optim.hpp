@@ -51,6 +51,7 @@ class Optimizer {
   Optimizer(const OptimizerSpec& spec, int64_t n);
   const OptimizerSpec& spec() const { return m_spec; }
   int64_t steps() const { return m_step; }
+  void set_steps(int64_t s) { m_step = s; }  // restoring a checkpoint
   // Dense step over all n elements.
   void step(T* p, const T* g, int64_t n);
   // Step on the listed rows only. Identical to a dense step when every other row's gradient is
