@@ -353,6 +353,25 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     if (ck.data_fingerprint != fingerprint)
       throw_data(ckpt_path + ": the checkpoint was made on other data or another split than " + cfg.dataset +
                  " gives now");
+    // the same configuration but for the keys a resume may change
+    auto settings = [](const std::string& yaml) {
+      std::istringstream in(yaml);
+      std::string line, kept;
+      while (std::getline(in, line))
+        if (line.rfind("#", 0) != 0 && line.rfind("epochs:", 0) != 0 && line.rfind("threads:", 0) != 0 &&
+            line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0)
+          kept += line + "\n";
+      return kept;
+    };
+    const std::string mine = settings(cfg.to_yaml()), theirs = settings(ck.config_yaml);
+    if (mine != theirs) {
+      size_t at = 0;
+      while (at < mine.size() && at < theirs.size() && mine[at] == theirs[at]) ++at;
+      const size_t line_start = theirs.rfind('\n', at == 0 ? 0 : at - 1);
+      const std::string first = theirs.substr(line_start == std::string::npos ? 0 : line_start + 1,
+                                              theirs.find('\n', at) - (line_start == std::string::npos ? 0 : line_start + 1));
+      throw_data(ckpt_path + ": the checkpoint was made with another configuration (it has '" + first + "')");
+    }
     const Params<float>& lp = ck.latest.params;
     if (lp.model != cfg.model || lp.E != prm.E || lp.P.size() != prm.P.size() || lp.Q.size() != prm.Q.size() ||
         lp.net.size() != prm.net.size())

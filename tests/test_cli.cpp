@@ -322,6 +322,13 @@ TEST(Cli, DamagedOrForeignCheckpointIsRefused) {
   r = run("train --resume=" + a + " --epochs=2");
   EXPECT_EQ(r.code, 65) << r.out;
   EXPECT_NE(r.out.find("other data"), std::string::npos) << r.out;
+  // a checkpoint of the same data made with another configuration
+  const std::string c = fresh_dir("ckpt_c");
+  ASSERT_EQ(run(std::string("train --model=BPR --epochs=1 --learning_rate=0.01 ") + kQuick + " --out=" + c).code, 0);
+  std::system(("cp '" + c + "/checkpoint.bin' '" + a + "/checkpoint.bin'").c_str());
+  r = run("train --resume=" + a + " --epochs=2");
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("another configuration (it has 'learning_rate: 0.01')"), std::string::npos) << r.out;
   r = run("train --resume=/nonexistent/run");
   EXPECT_EQ(r.code, 66) << r.out;
 }
