@@ -167,7 +167,7 @@ std::string non_finite_tensor(const Params<float>& p, const CpuEngine<float>& en
 }
 
 // Embeddings of an MF-BPR run, matched by raw id (RecBole's after_pretrain).
-void load_pretrained(const Config& cfg, const Interactions& data, Params<float>& prm) {
+void load_pretrained(const Config& cfg, const PreparedData& prep, Params<float>& prm) {
   // (matched by raw id, so the pretraining may have used another split or format of the data)
   std::string path = cfg.pre_model_path;
   if (is_dir(path)) path += "/model.bin";
@@ -178,20 +178,20 @@ void load_pretrained(const Config& cfg, const Interactions& data, Params<float>&
   if (m.params.E != prm.E)
     throw_data(path + ": pretrained embedding size " + std::to_string(m.params.E) +
                " differs from embedding_size " + std::to_string(prm.E));
-  auto copy_rows = [&](const IdMap& ids, const std::vector<std::string>& raw,
-                       const std::vector<float>& src, std::vector<float>& dst, const char* what) {
-    IdMap index;
-    for (const std::string& r : raw) index.get_or_add(r);
-    for (int32_t i = 0; i < ids.size(); ++i) {
-      const int32_t j = index.find(ids.raw(i));
-      if (j < 0)
-        throw_data(path + ": the pretrained model has no " + what + " '" + ids.raw(i) +
-                   "': it was trained on another dataset");
-      std::copy_n(src.begin() + int64_t(j) * prm.E, prm.E, dst.begin() + int64_t(i) * prm.E);
-    }
-  };
-  copy_rows(data.users, m.user_ids, m.params.P, prm.P, "user");
-  copy_rows(data.items, m.item_ids, m.params.Q, prm.Q, "item");
+  Params<float> mapped = params_for_data(m, prep, path);
+  prm.P = std::move(mapped.P);
+  prm.Q = std::move(mapped.Q);
+}
+
+// The CPU engine for a saved model (its tower comes from the model file).
+std::unique_ptr<CpuEngine<float>> engine_for(const ModelFile& m, const Params<float>& prm, int threads,
+                                             TowerSpec& tower, const std::string& name) {
+  const bool conv = prm.model == ModelKind::ConvNCF;
+  if (conv) {
+    tower = TowerSpec::make(prm.E, m.channels, m.kernels, m.kernels);
+    if (int64_t(prm.net.size()) != tower.n_params) throw_data(name + ": network size does not match its tower");
+  }
+  return std::make_unique<CpuEngine<float>>(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
 }
 
 std::string json_string(const std::string& s) {
@@ -378,7 +378,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       throw_data(ckpt_path + ": the checkpoint holds a model of another shape than the run's configuration");
     prm = lp;
   } else if (cfg.model != ModelKind::Pop && cfg.train_method == "after_pretrain") {
-    load_pretrained(cfg, data, prm);
+    load_pretrained(cfg, prep, prm);
     say("loaded pretrained MF-BPR embeddings from " + cfg.pre_model_path);
   }
   const std::string dir = resume ? resume_dir : prepare_run_dir(cfg);  // nothing written before this
@@ -602,12 +602,7 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
   if (!cfg.quiet) out << prep.summary << "\n";
   const Params<float> prm = params_for_data(m, prep, dir + "/model.bin");
   TowerSpec tower;
-  const bool conv = prm.model == ModelKind::ConvNCF;
-  if (conv) {
-    tower = TowerSpec::make(prm.E, m.channels, m.kernels, m.kernels);
-    if (int64_t(prm.net.size()) != tower.n_params) throw_data(dir + "/model.bin: network size does not match its tower");
-  }
-  CpuEngine<float> engine(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
+  const std::unique_ptr<CpuEngine<float>> engine = engine_for(m, prm, threads, tower, dir + "/model.bin");
   const FileNegatives* file_neg = prep.data.negatives.empty() ? nullptr : &prep.data.negatives;
   std::string json = "{\"event\":\"eval\",\"model\":\"" + std::string(model_name(prm.model)) + "\"";
   for (bool is_test : {false, true}) {
@@ -615,7 +610,7 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
     const EvalSet set = make_eval_set(prep.split, is_test, mode, cfg.seed, is_test ? kStreamEvalTest : kStreamEvalValid, file_neg);
     if (set.size() == 0) continue;
     const auto t0 = Clock::now();
-    std::unique_ptr<Scorer> scorer = make_scorer(engine, prm);
+    std::unique_ptr<Scorer> scorer = make_scorer(*engine, prm);
     const Metrics mt = evaluate(*scorer, set, cfg.topk);
     const char* name = is_test ? "test" : "valid";
     if (!cfg.quiet)
@@ -657,10 +652,8 @@ void run_recommend(const std::string& dir, const std::vector<std::string>& args_
     users.push_back(u);
   }
   TowerSpec tower;
-  const bool conv = prm.model == ModelKind::ConvNCF;
-  if (conv) tower = TowerSpec::make(prm.E, m.channels, m.kernels, m.kernels);
-  CpuEngine<float> engine(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
-  std::unique_ptr<Scorer> scorer = make_scorer(engine, prm);
+  const std::unique_ptr<CpuEngine<float>> engine = engine_for(m, prm, threads, tower, dir + "/model.bin");
+  std::unique_ptr<Scorer> scorer = make_scorer(*engine, prm);
   std::vector<const Csr*> ex;
   if (exclude == "train") ex.push_back(&prep.split.train);
   if (exclude == "all") ex.push_back(&prep.split.all);
