@@ -86,20 +86,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  const std::string b = read_file_bytes(path, "checkpoint");
-  if (b.size() < sizeof kMagic + 12 || std::memcmp(b.data(), kMagic, sizeof kMagic) != 0)
-    throw_data(path + ": not a convncf checkpoint (bad magic number)");
-  uint64_t stored;
-  std::memcpy(&stored, b.data() + b.size() - 8, 8);
-  if (fnv1a(b.data(), b.size() - 8) != stored)
-    throw_data(path + ": checksum mismatch: the checkpoint is corrupt or truncated");
-  const std::string body = b.substr(0, b.size() - 8);
+  const std::string body = checked_body(read_file_bytes(path, "checkpoint"), kMagic, kVersion, path, "checkpoint");
   In in{body, path};
-  in.at = sizeof kMagic;
-  const uint32_t version = in.get<uint32_t>();
-  if (version != kVersion)
-    throw_data(path + ": checkpoint version " + std::to_string(version) + ", this build reads " +
-               std::to_string(kVersion));
+  in.at = sizeof kMagic + 4;
   Checkpoint c;
   c.config_yaml = in.str();
   c.data_fingerprint = in.get<uint64_t>();

@@ -147,20 +147,26 @@ std::string read_file_bytes(const std::string& path, const char* what) {
 
 ModelFile load_model(const std::string& path) { return model_from_bytes(read_file_bytes(path, "model file"), path); }
 
-ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
-  if (buf.size() < sizeof kMagic + 8 || std::memcmp(buf.data(), kMagic, sizeof kMagic) != 0)
-    throw_data(path + ": not a convncf model file (bad magic number)");
+std::string checked_body(const std::string& bytes, const char (&magic)[8], uint32_t version,
+                         const std::string& path, const char* what) {
+  if (bytes.size() < 8 + 4 + 8 || std::memcmp(bytes.data(), magic, 8) != 0)
+    throw_data(path + ": not a convncf " + what + " (bad magic number)");
   uint64_t stored;
-  std::memcpy(&stored, buf.data() + buf.size() - 8, 8);
-  if (fnv1a(buf.data(), buf.size() - 8) != stored)
-    throw_data(path + ": checksum mismatch: the model file is corrupt or truncated");
-  const std::string body = buf.substr(0, buf.size() - 8);
+  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
+  if (fnv1a(bytes.data(), bytes.size() - 8) != stored)
+    throw_data(path + ": checksum mismatch: the " + what + " is corrupt or truncated");
+  uint32_t v;
+  std::memcpy(&v, bytes.data() + 8, 4);
+  if (v != version)
+    throw_data(path + ": " + what + " version " + std::to_string(v) + ", this build reads " +
+               std::to_string(version));
+  return bytes.substr(0, bytes.size() - 8);
+}
+
+ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
+  const std::string body = checked_body(buf, kMagic, kVersion, path, "model file");
   Reader r{body, path};
-  r.at = sizeof kMagic;
-  const uint32_t version = r.get<uint32_t>();
-  if (version != kVersion)
-    throw_data(path + ": model file version " + std::to_string(version) + ", this build reads " +
-               std::to_string(kVersion));
+  r.at = sizeof kMagic + 4;
   ModelFile m;
   const uint32_t kind = r.get<uint32_t>();
   if (kind > 2) throw_data(path + ": unknown model kind " + std::to_string(kind));

@@ -35,6 +35,12 @@ ModelFile model_from_bytes(const std::string& bytes, const std::string& name);
 // Writes `bytes` to path.tmp, flushes and fsyncs it, renames it over `path`, fsyncs the folder:
 // a crash at any moment leaves either the old file or the new one. Throws Error(kExitIo).
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The part of a file image between its header and its checksum: checks the 8-byte magic, the
+// trailing u64 FNV-1a of everything before it, and the u32 version after the magic; throws
+// Error(kExitData) naming `path` and `what` ("model file", "checkpoint"). Offset 12 starts the
+// payload in the returned string.
+std::string checked_body(const std::string& bytes, const char (&magic)[8], uint32_t version,
+                         const std::string& path, const char* what);
 // Whole file; Error(kExitNoInput) naming `what` when it cannot be opened.
 std::string read_file_bytes(const std::string& path, const char* what);
 
