@@ -43,7 +43,7 @@ __global__ void outer_product_fwd_kernel1(int64_t B, int E,
 }
 
 // Dynamic shared memory: 2*E floats, p row then q row.
-__global__ void outer_product_fwd_kernel2(int64_t B, int E,
+CONVNCF_HOT_KERNEL void outer_product_fwd_kernel2(int64_t B, int E,
                                           const int32_t* __restrict__ user,  // (B,)
                                           const int32_t* __restrict__ item,  // (B,)
                                           const float* __restrict__ P,       // (n_users, E)
