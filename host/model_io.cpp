@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 
+#include "convncf/bytes.hpp"
 #include "convncf/errors.hpp"
 
 namespace convncf {
@@ -20,52 +21,6 @@ namespace {
 constexpr char kMagic[8] = {'C', 'O', 'N', 'V', 'N', 'C', 'F', '\0'};
 constexpr uint32_t kVersion = 1;
 
-struct Writer {
-  std::string buf;
-  template <typename T>
-  void put(const T& v) { buf.append(reinterpret_cast<const char*>(&v), sizeof v); }
-  template <typename T>
-  void put_vec(const std::vector<T>& v) {
-    buf.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-  }
-  void put_str(const std::string& s) {
-    put(uint32_t(s.size()));
-    buf.append(s);
-  }
-};
-
-struct Reader {
-  const std::string& buf;
-  const std::string& path;
-  size_t at = 0;
-  void need(size_t n) {
-    if (buf.size() - at < n)
-      throw_data(path + ": truncated model file (needed " + std::to_string(n) + " bytes at offset " +
-                 std::to_string(at) + ", file has " + std::to_string(buf.size()) + ")");
-  }
-  template <typename T>
-  T get() {
-    need(sizeof(T));
-    T v;
-    std::memcpy(&v, buf.data() + at, sizeof v);
-    at += sizeof v;
-    return v;
-  }
-  template <typename T>
-  void get_vec(std::vector<T>& v, uint64_t n) {
-    if (n > (buf.size() - at) / sizeof(T)) need(size_t(-1));
-    v.resize(size_t(n));
-    std::memcpy(v.data(), buf.data() + at, size_t(n) * sizeof(T));
-    at += size_t(n) * sizeof(T);
-  }
-  std::string get_str() {
-    const uint32_t n = get<uint32_t>();
-    need(n);
-    std::string s = buf.substr(at, n);
-    at += n;
-    return s;
-  }
-};
 }  // namespace
 
 uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
@@ -79,7 +34,7 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
 
 std::string model_bytes(const ModelFile& m) {
   const Params<float>& p = m.params;
-  Writer w;
+  ByteWriter w;
   w.buf.append(kMagic, sizeof kMagic);
   w.put(kVersion);
   w.put(uint32_t(p.model));
@@ -93,8 +48,8 @@ std::string model_bytes(const ModelFile& m) {
   w.put_vec(p.P);
   w.put_vec(p.Q);
   w.put_vec(p.net);
-  for (const std::string& s : m.user_ids) w.put_str(s);
-  for (const std::string& s : m.item_ids) w.put_str(s);
+  for (const std::string& s : m.user_ids) w.put_str<uint32_t>(s);
+  for (const std::string& s : m.item_ids) w.put_str<uint32_t>(s);
   w.put(fnv1a(w.buf.data(), w.buf.size()));
   return std::move(w.buf);
 }
@@ -165,7 +120,7 @@ std::string checked_body(const std::string& bytes, const char (&magic)[8], uint3
 
 ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
   const std::string body = checked_body(buf, kMagic, kVersion, path, "model file");
-  Reader r{body, path};
+  ByteReader r{body, path, "model file"};
   r.at = sizeof kMagic + 4;
   ModelFile m;
   const uint32_t kind = r.get<uint32_t>();
@@ -188,8 +143,8 @@ ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
   r.get_vec(m.params.P, uint64_t(m.params.n_users) * uint64_t(m.params.E));
   r.get_vec(m.params.Q, uint64_t(m.params.n_items) * uint64_t(m.params.E));
   r.get_vec(m.params.net, n_net);
-  for (int32_t i = 0; i < m.params.n_users; ++i) m.user_ids.push_back(r.get_str());
-  for (int32_t i = 0; i < m.params.n_items; ++i) m.item_ids.push_back(r.get_str());
+  for (int32_t i = 0; i < m.params.n_users; ++i) m.user_ids.push_back(r.get_str<uint32_t>());
+  for (int32_t i = 0; i < m.params.n_items; ++i) m.item_ids.push_back(r.get_str<uint32_t>());
   if (r.at != body.size()) throw_data(path + ": trailing bytes after the id maps");
   return m;
 }
