@@ -258,12 +258,13 @@ class Progress {
   bool m_shown = false;
 };
 
-// metrics.jsonl cut back to the epochs a checkpoint holds (a kill may land between the
-// checkpoint and the line, or after lines of epochs the checkpoint does not have).
+// metrics.jsonl cut back to the epochs a checkpoint holds (a kill may land after the line of
+// an epoch whose checkpoint was not yet renamed into place, or in the middle of a line).
 void trim_metrics(const std::string& path, int epochs_kept) {
   std::ifstream in(path);
   std::string line, kept;
   while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline after it: a line cut short by a kill
     const size_t at = line.find("\"event\":\"epoch\",\"epoch\":");
     if (at == std::string::npos) continue;  // test lines are written again at the end
     const int e = std::atoi(line.c_str() + at + 24);
@@ -512,8 +513,11 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
                   " validations: stopping)";
       }
       line += ",\"peak_memory_bytes\":" + std::to_string(peak_memory_bytes()) + "}";
-      // Best model first, then the checkpoint, then the log line: a kill between leaves a
-      // checkpoint that resume trusts and a log that resume trims.
+      // Log line first, then the best model, then the checkpoint: a kill anywhere before the
+      // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
+      // hold, which resume trims and writes again. (Checkpoint first would lose the line.)
+      metrics << line << "\n" << std::flush;
+      if (!metrics) throw_io("cannot write " + dir + "/metrics.jsonl");
       if (improved) save_model(dir + "/model.bin", model_file(best));
       Checkpoint c;
       c.config_yaml = cfg.to_yaml();
@@ -529,8 +533,6 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       main_opt.save(c.optimizers);
       warm_opt.save(c.optimizers);
       save_checkpoint(ckpt_out, c);
-      metrics << line << "\n" << std::flush;
-      if (!metrics) throw_io("cannot write " + dir + "/metrics.jsonl");
       say(text);
     }
     best_epoch = es.best_epoch;

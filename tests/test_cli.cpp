@@ -282,6 +282,10 @@ TEST(Cli, ResumeIsBitIdenticalToAnUninterruptedRun) {
                            "--cnn_kernels=[8,8] --cnn_strides=[8,8] --stopping_step=0 " + kQuick;
   ASSERT_EQ(run(args + " --epochs=3 --out=" + full).code, 0);
   ASSERT_EQ(run(args + " --epochs=1 --out=" + part).code, 0);
+  {  // what a kill leaves: the line of an epoch whose checkpoint never landed, and a cut-short line
+    std::ofstream f(part + "/metrics.jsonl", std::ios::app);
+    f << "{\"event\":\"epoch\",\"epoch\":2,\"loss\":9}\n{\"event\":\"epoch\",\"epoch\":1,\"lo";
+  }
   const Result r = run("train --resume=" + part + " --epochs=3 --quiet");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(metrics_without_timings(part), metrics_without_timings(full));
