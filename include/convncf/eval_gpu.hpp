@@ -1,0 +1,64 @@
+// eval_gpu.hpp: evaluation on the GPU. The model side is a DeviceScorer (the GPU engine, or in the
+// tests a table of scores); this file ranks.
+//   full ranking  users in blocks; for each block, items in chunks: the scorer writes the block's
+//                 (users x chunk) scores on the device, and a counting kernel adds, for every
+//                 held-out positive, how many of the chunk's candidate negatives (not excluded,
+//                 not a positive of the query) beat it (score >= its score; NaN rules as in
+//                 evaluate.hpp). The positions, hence every metric, are exact, and no more than a
+//                 block's chunk of scores ever exists.
+//   sampled/file  every candidate (positives and negatives) of a batch of queries as (user, item)
+//                 pairs, scored in large launches, ranked on the host by positive_positions.
+//   top_k_gpu     each user's best k items, training items masked, kept on the device and merged
+//                 chunk by chunk (ties by lower item index), for `recommend`.
+// Metrics come out of MetricSum, so evaluate_gpu equals evaluate() on the same scores.
+// Kernels: kernels/rank.cu. Tests: tests/test_eval_gpu.cu (against evaluate() and top_k()).
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "convncf/evaluate.hpp"
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+
+namespace convncf {
+
+class DeviceScorer {
+ public:
+  virtual ~DeviceScorer() = default;
+  virtual int32_t n_items() const = 0;
+  // The most (user, item) pairs one call below may score; evaluate_gpu sizes its blocks by it.
+  virtual int64_t max_pairs() const = 0;
+  // out (nu, n) row-major, device: scores of users[j] against items item_lo .. item_lo+n-1.
+  // users is a device array; nu * n <= max_pairs().
+  virtual void score_range(const int32_t* users, int64_t nu, int32_t item_lo, int32_t n,
+                           float* out, cudaStream_t stream) = 0;
+  // out[k] = score of (user[k], item[k]), device arrays, n <= max_pairs().
+  virtual void score_pairs(const int32_t* user, const int32_t* item, int64_t n, float* out,
+                           cudaStream_t stream) = 0;
+};
+
+Metrics evaluate_gpu(DeviceScorer& scorer, const EvalSet& set, const std::vector<int>& topk,
+                     cudaStream_t stream);
+
+// As top_k() in evaluate.hpp: best first, ties by lower item index, excluded items skipped.
+std::vector<std::vector<std::pair<int32_t, float>>> top_k_gpu(
+    DeviceScorer& scorer, const std::vector<int32_t>& users, const std::vector<const Csr*>& exclude,
+    int32_t k, cudaStream_t stream);
+
+// The counting kernel's twin, exposed for tests: for nu users of a block with their queries'
+// positives (pos_offsets (nu+1), positives sorted, their scores pos_score), the excluded items
+// (excl_offsets (nu+1), excl_items sorted per user) and the chunk's scores (nu, n) of items
+// item_lo .., adds to beat[j] the number of the chunk's candidate negatives that rank above
+// positive j.
+void count_beating_cpu(int64_t nu, int32_t item_lo, int32_t n, const float* scores,
+                       const int64_t* pos_offsets, const int32_t* positives,
+                       const float* pos_score, const int64_t* excl_offsets,
+                       const int32_t* excl_items, int64_t* beat);
+void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* scores,
+                       const int64_t* pos_offsets, const int32_t* positives,
+                       const float* pos_score, const int64_t* excl_offsets,
+                       const int32_t* excl_items, int64_t* beat, cudaStream_t stream);
+
+}  // namespace convncf

@@ -1,0 +1,64 @@
+// sampling_gpu.hpp: a training batch assembled on the device. The epoch's shuffled order of
+// training positives is uploaded once per epoch; each batch gathers its (user, pos) and draws
+// each negative uniformly from the items the user has not interacted with in training, from the
+// user's sorted CSR row: the r-th absent item for r = uniform_index(bits, n_items - degree), with
+// bits = rng_hash(seed, kStreamNegative, (epoch << 40) + index in the epoch), exactly the CPU
+// loop's draw (host/train.cpp, dataset.hpp sample_negative), so both engines see the same triples.
+// nth_absent_item is shared with the host as a __host__ __device__ function.
+// Kernels: kernels/sampling.cu. Tests: tests/test_sampling_gpu.cu.
+#pragma once
+#include <cstdint>
+
+#include "convncf/common.hpp"
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+
+namespace convncf {
+
+// The r-th (0-based) item in [0, n_items) absent from sorted[0 .. deg): binary search on
+// sorted[j] - j (the count of absent items below sorted[j]).
+CONVNCF_HD int32_t nth_absent_item_hd(const int32_t* sorted, int64_t deg, int64_t r) {
+  int64_t lo = 0, hi = deg;  // first j with sorted[j] - j > r
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (sorted[mid] - mid > r) hi = mid;
+    else lo = mid + 1;
+  }
+  return static_cast<int32_t>(r + lo);
+}
+
+// Triples lo .. lo+n of the epoch: t = order[lo + j]; user[j] = train_user[t],
+// pos[j] = train_item[t], neg[j] drawn as above with index lo + j. Entries j >= n up to B_cap
+// are set to row 0 (padding).
+void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t seed,
+                      const int64_t* __restrict__ order,        // (T,) indices into train_*
+                      const int32_t* __restrict__ train_user,   // (T_all,)
+                      const int32_t* __restrict__ train_item,   // (T_all,)
+                      const int64_t* __restrict__ row_offsets,  // (n_users+1,) training CSR
+                      const int32_t* __restrict__ row_items,    // (nnz,) sorted per row
+                      int32_t n_items,
+                      int32_t* __restrict__ user,  // (B_cap,)
+                      int32_t* __restrict__ pos,   // (B_cap,)
+                      int32_t* __restrict__ neg,   // (B_cap,)
+                      cudaStream_t stream);
+
+// Deterministic sums in double (fixed grid and fixed-order tree), for the whole-table norms and
+// the finite checks: out[0] = sum of x[i]^2 over n elements. `partials` holds
+// reduce_partials_size() doubles.
+int64_t reduce_partials_size();
+void sum_squares_gpu(int64_t n, const float* __restrict__ x, double* __restrict__ partials,
+                     double* __restrict__ out, cudaStream_t stream);
+// out[0] = sum of x[0 .. n) in double, the same fixed order as sum_squares_gpu (batch losses).
+void sum_gpu(int64_t n, const double* __restrict__ x, double* __restrict__ partials,
+             double* __restrict__ out, cudaStream_t stream);
+// out += the count of non-finite values among x[0 .. n) (int atomic; *out zeroed by the caller).
+void count_non_finite_gpu(int64_t n, const float* __restrict__ x, int32_t* __restrict__ out,
+                          cudaStream_t stream);
+// The whole-table norm's gradient: y[i] += float(c * double(x[i])) with c = coef / sqrt(*sumsq)
+// (*sumsq read on the device, from sum_squares_gpu; nothing added when it is 0), as the CPU
+// engine adds reg1 * P / |P|.
+void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
+                   const float* __restrict__ x, float* __restrict__ y, cudaStream_t stream);
+
+}  // namespace convncf
