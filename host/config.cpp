@@ -595,6 +595,19 @@ const std::vector<KeySpec>& key_table() {
           return enum_of<Device>(v, {{"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}});
         },
         "engine: auto (GPU if usable), cpu or cuda (RecBole: use_gpu)"));
+    t.push_back(field<std::string>("sparse_grad", &Config::sparse_grad,
+        [](const Value& v) {
+          return enum_of<std::string>(v, {{"deterministic", "deterministic"}, {"fast", "fast"}});
+        },
+        "cuda engine: how a batch's embedding-row gradients are combined: deterministic (CUB sort and "
+        "segmented sum, bit-reproducible) or fast (atomics; the last bits vary run to run)"));
+    t.push_back(field<std::string>("embedding_update", &Config::embedding_update,
+        [](const Value& v) { return enum_of<std::string>(v, {{"dense", "dense"}, {"lazy", "lazy"}}); },
+        "cuda engine, Adam: dense (every embedding row's moments decay every step, as PyTorch) or lazy "
+        "(only the batch's rows; needs a regularizer that touches only those rows). SGD and Adagrad: "
+        "the same result either way"));
+    t.push_back(field<bool>("verbose", &Config::verbose, bool_of,
+        "also print engine details: the cuDNN execution plans chosen, memory sizes"));
     t.push_back(field<std::string>("out", &Config::out, string_of,
         "run folder; empty: runs/<model>-<timestamp> (RecBole: checkpoint_dir)", true));
     t.push_back(field<int>("threads", &Config::threads, int_at_least(0),

@@ -9,30 +9,24 @@
 #include <cmath>
 
 #include "convncf/errors.hpp"
+#include "convncf/pair_kernels.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
 
+// The per-element math is shared with the GPU kernels (pair_kernels.hpp), so both engines draw
+// the same dropout masks and compute the loss the same way.
 double dropout_scale(const DropoutSpec& d, int64_t triple, int side, int channel) {
-  if (d.p <= 0.0) return 1.0;
-  const uint64_t pair = uint64_t(triple) * 2u + uint64_t(side);
-  const uint64_t bits = rng_hash(rng_hash(d.seed, kStreamDropout, d.step), pair, uint64_t(channel));
-  return uniform01(bits) < d.p ? 0.0 : 1.0 / (1.0 - d.p);
+  return dropout_mask(d.p, d.seed, d.step, triple, side, channel);
 }
 
 template <typename T>
 T bpr_loss(T x) {
-  // softplus(-x) = max(-x, 0) + log1p(exp(-|x|)): exp never overflows.
-  return std::max(-x, T(0)) + std::log1p(std::exp(-std::abs(x)));
+  return softplus_neg(x);
 }
 template <typename T>
 T bpr_grad(T x) {
-  // d/dx softplus(-x) = -sigmoid(-x), written so that exp never overflows.
-  if (x >= 0) {
-    const T e = std::exp(-x);
-    return -e / (T(1) + e);
-  }
-  return -T(1) / (T(1) + std::exp(x));
+  return softplus_neg_grad(x);
 }
 
 // A conv layer of kernel = stride k on a channels-last map: out = ReLU(b + patches x Wt).

@@ -24,6 +24,7 @@
 #include "convncf/errors.hpp"
 #include "convncf/formats.hpp"
 #include "convncf/rng.hpp"
+#include "convncf/sampling_gpu.hpp"
 
 namespace convncf {
 
@@ -438,7 +439,7 @@ Split read_split(const std::string& path, const Interactions& data) {
 
 int32_t sample_negative(const int32_t* sorted, int64_t deg, int32_t n_items, uint64_t bits) {
   const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));
-  return nth_absent_item(sorted, deg, r);
+  return nth_absent_item(sorted, deg, r);  // the device sampler's own search
 }
 
 }  // namespace convncf

@@ -16,6 +16,7 @@ template <typename T>
 void Optimizer<T>::step(T* p, const T* g, int64_t n) {
   ++m_step;
   const OptimizerSpec& s = m_spec;
+  const AdamCorrections c = adam_corrections(s, m_step);  // once per step, as on the GPU
   switch (s.learner) {
     case Learner::SGD:
       for (int64_t i = 0; i < n; ++i) sgd_update(p[i], g[i], s.lr, s.weight_decay);
@@ -26,7 +27,8 @@ void Optimizer<T>::step(T* p, const T* g, int64_t n) {
       break;
     case Learner::Adam:
       for (int64_t i = 0; i < n; ++i)
-        adam_update(p[i], g[i], m_s0[size_t(i)], m_s1[size_t(i)], m_step, s);
+        adam_update(p[i], g[i], m_s0[size_t(i)], m_s1[size_t(i)], s.lr, s.beta1, s.beta2,
+                    s.adam_eps, s.weight_decay, c.bc1, c.bc2);
       break;
   }
 }
@@ -35,6 +37,7 @@ template <typename T>
 void Optimizer<T>::step_rows(T* p, const T* g, const std::vector<int32_t>& rows, int row_size) {
   ++m_step;
   const OptimizerSpec& s = m_spec;
+  const AdamCorrections c = adam_corrections(s, m_step);  // once per step, as on the GPU
   for (int32_t r : rows) {
     const int64_t base = int64_t(r) * row_size;
     for (int64_t i = base; i < base + row_size; ++i) {
@@ -44,7 +47,8 @@ void Optimizer<T>::step_rows(T* p, const T* g, const std::vector<int32_t>& rows,
           adagrad_update(p[i], g[i], m_s0[size_t(i)], s.lr, s.adagrad_eps, s.weight_decay);
           break;
         case Learner::Adam:
-          adam_update(p[i], g[i], m_s0[size_t(i)], m_s1[size_t(i)], m_step, s);
+          adam_update(p[i], g[i], m_s0[size_t(i)], m_s1[size_t(i)], s.lr, s.beta1, s.beta2,
+                      s.adam_eps, s.weight_decay, c.bc1, c.bc2);
           break;
       }
     }

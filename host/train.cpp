@@ -22,6 +22,8 @@
 
 #include "convncf/checkpoint.hpp"
 #include "convncf/cpu_engine.hpp"
+#include "convncf/eval_gpu.hpp"
+#include "convncf/gpu_engine.hpp"
 #include "convncf/early_stopping.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/errors.hpp"
@@ -303,14 +305,20 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
   std::string gpu_reason;
   const bool gpu = cuda_device_available(&gpu_reason);
-  if (cfg.device == Device::Cuda) {
-    if (!gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + gpu_reason);
-    throw Error(kExitUnavailable,
-                "device: cuda: the CUDA training engine is not in this build yet; use --device=cpu");
-  }
+  if (cfg.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + gpu_reason);
+  // The popularity model does not train: it never needs the GPU.
+  const bool use_gpu = cfg.model != ModelKind::Pop && cfg.device != Device::Cpu && gpu;
   if (cfg.device == Device::Auto)
-    say(std::string("device auto: using the CPU engine") +
-        (gpu ? " (the CUDA engine is not in this build yet)" : " (" + gpu_reason + ")"));
+    say(use_gpu ? std::string("device auto: using the CUDA engine")
+                : std::string("device auto: using the CPU engine") +
+                      (gpu ? " (the popularity model does not train)" : " (" + gpu_reason + ")"));
+  if (!use_gpu && cfg.model != ModelKind::Pop && (cfg.embedding_update == "lazy" || cfg.sparse_grad == "fast"))
+    std::cerr << "warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates Adam "
+                 "densely and sums rows deterministically\n";
+  if (cfg.embedding_update == "lazy" && cfg.reg_type == RegType::Norm && !cfg.reg_weights.empty() &&
+      cfg.reg_weights[0] > 0)
+    throw_usage("embedding_update: lazy needs a regularizer that touches only the batch's rows, but reg_type norm "
+                "with reg_weights[0] > 0 puts a gradient on every row (use reg_type squared or reg_weights[0] = 0)");
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
 
@@ -360,7 +368,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       std::string line, kept;
       while (std::getline(in, line))
         if (line.rfind("#", 0) != 0 && line.rfind("epochs:", 0) != 0 && line.rfind("threads:", 0) != 0 &&
-            line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0)
+            line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0 &&
+            line.rfind("device:", 0) != 0 && line.rfind("verbose:", 0) != 0)
           kept += line + "\n";
       return kept;
     };
@@ -403,12 +412,27 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
 
   CpuEngine<float> engine(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, prm.E, threads);
+  std::unique_ptr<GpuEngine> gpu_engine;
+  if (use_gpu) {
+    GpuEngineOptions go;
+    go.batch_cap = cfg.train_batch_size;
+    go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
+    go.deterministic = cfg.sparse_grad == "deterministic";
+    go.lazy_adam = cfg.embedding_update == "lazy";
+    go.verbose = cfg.verbose;
+    gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
+    say(gpu_engine->describe());
+  }
   const std::vector<std::string> shown = shown_metrics(cfg);
   auto model_file = [&](const Params<float>& p) {
     return ModelFile{p, conv ? cfg.cnn_channels : std::vector<int>{}, conv ? cfg.cnn_kernels : std::vector<int>{},
                      data.users.raws(), data.items.raws()};
   };
   auto run_eval_set = [&](const Params<float>& p, const EvalSet& set) {
+    if (gpu_engine) {
+      gpu_engine->upload_params(p);
+      return evaluate_gpu(*gpu_engine, set, cfg.topk, gpu_engine->stream());
+    }
     std::unique_ptr<Scorer> scorer = make_scorer(engine, p);
     return evaluate(*scorer, set, cfg.topk);
   };
@@ -450,6 +474,11 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       stopped = ck.stopped;
       if (stopped) say("the run had stopped early after epoch " + std::to_string(ck.epoch) + "; nothing left to train");
     }
+    if (gpu_engine) {
+      gpu_engine->upload_params(prm);
+      gpu_engine->upload_optimizers(0, {&main_opt.P, &main_opt.Q, &main_opt.net});
+      if (cfg.warmup_epochs >= first_epoch) gpu_engine->upload_optimizers(1, {&warm_opt.P, &warm_opt.Q, &warm_opt.net});
+    }
     std::vector<int64_t> order(usable);
     std::vector<int32_t> bu(static_cast<size_t>(B)), bp(static_cast<size_t>(B)), bn(static_cast<size_t>(B));
     const int64_t n_batches = cfg.drop_last_batch ? T / B : (T + B - 1) / B;
@@ -462,11 +491,12 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       order = usable;
       Rng shuffle(cfg.seed, kStreamShuffle + (uint64_t(epoch) << 8));
       for (int64_t i = T - 1; i > 0; --i) std::swap(order[size_t(i)], order[shuffle.index(uint32_t(i + 1))]);
+      if (gpu_engine) gpu_engine->set_epoch_order(order);
       double bpr_sum = 0;
       int64_t triples = 0;
       for (int64_t b = 0; b < n_batches; ++b) {
         const int64_t lo = b * B, n = std::min(B, T - lo);
-        for (int64_t j = 0; j < n; ++j) {
+        for (int64_t j = 0; j < n && !gpu_engine; ++j) {  // the GPU engine samples on the device
           const int64_t t = order[size_t(lo + j)];
           const int32_t u = split.train_user[size_t(t)];
           bu[size_t(j)] = u;
@@ -476,13 +506,27 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
         }
         ++global_step;
         const DropoutSpec drop{cfg.dropout_prob, cfg.seed, global_step};
-        const LossParts lp = engine.compute(prm, {bu.data(), bp.data(), bn.data(), n}, reg, drop);
         const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
+        LossParts lp;
+        std::string bad;
+        if (gpu_engine) {  // loss, gradients and update in one call; checked after it
+          const GpuEngine::StepResult r = gpu_engine->train_step(epoch, lo, n, warm ? 1 : 0, reg, drop, cfg.seed);
+          lp = r.loss;
+          if (!r.non_finite.empty()) {  // name the first bad value as the CPU engine does
+            gpu_engine->download_params(prm);
+            bad = non_finite_tensor(prm, engine, false, data);
+            if (bad.empty()) bad = r.non_finite;
+          }
+        } else {
+          lp = engine.compute(prm, {bu.data(), bp.data(), bn.data(), n}, reg, drop);
+        }
         if (!std::isfinite(lp.bpr) || !std::isfinite(lp.reg))
           throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", lp.bpr) + ", reg " +
                                          fmt("%g", lp.reg) + "); the last good checkpoint is kept");
-        opt.step(prm, engine);
-        const std::string bad = non_finite_tensor(prm, engine, opt.rows_ok && !engine.all_rows(), data);
+        if (!gpu_engine) {
+          opt.step(prm, engine);
+          bad = non_finite_tensor(prm, engine, opt.rows_ok && !engine.all_rows(), data);
+        }
         if (!bad.empty())
           throw Error(kExitSoftware, "non-finite " + bad + " after the update " + where + "; the last good checkpoint is kept");
         bpr_sum += lp.bpr;
@@ -491,7 +535,12 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
         progress.update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
                         el / double(b + 1) * double(n_batches - b - 1));
       }
-      const double secs = seconds_since(t0);
+      const double secs = seconds_since(t0);  // train_step synchronizes: the epoch's work is done
+      if (gpu_engine) {  // the epoch's model and optimizer state, for evaluation and the checkpoint
+        gpu_engine->download_params(prm);
+        gpu_engine->download_optimizers(0, {&main_opt.P, &main_opt.Q, &main_opt.net});
+        gpu_engine->download_optimizers(1, {&warm_opt.P, &warm_opt.Q, &warm_opt.net});
+      }
       const double loss = triples ? bpr_sum / double(triples) : 0.0;
       const double tps = secs > 0 ? double(triples) / secs : 0.0;
       const double emb_lr_now = opt.P.spec().lr, net_lr_now = opt.net.spec().lr;
@@ -586,9 +635,11 @@ Config run_config(const std::string& dir, const std::vector<std::string>& overri
 Config resume_config(const std::string& dir, const std::vector<std::string>& overrides) {
   for (const std::string& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
-    if (key != "--epochs" && key != "--threads" && key != "--quiet" && key != "--show_progress")
+    if (key != "--epochs" && key != "--threads" && key != "--quiet" && key != "--show_progress" &&
+        key != "--device" && key != "--verbose")
       throw_usage("cannot change '" + key.substr(std::min<size_t>(2, key.size())) +
-                  "' when resuming: only --epochs, --threads, --quiet and --show_progress (start a new run for others)");
+                  "' when resuming: only --epochs, --threads, --device, --quiet, --verbose and --show_progress "
+                  "(start a new run for others)");
   }
   Config cfg = run_config(dir, overrides);
   cfg.out = dir;
@@ -769,8 +820,10 @@ void run_info(std::ostream& out) {
   out << "convncf " << kVersionString << "\n";
   out << "CPU threads (OpenMP): " << omp_get_max_threads() << "\n";
   out << cuda_device_summary() << "\n";
-  out << "device auto would use: the CPU engine"
-      << (gpu ? " (a GPU is usable, but the CUDA engine is not in this build yet)" : " (" + reason + ")") << "\n";
+  out << "device auto would use: "
+      << (gpu ? std::string("the CUDA engine (ConvNCF and MF-BPR; popularity needs no training)")
+              : "the CPU engine (" + reason + ")")
+      << "\n";
 }
 
 }  // namespace convncf

@@ -23,6 +23,7 @@
 #include <algorithm>
 
 #include "convncf/checkpoint.hpp"
+#include "convncf/gpu.hpp"
 #include "convncf/model_io.hpp"
 
 #ifndef CONVNCF_SOURCE_DIR
@@ -158,11 +159,44 @@ TEST(Cli, MissingAndMalformedDataWriteNothing) {
   EXPECT_FALSE(exists(out));
 }
 
-TEST(Cli, DeviceCudaWithoutEngineExits69) {
+TEST(Cli, DeviceCudaWithoutGpuExits69) {
+  std::string reason;
+  if (convncf::cuda_device_available(&reason)) GTEST_SKIP() << "a GPU is usable here: device cuda trains";
   const std::string out = fresh_dir("cuda");
   const Result r = run("train --device=cuda --out=" + out);
   EXPECT_EQ(r.code, 69) << r.out;
+  EXPECT_NE(r.out.find("device: cuda, but no usable GPU"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(out));
+  // lazy Adam cannot go with a regularizer whose gradient touches every row
+  const Result lazy = run("train --embedding_update=lazy --out=" + out);
+  EXPECT_EQ(lazy.code, 64) << lazy.out;
+  EXPECT_NE(lazy.out.find("embedding_update: lazy needs a regularizer"), std::string::npos) << lazy.out;
+  EXPECT_FALSE(exists(out));
+  const Result a = run("train --model=BPR --epochs=1 " + std::string(kQuick) + " --quiet=false --out=" + out);
+  EXPECT_EQ(a.code, 0) << a.out;
+  EXPECT_NE(a.out.find("device auto: using the CPU engine"), std::string::npos) << a.out;
+}
+
+// The CUDA engine end to end: ConvNCF and MF-BPR train, validate and test through the command;
+// a resumed run equals an uninterrupted one (deterministic sparse gradients).
+TEST(Cli, CudaTrainingAndResumeGpu) {
+  std::string reason;
+  if (!convncf::cuda_device_available(&reason)) GTEST_SKIP() << "no usable CUDA device: " << reason;
+  const std::string args = std::string("train --model=ConvNCF --device=cuda --train_batch_size=1024 --cnn_channels=[1,4,4] ") +
+                           "--cnn_kernels=[8,8] --cnn_strides=[8,8] --stopping_step=0 " + kQuick;
+  const std::string full = fresh_dir("cuda_full"), part = fresh_dir("cuda_part");
+  Result r = run(args + " --epochs=3 --out=" + full);
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(run(args + " --epochs=1 --out=" + part).code, 0);
+  r = run("train --resume=" + part + " --epochs=3 --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(metrics_without_timings(part), metrics_without_timings(full));
+  EXPECT_EQ(read_file(part + "/model.bin"), read_file(full + "/model.bin"));
+  EXPECT_GT(json_number(read_file(full + "/metrics.jsonl"), "test", "ndcg@10"), 0.0);
+  const std::string bpr = fresh_dir("cuda_bpr");
+  r = run(std::string("train --model=BPR --device=cuda --epochs=2 ") + kQuick + " --out=" + bpr);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_GT(json_number(read_file(bpr + "/metrics.jsonl"), "test", "ndcg@10"), 0.0);
 }
 
 TEST(Cli, PopularityRunFolderAndRefusalToOverwrite) {

@@ -102,6 +102,9 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.topk, b.topk);
   EXPECT_EQ(a.dataset, b.dataset);
   EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.sparse_grad, b.sparse_grad);
+  EXPECT_EQ(a.embedding_update, b.embedding_update);
+  EXPECT_EQ(a.verbose, b.verbose);
   EXPECT_EQ(a.out, b.out);
   EXPECT_EQ(a.threads, b.threads);
   EXPECT_EQ(a.quiet, b.quiet);
@@ -346,6 +349,10 @@ TEST(Config, BoolAndEnumParsing) {
   EXPECT_EQ(Config::from_args({"--init=paper"}).init, InitKind::Paper);
   EXPECT_EQ(Config::from_args({"--device=cpu"}).device, Device::Cpu);
   EXPECT_EQ(Config::from_args({"--device=CUDA"}).device, Device::Cuda);
+  EXPECT_EQ(Config::from_args({"--sparse_grad=fast"}).sparse_grad, "fast");
+  EXPECT_EQ(Config::from_args({"--embedding_update=lazy"}).embedding_update, "lazy");
+  expect_usage({"--sparse_grad=atomic"}, {"sparse_grad", "'atomic'", "deterministic | fast"});
+  expect_usage({"--embedding_update=sparse"}, {"embedding_update", "'sparse'", "dense | lazy"});
   expect_usage({"--preset=tf"}, {"preset", "'tf'", "recbole | paper"});
   expect_usage({"--learner=rmsprop"}, {"learner", "'rmsprop'", "sgd | adagrad | adam"});
   expect_usage({"--reg_type=l2"}, {"reg_type", "'l2'", "norm | squared"});
@@ -766,7 +773,7 @@ TEST(Config, RoundTripThroughToYaml) {
 
 TEST(Config, ConfigKeysDocumentEveryKey) {
   const std::vector<KeyDoc>& keys = config_keys();
-  EXPECT_EQ(keys.size(), 53u);
+  EXPECT_EQ(keys.size(), 56u);
   std::set<std::string> names;
   for (const KeyDoc& k : keys) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;

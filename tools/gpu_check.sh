@@ -7,11 +7,15 @@
 # configures with -DCONVNCF_BUILD_TESTS=OFF and builds the convncf binary alone. Steps:
 #   versions   GPU, driver, CUDA, cuDNN
 #   build      only when ./build/convncf is missing
+#   libs       where this machine's cuDNN and cuBLAS are (the toolkit's, or PyTorch's pip wheels
+#              under site-packages/nvidia/*/lib), put on LD_LIBRARY_PATH for every later step
 #   ctest      all tests (GPU tests included), when build/convncf_tests exists
 #   memcheck   the GPU tests under compute-sanitizer --tool memcheck
-#   racecheck  the shared-memory kernels (outer product variant 2) under --tool racecheck
+#   racecheck  the kernels with shared memory under --tool racecheck
 #   selftest   build/convncf gpu-selftest (each kernel of the binary against its CPU twin)
-#   smoke      build/convncf train --device=cpu --epochs=1 --quiet
+#   bench      build/bench/bench_gpu --quick: kernel times against their floors, and training
+#              throughput of both presets (JSON lines also in $LOGS/bench.jsonl)
+#   smoke      build/convncf train --device=cuda (ConvNCF, 2 epochs, ml-100k-sized synthetic data)
 # Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
 # the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
 # build/gpu_check/, one file per step; the summary table is printed last.
@@ -107,12 +111,47 @@ build_binary() {
     -DCONVNCF_BUILD_BENCH=OFF && cmake --build build -j "$(nproc)" --target convncf
 }
 
+# cuDNN and cuBLAS: the toolkit's lib64, else the nvidia-* pip wheels PyTorch brings.
+find_libs() {
+  local d dirs=()
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu \
+    /usr/local/lib/python3*/dist-packages/nvidia/{cudnn,cublas,cuda_runtime}/lib \
+    /usr/lib/python3*/site-packages/nvidia/{cudnn,cublas,cuda_runtime}/lib \
+    "$HOME"/.local/lib/python3*/site-packages/nvidia/{cudnn,cublas,cuda_runtime}/lib \
+    /opt/conda/lib/python3*/site-packages/nvidia/{cudnn,cublas,cuda_runtime}/lib; do
+    [[ -d $d ]] && compgen -G "$d/libcu*.so*" >/dev/null && dirs+=("$d")
+  done
+  local py
+  py=$(python3 -c 'import os, nvidia; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null || true)
+  [[ -n $py ]] && for d in "$py"/nvidia/{cudnn,cublas}/lib; do [[ -d $d ]] && dirs+=("$d"); done
+  local IFS=:
+  echo "${dirs[*]}"
+}
+LIBS=$(find_libs)
+export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# The tests that launch kernels (memcheck), and those whose kernels use shared memory (racecheck).
+GPU_TESTS='*Gpu*:*Kernel*:GpuEngine.*:CudnnConv*:EngineGlue.*:-Cli.*'
+SHARED_MEMORY_TESTS='OuterProductFwd.Kernel2*:OuterProductBwd.*:HeadBwd.*:BiasGrad.*:RowGradCombiner.*:Reduce*:CountBeating*:TopK*'
 SAN=$(command -v compute-sanitizer || true)
 [[ -z $SAN && -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ]] &&
   SAN=/usr/local/cuda/compute-sanitizer/compute-sanitizer
 export SAN
 
 run_step versions 30 bash -c "$(declare -f versions); versions"
+# shellcheck disable=SC2317
+libs() {
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  for l in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13; do
+    local found=""
+    for d in ${LD_LIBRARY_PATH//:/ }; do [[ -e $d/$l ]] && found=$d/$l && break; done
+    echo "$l: ${found:-NOT FOUND}"
+    [[ -n $found ]] || return 1
+  done
+  [[ -x build/convncf ]] && ldd build/convncf | grep -E 'cudnn|cublas|not found'
+  return 0
+}
+run_step libs 20 bash -c "$(declare -f libs); libs"
 
 if [[ -x build/convncf ]]; then
   fix_build_path
@@ -122,12 +161,13 @@ else
 fi
 
 if [[ -x build/convncf_tests ]]; then
-  run_step ctest 150 ctest --test-dir build --output-on-failure --no-tests=error
+  run_step ctest 170 ctest --test-dir build --output-on-failure --no-tests=error -j 8
   if [[ -n $SAN ]]; then
-    run_step memcheck 120 "$SAN" --tool memcheck --error-exitcode 1 \
-      build/convncf_tests --gtest_filter='*Gpu*:OuterProductFwd.Kernel*'
-    run_step racecheck 90 "$SAN" --tool racecheck --error-exitcode 1 \
-      build/convncf_tests --gtest_filter='OuterProductFwd.Kernel2*'
+    # Every test that launches a kernel: the GPU test files' suites and the engine's.
+    run_step memcheck 110 "$SAN" --tool memcheck --error-exitcode 1 \
+      build/convncf_tests --gtest_filter="$GPU_TESTS"
+    run_step racecheck 80 "$SAN" --tool racecheck --error-exitcode 1 \
+      build/convncf_tests --gtest_filter="$SHARED_MEMORY_TESTS"
   else
     skip_step memcheck "compute-sanitizer not found"
     skip_step racecheck "compute-sanitizer not found"
@@ -139,10 +179,17 @@ else
 fi
 
 if [[ -x build/convncf ]]; then
-  run_step selftest 60 build/convncf gpu-selftest
-  run_step smoke 90 build/convncf train --device=cpu --epochs=1 --quiet
+  run_step selftest 30 build/convncf gpu-selftest
+  if [[ -x build/bench/bench_gpu ]]; then
+    run_step bench 100 build/bench/bench_gpu --quick --repeats=10 --json="$LOGS/bench.jsonl"
+  else
+    skip_step bench "no build/bench/bench_gpu"
+  fi
+  rm -rf "$LOGS/smoke_run"
+  run_step smoke 60 build/convncf train --device=cuda --verbose --epochs=2 --out="$LOGS/smoke_run"
 else
   skip_step selftest "no build/convncf"
+  skip_step bench "no build/convncf"
   skip_step smoke "no build/convncf"
   FAILED=1
 fi
@@ -152,5 +199,11 @@ fi
   echo "== gpu_check summary ($(($(date +%s) - T0)) s in all; logs in $LOGS)"
   printf '%-10s %-8s %6s\n' step status seconds
   printf '%s\n' "${SUMMARY[@]}"
+  if [[ -s $LOGS/bench.jsonl ]]; then
+    echo
+    printf '%-8s %-7s %6s %14s\n' engine preset batch triples/s
+    sed -n 's/.*"engine":"\([^"]*\)","preset":"\([^"]*\)","batch":\([0-9]*\).*"triples_per_second":\([0-9.]*\).*/\1 \2 \3 \4/p' \
+      "$LOGS/bench.jsonl" | while read -r e p b t; do printf '%-8s %-7s %6s %14.0f\n' "$e" "$p" "$b" "$t"; done
+  fi
 } | tee "$LOGS/summary.txt"
 exit "$FAILED"

@@ -74,6 +74,9 @@ struct Config {
   std::string user_inter_num_interval, item_inter_num_interval;
   // run
   Device device = Device::Auto;
+  std::string sparse_grad = "deterministic";  // cuda: embedding rows combined by sort | fast: atomics
+  std::string embedding_update = "dense";     // cuda Adam: dense (PyTorch) | lazy (batch rows only)
+  bool verbose = false;                       // also print engine details (cuDNN plans)
   std::string out;   // run folder; empty: runs/<model>-<timestamp>
   int threads = 0;   // 0: OpenMP's default
   bool quiet = false;

@@ -9,7 +9,14 @@
 //             (for layer 1, dX is the gradient of the interaction map, G)
 // Plans are built once, for a fixed batch n, by heuristics (mode A, then the fallback list),
 // filtered by ConvOptions: deterministic drops engines with the NONDETERMINISTIC numerical note,
-// ConvMath::Fp32 drops those that down-convert inputs (TF32 tensor cores).
+// ConvMath::Fp32 drops those that down-convert inputs or run on tensor cores (TF32) and those with
+// reduced-precision reductions.
+// Alignment: the tensors are declared to cuDNN with a byte alignment (CUDNN_ATTR_TENSOR_BYTE_
+// ALIGNMENT, a promise about every pointer later passed for them): X, Y, dY and dX must be
+// kConvActivationAlignment (16) byte aligned, e.g. arena sub-buffers whose offsets are multiples
+// of 4 floats; W, dW, b (views into the flat parameter arrays, whose offsets the tower layout
+// fixes) need only float alignment. forward/backward throw Error(kExitSoftware) when a pointer
+// breaks this.
 // CPU twin: conv_fwd_cpu / conv_bwd_cpu in conv_aux.hpp. Tests: tests/test_cudnn_conv_gpu.cu.
 #pragma once
 #include <cstddef>
@@ -30,10 +37,16 @@ struct ConvShape {
   int out_size() const { return in_size / k; }
 };
 
+inline constexpr size_t kConvActivationAlignment = 16;  // bytes: X, Y, dY, dX
+inline constexpr size_t kConvParamAlignment = 4;        // bytes: W, dW, b
+
 enum class ConvMath { Fp32, AllowTf32 };
 struct ConvOptions {
   bool deterministic = true;
   ConvMath math = ConvMath::Fp32;
+  // false skips the fused forward graph (conv -> bias -> ReLU) and always runs the conv-only graph
+  // plus bias_relu_fwd; the tests use it to check both forward paths on any GPU.
+  bool allow_fused = true;
 };
 
 // A cuDNN handle bound to a stream. Move-only; the destructor only logs.

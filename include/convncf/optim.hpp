@@ -3,10 +3,13 @@
 // TensorFlow 1 at 0.1 with no epsilon. The same update runs dense (every element) or on a list of
 // embedding rows; see Optimizer::step_rows for when the two are identical.
 #pragma once
+#include <math.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "convncf/common.hpp"
 #include "convncf/config.hpp"
 
 namespace convncf {
@@ -20,27 +23,42 @@ struct OptimizerSpec {
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
 };
 
-// One element's update. `step` is the 1-based step count (Adam's bias correction).
+// One element's update, shared by the CPU Optimizer and the GPU kernels (kernels/optim.cu), so
+// both run the same arithmetic: plain numbers in, T out, the mixed float/double expressions of
+// PyTorch's formulas. The square root goes through optim_sqrt, which picks sqrtf for float (as
+// std::sqrt(float) does) and sqrt for double; both are correctly rounded on host and device.
+CONVNCF_HD float optim_sqrt(float x) { return ::sqrtf(x); }
+CONVNCF_HD double optim_sqrt(double x) { return ::sqrt(x); }
+
 template <typename T>
-inline void sgd_update(T& p, T g, double lr, double wd) {
+CONVNCF_HD void sgd_update(T& p, T g, double lr, double wd) {
   if (wd != 0) g = static_cast<T>(g + wd * p);
   p = static_cast<T>(p - lr * g);
 }
 template <typename T>
-inline void adagrad_update(T& p, T g, T& acc, double lr, double eps, double wd) {
+CONVNCF_HD void adagrad_update(T& p, T g, T& acc, double lr, double eps, double wd) {
   if (wd != 0) g = static_cast<T>(g + wd * p);
   acc = static_cast<T>(acc + g * g);
-  p = static_cast<T>(p - lr * g / (std::sqrt(acc) + eps));
+  p = static_cast<T>(p - lr * g / (optim_sqrt(acc) + eps));
 }
+
+// Adam's bias corrections of one step: bc1 = 1 - beta1^step, bc2 = 1 - beta2^step (1-based
+// step), computed once per step on the host by both the CPU Optimizer and the GPU launcher.
+struct AdamCorrections {
+  double bc1, bc2;
+};
+inline AdamCorrections adam_corrections(const OptimizerSpec& s, int64_t step) {
+  return {1 - std::pow(s.beta1, double(step)), 1 - std::pow(s.beta2, double(step))};
+}
+
 template <typename T>
-inline void adam_update(T& p, T g, T& m, T& v, int64_t step, const OptimizerSpec& s) {
-  if (s.weight_decay != 0) g = static_cast<T>(g + s.weight_decay * p);
-  m = static_cast<T>(m + (1 - s.beta1) * (g - m));  // torch lerp(m, g, 1 - beta1)
-  v = static_cast<T>(v * s.beta2 + (1 - s.beta2) * g * g);
-  const double bc1 = 1 - std::pow(s.beta1, double(step));
-  const double bc2 = 1 - std::pow(s.beta2, double(step));
-  const double denom = std::sqrt(double(v)) / std::sqrt(bc2) + s.adam_eps;
-  p = static_cast<T>(p - (s.lr / bc1) * (m / denom));
+CONVNCF_HD void adam_update(T& p, T g, T& m, T& v, double lr, double beta1, double beta2,
+                            double eps, double wd, double bc1, double bc2) {
+  if (wd != 0) g = static_cast<T>(g + wd * p);
+  m = static_cast<T>(m + (1 - beta1) * (g - m));  // torch lerp(m, g, 1 - beta1)
+  v = static_cast<T>(v * beta2 + (1 - beta2) * g * g);
+  const double denom = ::sqrt(double(v)) / ::sqrt(bc2) + eps;
+  p = static_cast<T>(p - (lr / bc1) * (m / denom));
 }
 
 // The state of one optimizer over one flat array of n elements (rows of `row_size`).

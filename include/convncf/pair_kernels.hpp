@@ -14,7 +14,8 @@
 //                     conv layer's backward applies the ReLU mask); dw_out[c] = sum_p dscore[p] *
 //                     h'[p][c], db_out = sum_p dscore[p] (fixed-order sums, overwritten)
 //   outer_product_bwd per pair, from its gradient map G = dL/dM (E x E): dp = G q, dq = G^T p
-//   combine_user_rows dP_rows[t] = dp[2t] + dp[2t+1] (the user's two pairs), for the sparse combiner
+//   gather_row_grads  rows[0][t] = dp[2t] + dp[2t+1] (the user's two pairs), rows[1][t] = dq[2t],
+//                     rows[2][t] = dq[2t+1], for the sparse combiner
 //   mf_bpr_fwd_bwd    MF-BPR: scores p.q, loss per triple and the three row gradients at once
 //   rows_squared_reg  paper preset: reg[t] = l * (|p|^2 + |q+|^2 + |q-|^2) and 2 l * row added
 //                     to each of the triple's three row gradients
@@ -27,6 +28,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "convncf/common.hpp"
 #include "convncf/rng.hpp"
@@ -71,6 +73,131 @@ struct DropoutArgs {
   uint64_t seed = 0;
   uint64_t step = 0;
 };
+
+// ---- Index and per-element math shared by the kernels and their CPU twins ----
+// Each kernel's first variant runs these per thread, so the CPU tests exercise the arithmetic
+// (and its order) that the GPU runs; only FMA contraction and the device's exp/log1p can differ.
+
+// The user and item rows pair 2*triple + side reads; row 0 for a padded triple (>= n_valid), whose
+// ids are never read.
+struct PairIds {
+  int32_t user;
+  int32_t item;
+};
+CONVNCF_HD PairIds pair_ids(int64_t triple, int side, int64_t n_valid, const int32_t* user,
+                            const int32_t* pos, const int32_t* neg) {
+  if (triple >= n_valid) return {0, 0};
+  return {user[triple], side == 0 ? pos[triple] : neg[triple]};
+}
+
+// Offset of rows[which][t][0] in a (3, B_cap, E) row-gradient buffer (which: 0 user, 1 pos, 2 neg).
+CONVNCF_HD int64_t row_grad_offset(int which, int64_t B_cap, int64_t t, int E) {
+  return (static_cast<int64_t>(which) * B_cap + t) * E;
+}
+
+// The dropout scale of channel c of pair `pair` as the float CpuEngine multiplies by (T(mask)).
+CONVNCF_HD float pair_mask(const DropoutArgs& d, int64_t pair, int c) {
+  return static_cast<float>(
+      dropout_mask(d.p, d.seed, d.step, pair / 2, static_cast<int>(pair % 2), c));
+}
+
+// The head of one pair, in CpuEngine::forward_from_A's order: h[c] = sum_s Y[c][s] in s order,
+// times the mask when dropout is on; score = b_out + sum_c w_out[c] * h[c] in c order.
+CONVNCF_HD float head_pair_fwd(int C, int HW,
+                               const float* Y,      // (C, HW) this pair's last feature map
+                               const float* w_out,  // (C,)
+                               float b_out, const DropoutArgs& drop, int64_t pair,
+                               float* h) {          // (C,) h' written
+  float s = b_out;
+  for (int c = 0; c < C; ++c) {
+    float acc = 0.0f;
+    for (int k = 0; k < HW; ++k) acc += Y[static_cast<int64_t>(c) * HW + k];
+    if (drop.p > 0.0) acc = acc * pair_mask(drop, pair, c);
+    h[c] = acc;
+    s += w_out[c] * acc;
+  }
+  return s;
+}
+
+// dL/dY[p][c][s] for every s: CpuEngine::backward_pair's dh[c] = dscore * w_out[c] * mask.
+CONVNCF_HD float head_dY(float dscore, float w, const DropoutArgs& drop, int64_t pair, int c) {
+  return drop.p > 0.0 ? dscore * w * pair_mask(drop, pair, c) : dscore * w;
+}
+
+// BPR term of one triple from its two scores: writes softplus(-x) as a double (CpuEngine's
+// double(bpr_loss(x)) with x in float) and returns g = d softplus(-x)/dx.
+CONVNCF_HD float bpr_triple(float s_pos, float s_neg, double* loss) {
+  const float x = s_pos - s_neg;
+  *loss = static_cast<double>(softplus_neg(x));
+  return softplus_neg_grad(x);
+}
+
+// a . b summed in e order in float.
+CONVNCF_HD float dot_in_order(int E, const float* a, const float* b) {
+  float s = 0.0f;
+  for (int e = 0; e < E; ++e) s += a[e] * b[e];
+  return s;
+}
+
+// sum of v[e]^2 in e order in double (each square is exact, so FMA or not gives the same bits).
+CONVNCF_HD double sum_squares_in_order(int E, const float* v) {
+  double s = 0.0;
+  for (int e = 0; e < E; ++e) s += static_cast<double>(v[e]) * static_cast<double>(v[e]);
+  return s;
+}
+
+// MF-BPR for one triple (CpuEngine's BPR branch): returns the loss, writes the three row gradients.
+CONVNCF_HD double mf_bpr_triple(int E, const float* p, const float* qp, const float* qn,
+                                float* dp, float* dqp, float* dqn) {  // each (E,)
+  double loss = 0.0;
+  const float g = bpr_triple(dot_in_order(E, p, qp), dot_in_order(E, p, qn), &loss);
+  for (int e = 0; e < E; ++e) {
+    dp[e] = g * (qp[e] - qn[e]);
+    dqp[e] = g * p[e];
+    dqn[e] = -g * p[e];
+  }
+  return loss;
+}
+
+// Squared row regularization of one triple (CpuEngine::run's row_l2 terms): returns
+// l * (|p|^2 + |q+|^2 + |q-|^2) and adds float(2 l) * row to each row gradient; with l <= 0 it
+// does nothing and returns 0 (CpuEngine skips the term then).
+CONVNCF_HD double rows_reg_triple(int E, double l, const float* p, const float* qp, const float* qn,
+                                  float* dp, float* dqp, float* dqn) {  // each (E,)
+  if (!(l > 0.0)) return 0.0;
+  const double reg =
+      l * (sum_squares_in_order(E, p) + sum_squares_in_order(E, qp) + sum_squares_in_order(E, qn));
+  const float c = static_cast<float>(2.0 * l);
+  for (int e = 0; e < E; ++e) {
+    dp[e] += c * p[e];
+    dqp[e] += c * qp[e];
+    dqn[e] += c * qn[e];
+  }
+  return reg;
+}
+
+// rows[which][t][e] of gather_row_grads; 0 for a padded triple.
+CONVNCF_HD float gathered_row_grad(int which, int64_t t, int e, int64_t n_valid, int E,
+                                   const float* dp,    // (2*B_cap, E)
+                                   const float* dq) {  // (2*B_cap, E)
+  if (t >= n_valid) return 0.0f;
+  const int64_t pos_off = 2 * t * E + e, neg_off = (2 * t + 1) * E + e;
+  if (which == 0) return dp[pos_off] + dp[neg_off];
+  return which == 1 ? dq[pos_off] : dq[neg_off];
+}
+
+// Largest E outer_product_bwd accepts (its kernel keeps E running sums in shared memory).
+inline constexpr int kPairBwdMaxE = 4096;
+
+namespace detail {
+// Argument checks shared by each launcher and its CPU twin; they throw Error(kExitSoftware)
+// naming the function and the bad value. Defined in host/pair_kernels_cpu.cpp.
+void check_batch(const char* fn, int64_t B_cap, int64_t n_valid);
+void check_E(const char* fn, int E, int max_E);
+void check_head(const char* fn, int64_t n_pairs, int C, int HW, const DropoutArgs& drop);
+void check_reg_coef(const char* fn, double l);
+void check_pointers(const char* fn, std::initializer_list<const void*> ptrs);
+}  // namespace detail
 
 void make_pairs(int64_t B_cap, int64_t n_valid,
                 const int32_t* __restrict__ user,  // (B_cap,)
@@ -134,7 +261,8 @@ void mf_bpr_fwd_bwd(int64_t B_cap, int64_t n_valid, int E,
                     float* __restrict__ rows,          // (3, B_cap, E) overwritten, 0 on padding
                     cudaStream_t stream);
 
-// Adds 2*l*row to rows (3, B_cap, E) and writes reg[t] = l*(|p|^2+|q+|^2+|q-|^2) (0 on padding).
+// Adds 2*l*row to rows (3, B_cap, E) and writes reg[t] = l*(|p|^2+|q+|^2+|q-|^2); padded triples
+// get reg 0 and their rows are set to 0. l must be finite and >= 0 (0: rows unchanged, reg 0).
 void rows_squared_reg(int64_t B_cap, int64_t n_valid, int E, double l,
                       const int32_t* __restrict__ user, const int32_t* __restrict__ pos,
                       const int32_t* __restrict__ neg, const float* __restrict__ P,

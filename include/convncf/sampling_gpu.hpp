@@ -4,29 +4,18 @@
 // user's sorted CSR row: the r-th absent item for r = uniform_index(bits, n_items - degree), with
 // bits = rng_hash(seed, kStreamNegative, (epoch << 40) + index in the epoch), exactly the CPU
 // loop's draw (host/train.cpp, dataset.hpp sample_negative), so both engines see the same triples.
-// nth_absent_item is shared with the host as a __host__ __device__ function.
+// nth_absent_item (dataset.hpp) is the same __host__ __device__ function on both sides.
 // Kernels: kernels/sampling.cu. Tests: tests/test_sampling_gpu.cu.
 #pragma once
 #include <cstdint>
 
 #include "convncf/common.hpp"
+#include "convncf/dataset.hpp"
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
 
 namespace convncf {
-
-// The r-th (0-based) item in [0, n_items) absent from sorted[0 .. deg): binary search on
-// sorted[j] - j (the count of absent items below sorted[j]).
-CONVNCF_HD int32_t nth_absent_item_hd(const int32_t* sorted, int64_t deg, int64_t r) {
-  int64_t lo = 0, hi = deg;  // first j with sorted[j] - j > r
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (sorted[mid] - mid > r) hi = mid;
-    else lo = mid + 1;
-  }
-  return static_cast<int32_t>(r + lo);
-}
 
 // Triples lo .. lo+n of the epoch: t = order[lo + j]; user[j] = train_user[t],
 // pos[j] = train_item[t], neg[j] drawn as above with index lo + j. Entries j >= n up to B_cap

@@ -14,9 +14,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "convncf/common.hpp"
 #include "convncf/device_buffer.hpp"
 
 namespace convncf {
+
+// Offset of element `col` of row `row` in a row-major (rows, E) array: the gradient table and the
+// batch's (n, E) rows, on both sides.
+CONVNCF_HD int64_t sparse_row_offset(int64_t row, int E, int col) { return row * E + col; }
 
 class RowGradCombiner {
  public:
