@@ -607,7 +607,7 @@ const std::vector<KeySpec>& key_table() {
         "(only the batch's rows; needs a regularizer that touches only those rows). SGD and Adagrad: "
         "the same result either way"));
     t.push_back(field<bool>("verbose", &Config::verbose, bool_of,
-        "also print engine details: the cuDNN execution plans chosen, memory sizes"));
+        "also print engine details: the cuDNN execution plans chosen, memory sizes; also written as a bare --verbose"));
     t.push_back(field<std::string>("out", &Config::out, string_of,
         "run folder; empty: runs/<model>-<timestamp> (RecBole: checkpoint_dir)", true));
     t.push_back(field<int>("threads", &Config::threads, int_at_least(0),
@@ -1187,9 +1187,9 @@ Config Config::from_args(const std::vector<std::string>& args) {
   Config cfg;
   std::vector<Entry> cli;
   for (const std::string& a : args) {
-    if (a == "--quiet") {
+    if (a == "--quiet" || a == "--verbose") {  // the two flags that may stand alone
       Entry e;
-      e.key = "quiet";
+      e.key = a.substr(2);
       e.value.scalar = e.value.shown = "true";
       cli.push_back(e);
       continue;

@@ -18,8 +18,8 @@ using namespace convncf;
 namespace {
 
 const char* kUsage =
-    "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n"
-    "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--quiet]\n"
+    "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
+    "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--quiet]\n"
     "       convncf eval RUN_DIR [--KEY=VALUE ...]\n"
     "       convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl] [--exclude=train|all|none]\n"
     "       convncf export RUN_DIR --out=FOLDER\n"
@@ -41,10 +41,11 @@ const char* kEvalHelp =
     "usage: convncf eval RUN_DIR [--KEY=VALUE ...]\n\n"
     "Evaluates RUN_DIR/model.bin on the run's data and split (its config.yaml), or on what the keys\n"
     "say instead: --dataset=OTHER, --eval_args.mode=full|uniN|popN|file, --topk=[5,10,20], ... Every\n"
-    "user and item of that data must be known to the model. Prints the metrics, then one JSON line.\n";
+    "user and item of that data must be known to the model. Prints the metrics, then one JSON line.\n"
+    "Scores on the GPU when the run's device (or --device=auto|cpu|cuda) picks it.\n";
 const char* kRecommendHelp =
     "usage: convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl]\n"
-    "                         [--exclude=train|all|none] [--threads=T]\n\n"
+    "                         [--exclude=train|all|none] [--threads=T] [--device=auto|cpu|cuda]\n\n"
     "The top K items (default 10) for each user, in the data's own ids, best first. --exclude says\n"
     "which of the user's items are left out: train (default, as RecBole's full ranking), all, none.\n"
     "table: user<TAB>rank<TAB>item<TAB>score lines under a header; jsonl: one object per user.\n";
@@ -58,8 +59,10 @@ const char* kInfoHelp =
     "that device: auto picks.\n";
 
 void print_train_help() {
-  std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet]\n"
-               "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--quiet]\n\n"
+  std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
+               "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--quiet] [--verbose]\n\n"
+               "--device=auto (default) trains on the GPU when one is usable, else on the CPU (it says which);\n"
+               "--device=cuda requires a GPU (exit 69 without), --device=cpu never uses one.\n"
                "Config files merge in order, then --KEY=VALUE overrides (RecBole's order). Keys have\n"
                "RecBole's names and meanings; RecBole keys that mean nothing here are named in one warning.\n"
                "Lists as in YAML: --cnn_kernels=[4,4,2,2]; maps as YAML flow maps or dotted keys:\n"

@@ -196,6 +196,24 @@ std::unique_ptr<CpuEngine<float>> engine_for(const ModelFile& m, const Params<fl
   return std::make_unique<CpuEngine<float>>(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
 }
 
+// The CUDA engine as the scorer of a saved model, when the configuration's device picks it (as
+// train does: auto takes a usable GPU, cuda requires one); null for the CPU engine.
+std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>& prm, const TowerSpec& tower,
+                                          const Split& split) {
+  if (prm.model == ModelKind::Pop || cfg.device == Device::Cpu) return nullptr;
+  std::string reason;
+  if (!cuda_device_available(&reason)) {
+    if (cfg.device == Device::Cuda) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
+    return nullptr;
+  }
+  GpuEngineOptions go;
+  go.batch_cap = 1;  // no training
+  go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
+  auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
+  g->upload_params(prm);
+  return g;
+}
+
 std::string json_string(const std::string& s) {
   std::string q = "\"";
   for (char c : s) {
@@ -656,6 +674,8 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
   const Params<float> prm = params_for_data(m, prep, dir + "/model.bin");
   TowerSpec tower;
   const std::unique_ptr<CpuEngine<float>> engine = engine_for(m, prm, threads, tower, dir + "/model.bin");
+  const std::unique_ptr<GpuEngine> gpu = gpu_scorer_for(cfg, prm, tower, prep.split);
+  if (!cfg.quiet) out << "scoring on the " << (gpu ? "CUDA" : "CPU") << " engine\n";
   const FileNegatives* file_neg = prep.data.negatives.empty() ? nullptr : &prep.data.negatives;
   std::string json = "{\"event\":\"eval\",\"model\":\"" + std::string(model_name(prm.model)) + "\"";
   for (bool is_test : {false, true}) {
@@ -664,7 +684,7 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
     if (set.size() == 0) continue;
     const auto t0 = Clock::now();
     std::unique_ptr<Scorer> scorer = make_scorer(*engine, prm);
-    const Metrics mt = evaluate(*scorer, set, cfg.topk);
+    const Metrics mt = gpu ? evaluate_gpu(*gpu, set, cfg.topk, gpu->stream()) : evaluate(*scorer, set, cfg.topk);
     const char* name = is_test ? "test" : "valid";
     if (!cfg.quiet)
       out << name << " (" << mode << ", " << set.size() << " queries, " << fmt("%.1f", seconds_since(t0)) << " s): "
@@ -688,8 +708,8 @@ void run_recommend(const std::string& dir, const std::vector<std::string>& args_
   const long k = std::strtol(topk_arg.c_str(), &end, 10);
   if (topk_arg.empty() || *end != '\0' || k < 1 || k > 1000000) throw_usage("--topk must be an integer >= 1, not '" + topk_arg + "'");
   for (const std::string& a : args)
-    if (a.compare(0, 10, "--threads=") != 0 && a != "--quiet")
-      throw_usage("recommend takes --users, --topk, --format, --exclude and --threads, not '" + a + "'");
+    if (a.compare(0, 10, "--threads=") != 0 && a.compare(0, 9, "--device=") != 0 && a != "--quiet")
+      throw_usage("recommend takes --users, --topk, --format, --exclude, --threads and --device, not '" + a + "'");
   Config cfg = run_config(dir, args);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
@@ -710,7 +730,8 @@ void run_recommend(const std::string& dir, const std::vector<std::string>& args_
   std::vector<const Csr*> ex;
   if (exclude == "train") ex.push_back(&prep.split.train);
   if (exclude == "all") ex.push_back(&prep.split.all);
-  const auto top = top_k(*scorer, users, ex, int32_t(k));
+  const std::unique_ptr<GpuEngine> gpu = k <= kTopKGpuMax ? gpu_scorer_for(cfg, prm, tower, prep.split) : nullptr;
+  const auto top = gpu ? top_k_gpu(*gpu, users, ex, int32_t(k), gpu->stream()) : top_k(*scorer, users, ex, int32_t(k));
   const IdMap& items = prep.data.inter.items;
   if (format == "table") out << "user\trank\titem\tscore\n";
   for (size_t j = 0; j < users.size(); ++j) {

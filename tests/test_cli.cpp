@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -409,6 +410,28 @@ TEST(Cli, EvalRecommendExportInfo) {
   EXPECT_EQ(r.code, 65) << r.out;
   EXPECT_NE(r.out.find("no-such-user"), std::string::npos) << r.out;
   EXPECT_EQ(run("recommend " + run_dir).code, 64);
+  std::string reason;
+  if (!convncf::cuda_device_available(&reason)) {  // scoring on a GPU that is not there
+    EXPECT_EQ(run("eval " + run_dir + " --device=cuda --quiet").code, 69);
+    EXPECT_EQ(run("recommend " + run_dir + " --users=" + user + " --device=cuda").code, 69);
+  } else {  // the CUDA engine's top-K equals the CPU engine's
+    const Result g = run("recommend " + run_dir + " --users=" + user + " --topk=5 --device=cuda");
+    const Result c = run("recommend " + run_dir + " --users=" + user + " --topk=5 --device=cpu");
+    EXPECT_EQ(g.code, 0) << g.out;
+    auto items = [](const std::string& table) {  // the item column, as a set (near-ties may swap)
+      std::set<std::string> out;
+      std::istringstream in(table);
+      std::string line, u, rank, item;
+      std::getline(in, line);  // header
+      while (std::getline(in, line)) {
+        std::istringstream f(line);
+        if (std::getline(f, u, '\t') && std::getline(f, rank, '\t') && std::getline(f, item, '\t')) out.insert(item);
+      }
+      return out;
+    };
+    EXPECT_EQ(items(g.out), items(c.out)) << g.out << c.out;
+    EXPECT_EQ(items(c.out).size(), 5u) << c.out;
+  }
   // export: .npy files that NumPy reads; never over existing files
   r = run("export " + run_dir + " --out=" + exp);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -350,6 +350,8 @@ TEST(Config, BoolAndEnumParsing) {
   EXPECT_EQ(Config::from_args({"--device=cpu"}).device, Device::Cpu);
   EXPECT_EQ(Config::from_args({"--device=CUDA"}).device, Device::Cuda);
   EXPECT_EQ(Config::from_args({"--sparse_grad=fast"}).sparse_grad, "fast");
+  EXPECT_TRUE(Config::from_args({"--verbose"}).verbose);
+  EXPECT_FALSE(Config::from_args({"--verbose=false"}).verbose);
   EXPECT_EQ(Config::from_args({"--embedding_update=lazy"}).embedding_update, "lazy");
   expect_usage({"--sparse_grad=atomic"}, {"sparse_grad", "'atomic'", "deterministic | fast"});
   expect_usage({"--embedding_update=sparse"}, {"embedding_update", "'sparse'", "dense | lazy"});
