@@ -214,9 +214,8 @@ GpuEngine::~GpuEngine() {
   if (m->host_counts) CUDA_CHECK_NOTHROW(cudaFreeHost(m->host_counts));
   if (m->ev_in) CUDA_CHECK_NOTHROW(cudaEventDestroy(m->ev_in));
   if (m->ev_out) CUDA_CHECK_NOTHROW(cudaEventDestroy(m->ev_out));
-  m->cudnn.reset();
   cudaStream_t s = m->stream;
-  m.reset();  // buffers first, then the stream they were used on
+  m.reset();  // plans before the cuDNN handle (member order), buffers, then the stream they used
   if (s) CUDA_CHECK_NOTHROW(cudaStreamDestroy(s));
 }
 

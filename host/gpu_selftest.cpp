@@ -1,14 +1,17 @@
 // gpu_selftest.cpp: `convncf gpu-selftest`, a check of the compiled kernels on the machine at
-// hand (see gpu.hpp). It also keeps the outer-product kernel linked into the convncf binary.
+// hand (see gpu.hpp): each outer-product variant against its twin, bit for bit, then the whole CUDA
+// engine against the CPU engine for one epoch (engine_compare.hpp).
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "convncf/cuda_check.hpp"
 #include "convncf/device_buffer.hpp"
+#include "convncf/engine_compare.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/outer_product.hpp"
@@ -48,6 +51,35 @@ bool gpu_selftest(std::string* report) {
                " B=" + std::to_string(B) + ": " + (same ? "ok" : "MISMATCH") + "\n";
       }
     }
+  }
+  // The whole engine: one epoch of a small ConvNCF (both presets' settings) and of MF-BPR
+  // against the CPU reference engine (engine_compare.hpp, the same check as the GpuEngine tests).
+  const std::vector<std::string> small{"--embedding_size=16", "--cnn_channels=[1,8,8]", "--cnn_kernels=[4,4]",
+                                       "--cnn_strides=[4,4]", "--train_batch_size=256", "--seed=5", "--quiet"};
+  struct Case {
+    const char* name;
+    std::vector<std::string> extra;
+  };
+  for (const Case& c : {Case{"ConvNCF recbole (Adam, dropout, norms)", {"--preset=recbole", "--model=ConvNCF"}},
+                        Case{"ConvNCF paper (Adagrad, squared norms)",
+                             {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0", "--drop_last_batch=false"}},
+                        Case{"MF-BPR (Adam)", {"--model=BPR"}}}) {
+    std::vector<std::string> args = small;
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    EngineComparison r;
+    try {
+      r = compare_engines(args, EngineTolerance{1e-4, 1e-5, 2e-3});
+    } catch (const Error& e) {
+      r.ok = false;
+      r.detail = e.what();
+    }
+    ok = ok && r.ok;
+    char line[256];
+    std::snprintf(line, sizeof line, "engine %s: %d steps against the CPU engine: %s (worst loss error %.2g, worst "
+                  "parameter error %.2g of the tolerance)\n", c.name, r.steps, r.ok ? "ok" : "MISMATCH",
+                  r.worst_loss_rel, r.worst_param);
+    out += line;
+    if (!r.ok) out += r.detail;
   }
   if (report) *report = out;
   return ok;

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     if (cmd == "gpu-selftest") {
       std::string report;
       const bool ok = gpu_selftest(&report);
-      std::cout << cuda_device_summary() << "\n" << report << (ok ? "all kernels match\n" : "MISMATCH\n");
+      std::cout << cuda_device_summary() << "\n" << report << (ok ? "all kernels and the engine match the CPU\n" : "MISMATCH\n");
       return ok ? kExitOk : kExitSoftware;
     }
     std::vector<std::string> rest(args.begin() + 1, args.end());

@@ -20,8 +20,10 @@ std::string cuda_device_summary();
 namespace convncf {
 
 // `convncf gpu-selftest`: runs each outer-product kernel variant on random inputs and compares
-// every element with the CPU twin (bit-exact: one multiply). Returns true when all match; the
-// report says what ran. Throws Error(kExitUnavailable) when no device is usable.
+// every element with the CPU twin (bit-exact: one multiply), then trains one epoch of a small
+// ConvNCF (recbole and paper settings) and of MF-BPR on the CUDA engine and the CPU engine and
+// compares losses, parameters and optimizer state (engine_compare.hpp). Returns true when all
+// agree; the report says what ran. Throws Error(kExitUnavailable) when no device is usable.
 bool gpu_selftest(std::string* report);
 
 }  // namespace convncf
