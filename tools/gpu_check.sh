@@ -15,7 +15,8 @@
 #   selftest   build/convncf gpu-selftest (each kernel of the binary against its CPU twin)
 #   bench      build/bench/bench_gpu --quick: kernel times against their floors, and training
 #              throughput of both presets (JSON lines also in $LOGS/bench.jsonl)
-#   smoke      build/convncf train --device=cuda (ConvNCF, 2 epochs, ml-100k-sized synthetic data)
+#   smoke      build/convncf train --device=cuda (ConvNCF, 2 epochs, the built-in synthetic data)
+#   peer       bench/peer/convncf_torch.py (PyTorch eager, recbole, batch 2048), when torch imports
 # Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
 # the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
 # build/gpu_check/, one file per step; the summary table is printed last.
@@ -205,6 +206,12 @@ if [[ -x build/convncf ]]; then
   fi
   rm -rf "$LOGS/smoke_run"
   run_step smoke 60 build/convncf train --device=cuda --verbose --epochs=2 --out="$LOGS/smoke_run"
+  if python3 -c 'import torch' 2>/dev/null; then  # the PyTorch peer, eager, one batch size
+    run_step peer 45 python3 bench/peer/convncf_torch.py --modes eager --presets recbole --batches 2048 \
+      --steps 10 --repeats 3 --json "$LOGS/bench.jsonl"
+  else
+    skip_step peer "no PyTorch"
+  fi
 else
   skip_step selftest "no build/convncf"
   skip_step bench "no build/convncf"
