@@ -52,6 +52,11 @@ struct DeviceOptim {
   bool ready = false;
 };
 
+// cudaMemcpy from pageable host memory may return before the data reach the device, and the
+// engine's stream (non-blocking) does not wait for the legacy default stream those copies use:
+// every function that uploads ends here, so the engine's next launch sees the new data.
+void uploads_done() { CUDA_CHECK(cudaDeviceSynchronize()); }
+
 }  // namespace
 
 struct GpuEngine::Impl {
@@ -205,6 +210,7 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   CUDA_CHECK(cudaMemGetInfo(&free1, &total));
   g.bytes_before = total - free0;
   g.bytes_after = free0 > free1 ? free0 - free1 : 0;
+  uploads_done();
 }
 
 GpuEngine::~GpuEngine() {
@@ -246,6 +252,7 @@ void GpuEngine::upload_params(const Params<float>& prm) {
   g.P.upload(prm.P);
   g.Q.upload(prm.Q);
   if (g.conv) g.net.upload(prm.net);
+  uploads_done();
 }
 
 void GpuEngine::download_params(Params<float>& prm) const {
@@ -268,6 +275,7 @@ void GpuEngine::upload_optimizers(int phase, const OptimizerSet& set) {
     d.s1 = DeviceBuffer<float>(host[k]->state1());
     d.ready = true;
   }
+  uploads_done();
 }
 
 void GpuEngine::download_optimizers(int phase, const OptimizerSet& set) const {
@@ -290,6 +298,7 @@ void GpuEngine::set_epoch_order(const std::vector<int64_t>& order) {
   if (!order.empty())
     CUDA_CHECK(cudaMemcpy(g.order.data(), order.data(), order.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
   g.order_size = int64_t(order.size());
+  uploads_done();
 }
 
 GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, int phase, const RegSpec& reg,

@@ -34,6 +34,9 @@ class DeviceBuffer {
   }
   T* data() const { return m_ptr; }
   size_t size() const { return m_size; }
+  // A blocking cudaMemcpy on the legacy default stream: from pageable memory it may return before
+  // the data reach the device, and a cudaStreamNonBlocking stream does not wait for it. Callers
+  // that launch on such a stream synchronize the device first (see GpuEngine's uploads_done).
   void upload(const std::vector<T>& v) {
     if (!v.empty())
       CUDA_CHECK(cudaMemcpy(m_ptr, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
