@@ -118,6 +118,24 @@ void bench_kernels(int64_t B) {
     }, s);
     kernel_result("outer_product_bwd", shape, ms, map_bytes + 4.0 * N * E * 4, 4.0 * N * E * E);
   }
+  {  // the head of the recbole tower (32 channels, 1x1 last map) and the loss
+    const int C = 32;
+    DeviceBuffer<float> Y(randn(size_t(N) * C, 10, 1)), w(randn(size_t(C), 11, 0.2f)), b(randn(1, 12, 0.1f)),
+        h(size_t(N) * C), score(static_cast<size_t>(N)), dscore(static_cast<size_t>(N)), dY(size_t(N) * C),
+        dw(static_cast<size_t>(C)), db(1);
+    DeviceBuffer<double> loss(static_cast<size_t>(B));
+    const DropoutArgs drop{0.2, 1, 1};
+    const std::string sh = "pairs=" + std::to_string(N) + " C=32";
+    kernel_result("head_fwd", sh, time_ms([&] {
+                    head_fwd(N, C, 1, Y.data(), w.data(), b.data(), drop, h.data(), score.data(), s);
+                  }, s), double(N) * C * 4 * 2 + N * 4.0, 2.0 * N * C);
+    kernel_result("bpr_loss_grad", "triples=" + std::to_string(B),
+                  time_ms([&] { bpr_loss_grad(B, B, score.data(), loss.data(), dscore.data(), s); }, s),
+                  double(N) * 8 + B * 8.0, 0);
+    kernel_result("head_bwd", sh, time_ms([&] {
+                    head_bwd(N, C, 1, dscore.data(), w.data(), h.data(), drop, dY.data(), dw.data(), db.data(), s);
+                  }, s), double(N) * C * 4 * 2 + N * 4.0, 4.0 * N * C);
+  }
   // conv layers of both presets, forward and backward
   CudnnContext ctx(s);
   struct L { const char* preset; int cin, cout, k, in; };
