@@ -209,9 +209,15 @@ std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>
   GpuEngineOptions go;
   go.batch_cap = 1;  // no training
   go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
-  auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
-  g->upload_params(prm);
-  return g;
+  try {
+    auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
+    g->upload_params(prm);
+    return g;
+  } catch (const Error& e) {
+    if (cfg.device == Device::Cuda) throw;
+    std::cerr << "device auto: the CUDA engine could not start (" << e.what() << "); scoring on the CPU engine\n";
+    return nullptr;
+  }
 }
 
 std::string json_string(const std::string& s) {
@@ -438,8 +444,14 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     go.deterministic = cfg.sparse_grad == "deterministic";
     go.lazy_adam = cfg.embedding_update == "lazy";
     go.verbose = cfg.verbose;
-    gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
-    say(gpu_engine->describe());
+    try {
+      gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
+      say(gpu_engine->describe());
+    } catch (const Error& e) {  // e.g. cuDNN offers no plan for this tower, or out of memory
+      if (cfg.device == Device::Cuda) throw;
+      gpu_engine.reset();
+      say(std::string("device auto: the CUDA engine could not start (") + e.what() + "); using the CPU engine");
+    }
   }
   const std::vector<std::string> shown = shown_metrics(cfg);
   auto model_file = [&](const Params<float>& p) {
