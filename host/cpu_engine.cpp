@@ -16,6 +16,25 @@ namespace convncf {
 
 // The per-element math is shared with the GPU kernels (pair_kernels.hpp), so both engines draw
 // the same dropout masks and compute the loss the same way.
+double reg_weight(const RegSpec& reg, size_t i) {
+  return reg.enabled && i < reg.weights.size() ? reg.weights[i] : 0.0;
+}
+
+std::vector<NetRegTerm> network_reg_terms(const TowerSpec& tower, const RegSpec& reg) {
+  std::vector<NetRegTerm> terms;
+  const int64_t ow = tower.out_w_offset;
+  const int C = tower.last_channels();
+  if (reg.type == RegType::Norm) {
+    for (const ConvLayer& l : tower.layers) terms.push_back({l.w_offset, l.w_size(), reg_weight(reg, 1)});
+    terms.push_back({ow, C, reg_weight(reg, 1)});
+  } else {
+    for (const ConvLayer& l : tower.layers)
+      terms.push_back({l.w_offset, l.w_size() + l.cout, reg_weight(reg, 2)});  // weight and bias adjacent
+    terms.push_back({ow, C + 1, reg_weight(reg, 1) + reg_weight(reg, 2)});     // output weight and bias
+  }
+  return terms;
+}
+
 double dropout_scale(const DropoutSpec& d, int64_t triple, int side, int channel) {
   return dropout_mask(d.p, d.seed, d.step, triple, side, channel);
 }
@@ -359,7 +378,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
   const int E = m_E;
   const bool conv = m_model == ModelKind::ConvNCF;
   if (m_model == ModelKind::Pop) throw_internal("CpuEngine: the popularity model does not train");
-  auto regw = [&](size_t i) { return reg.enabled && i < reg.weights.size() ? reg.weights[i] : 0.0; };
+  auto regw = [&](size_t i) { return reg_weight(reg, i); };
   const bool squared = reg.type == RegType::Squared;
   const double row_l2 = squared ? regw(0) : 0.0;  // per-triple squared row norms
   const int C = conv ? m_tower.last_channels() : 0;
@@ -449,20 +468,9 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
   const double nQ = std::sqrt(sum_squares(prm.Q.data(), int64_t(prm.Q.size())));
   const bool norm_tables = !squared && regw(0) > 0;
   if (norm_tables) out.reg += regw(0) * (nP + nQ);
-  // network terms: (weight offset, size, coefficient) under each form
-  struct Term { int64_t off, n; double coef; };
-  std::vector<Term> terms;
+  const std::vector<NetRegTerm> terms = conv ? network_reg_terms(m_tower, reg) : std::vector<NetRegTerm>{};
   if (conv) {
-    const int64_t ow = m_tower.out_w_offset;
-    if (!squared) {
-      for (const ConvLayer& l : m_tower.layers) terms.push_back({l.w_offset, l.w_size(), regw(1)});
-      terms.push_back({ow, C, regw(1)});
-    } else {
-      for (const ConvLayer& l : m_tower.layers)
-        terms.push_back({l.w_offset, l.w_size() + l.cout, regw(2)});  // weight and bias adjacent
-      terms.push_back({ow, C + 1, regw(1) + regw(2)});                 // output weight and bias
-    }
-    for (const Term& tm : terms) {
+    for (const NetRegTerm& tm : terms) {
       if (tm.coef <= 0) continue;
       const double ss = sum_squares(prm.net.data() + tm.off, tm.n);
       out.reg += squared ? tm.coef * ss : tm.coef * std::sqrt(ss);
@@ -516,7 +524,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
     }
     std::fill(m_grads.net.begin(), m_grads.net.end(), T(0));
     unpack_add(acc.data(), m_grads.net.data());
-    for (const Term& tm : terms) {
+    for (const NetRegTerm& tm : terms) {
       if (tm.coef <= 0) continue;
       const T* w = prm.net.data() + tm.off;
       T* g = m_grads.net.data() + tm.off;

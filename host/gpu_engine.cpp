@@ -29,12 +29,6 @@ enum Scalar { kBpr = 0, kRowReg = 1, kSumP = 2, kSumQ = 3, kTerms = 4 };
 constexpr int kMaxScalars = 256;
 enum Count { kBadP = 0, kBadQ = 1, kBadNet = 2, kCounts = 3 };
 
-// A network regularization term: weights at `off`, `n` values, coefficient, form.
-struct NetTerm {
-  int64_t off, n;
-  double coef;
-};
-
 // The forward (and, for training, backward) buffers of the tower for a fixed number of pairs.
 struct Tower {
   int64_t N = 0;  // pairs
@@ -309,7 +303,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   const cudaStream_t s = g.stream;
   if (n <= 0 || n > Bc || lo < 0 || lo + n > g.order_size || phase < 0 || phase > 1 || !g.optim[phase][0].ready)
     throw Error(kExitSoftware, "GpuEngine::train_step: bad batch or optimizers not uploaded");
-  auto regw = [&](size_t i) { return reg.enabled && i < reg.weights.size() ? reg.weights[i] : 0.0; };
+  auto regw = [&](size_t i) { return reg_weight(reg, i); };
   const bool squared = reg.type == RegType::Squared;
   const double row_l2 = squared ? regw(0) : 0.0;
   const bool norm_tables = !squared && regw(0) > 0;
@@ -321,7 +315,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   Tower& t = g.train;
   make_pairs(Bc, n, g.user.data(), g.pos.data(), g.neg.data(), t.pair_user.data(), t.pair_item.data(), s);
 
-  std::vector<NetTerm> terms;
+  const std::vector<NetRegTerm> terms = g.conv ? network_reg_terms(g.tower, reg) : std::vector<NetRegTerm>{};
   if (g.conv) {
     const DropoutArgs drop{dropout.p, dropout.seed, dropout.step};
     g.forward(t, drop);
@@ -339,15 +333,6 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
     outer_product_bwd(t.N, E, t.pair_user.data(), t.pair_item.data(), g.P.data(), g.Q.data(), t.dX[0].data(),
                       g.dp_pairs.data(), g.dq_pairs.data(), s);
     gather_row_grads(Bc, n, E, g.dp_pairs.data(), g.dq_pairs.data(), g.rows.data(), s);
-    // network regularization terms, as CpuEngine::run lists them
-    const int64_t ow = g.tower.out_w_offset;
-    if (!squared) {
-      for (const ConvLayer& l : g.tower.layers) terms.push_back({l.w_offset, l.w_size(), regw(1)});
-      terms.push_back({ow, C, regw(1)});
-    } else {
-      for (const ConvLayer& l : g.tower.layers) terms.push_back({l.w_offset, l.w_size() + l.cout, regw(2)});
-      terms.push_back({ow, C + 1, regw(1) + regw(2)});
-    }
   } else {
     mf_bpr_fwd_bwd(Bc, n, E, g.user.data(), g.pos.data(), g.neg.data(), g.P.data(), g.Q.data(), g.loss_t.data(),
                    g.rows.data(), s);
@@ -378,7 +363,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   }
   if (int(terms.size()) + kTerms > kMaxScalars) throw Error(kExitSoftware, "GpuEngine: too many layers");
   for (size_t k = 0; k < terms.size(); ++k) {
-    const NetTerm& tm = terms[k];
+    const NetRegTerm& tm = terms[k];
     if (tm.coef <= 0) continue;
     double* ss = sc + kTerms + k;
     sum_squares_gpu(tm.n, g.net.data() + tm.off, g.partials.data(), ss, s);

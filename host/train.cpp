@@ -695,8 +695,7 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
     const EvalSet set = make_eval_set(prep.split, is_test, mode, cfg.seed, is_test ? kStreamEvalTest : kStreamEvalValid, file_neg);
     if (set.size() == 0) continue;
     const auto t0 = Clock::now();
-    std::unique_ptr<Scorer> scorer = make_scorer(*engine, prm);
-    const Metrics mt = gpu ? evaluate_gpu(*gpu, set, cfg.topk, gpu->stream()) : evaluate(*scorer, set, cfg.topk);
+    const Metrics mt = gpu ? evaluate_gpu(*gpu, set, cfg.topk, gpu->stream()) : evaluate(*make_scorer(*engine, prm), set, cfg.topk);
     const char* name = is_test ? "test" : "valid";
     if (!cfg.quiet)
       out << name << " (" << mode << ", " << set.size() << " queries, " << fmt("%.1f", seconds_since(t0)) << " s): "

@@ -35,6 +35,19 @@ struct RegSpec {
   bool enabled = true;
 };
 
+// The coefficient reg.weights[i], or 0 when the regularizer is off or has no such weight.
+double reg_weight(const RegSpec& reg, size_t i);
+
+// The network's regularization terms, the same for every engine: the weights at `off`, `n`
+// values, coefficient `coef`. Norm: coef * |w| for each conv weight and the output weight
+// (reg[1], biases excluded); Squared: coef * |w|^2 for each conv layer's weight and bias
+// (adjacent in the flat array, reg[2]) and the output weight and bias (reg[1] + reg[2]).
+struct NetRegTerm {
+  int64_t off, n;
+  double coef;
+};
+std::vector<NetRegTerm> network_reg_terms(const TowerSpec& tower, const RegSpec& reg);
+
 // Inverted dropout on the C_L-vector before the output layer; the mask of channel c of pair
 // (triple t, side s in {0 pos, 1 neg}) at global step `step` is a pure function of those.
 struct DropoutSpec {
