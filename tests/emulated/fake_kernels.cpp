@@ -1,0 +1,635 @@
+// fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pair_kernels,
+// conv_aux, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels) on the
+// emulated device. Each one runs
+//   1. the argument checks of its real launcher in kernels/*.cu (copied, or the detail:: helpers
+//      the launcher shares with its twin), so a bad call from the engine throws here too;
+//   2. extent checks (emulated_device.hpp): every pointer must be device memory with room for
+//      the elements the kernel touches, computed from the sizes it is given (rows of an embedding
+//      table from the largest row id it reads);
+//   3. the CPU twin with the same arguments (device pointers are host memory here).
+// Where no twin exists (optimizers, gather_batch_gpu, the reductions) the kernel's own per-element
+// functions (optim.hpp, rng.hpp, dataset.hpp) run in a loop, and the deterministic reductions
+// replay the kernels' fixed grid and summation tree, so the emulated sums have the GPU's bits.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "convncf/conv_aux.hpp"
+#include "convncf/dataset.hpp"
+#include "convncf/engine_glue.hpp"
+#include "convncf/errors.hpp"
+#include "convncf/eval_gpu.hpp"
+#include "convncf/optim_gpu.hpp"
+#include "convncf/outer_product.hpp"
+#include "convncf/pair_kernels.hpp"
+#include "convncf/rng.hpp"
+#include "convncf/sampling_gpu.hpp"
+#include "convncf/sparse_grad.hpp"
+#include "emulated_device.hpp"
+
+namespace convncf {
+namespace {
+
+using emul::check_elems;
+using emul::check_table_rows;
+
+constexpr int kMaxE = 1 << 20;       // kernels/pair_kernels.cu: the row kernels take any E
+constexpr int kReduceBlocks = 1024;  // kernels/sampling.cu's fixed reduction grid
+constexpr int kReduceThreads = 256;
+
+// Both sides of a pair array: the user rows of P, the item rows of Q.
+void check_pairs(const char* who, int64_t n, int E, const int32_t* user, const int32_t* item,
+                 const float* P, const float* Q) {
+  check_table_rows(P, E, user, n, who, "P");
+  check_table_rows(Q, E, item, n, who, "Q");
+}
+
+}  // namespace
+
+// ---- outer_product.hpp ----------------------------------------------------------------------
+void outer_product_fwd(int64_t B, int E, const int32_t* __restrict__ user,
+                       const int32_t* __restrict__ item, const float* __restrict__ P,
+                       const float* __restrict__ Q, float* __restrict__ out, cudaStream_t stream,
+                       int variant) {
+  emul::check_stream(stream, "outer_product_fwd");
+  if (B < 0 || E < 1 || E > kOuterProductMaxE)
+    throw_internal("outer_product_fwd: bad sizes B=" + std::to_string(B) +
+                   " E=" + std::to_string(E) +
+                   " (expected B >= 0, 1 <= E <= " + std::to_string(kOuterProductMaxE) + ")");
+  if (variant != 1 && variant != 2)
+    throw_internal("outer_product_fwd: unknown variant " + std::to_string(variant) +
+                   " (expected 1 or 2)");
+  if (B == 0) return;
+  if (!user || !item || !P || !Q || !out)
+    throw_internal("outer_product_fwd: null pointer argument");
+  check_pairs("outer_product_fwd", B, E, user, item, P, Q);
+  check_elems(out, B * E * E, "outer_product_fwd", "out");
+  outer_product_fwd_cpu<float>(B, E, user, item, P, Q, out);
+}
+
+// ---- pair_kernels.hpp -------------------------------------------------------------------------
+void make_pairs(int64_t B_cap, int64_t n_valid, const int32_t* __restrict__ user,
+                const int32_t* __restrict__ pos, const int32_t* __restrict__ neg,
+                int32_t* __restrict__ pair_user, int32_t* __restrict__ pair_item,
+                cudaStream_t stream) {
+  const char* who = "make_pairs";
+  emul::check_stream(stream, who);
+  detail::check_batch(who, B_cap, n_valid);
+  if (B_cap == 0) return;
+  detail::check_pointers(who, {pair_user, pair_item});
+  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg});
+  check_elems(user, n_valid, who, "user");
+  check_elems(pos, n_valid, who, "pos");
+  check_elems(neg, n_valid, who, "neg");
+  check_elems(pair_user, 2 * B_cap, who, "pair_user");
+  check_elems(pair_item, 2 * B_cap, who, "pair_item");
+  make_pairs_cpu(B_cap, n_valid, user, pos, neg, pair_user, pair_item);
+}
+
+void head_fwd(int64_t n_pairs, int C, int HW, const float* __restrict__ Y,
+              const float* __restrict__ w_out, const float* __restrict__ b_out, DropoutArgs drop,
+              float* __restrict__ h, float* __restrict__ score, cudaStream_t stream) {
+  const char* who = "head_fwd";
+  emul::check_stream(stream, who);
+  detail::check_head(who, n_pairs, C, HW, drop);
+  if (n_pairs == 0) return;
+  detail::check_pointers(who, {Y, w_out, b_out, h, score});
+  check_elems(Y, n_pairs * C * HW, who, "Y");
+  check_elems(w_out, C, who, "w_out");
+  check_elems(b_out, 1, who, "b_out");
+  check_elems(h, n_pairs * C, who, "h");
+  check_elems(score, n_pairs, who, "score");
+  head_fwd_cpu(n_pairs, C, HW, Y, w_out, b_out, drop, h, score);
+}
+
+void bpr_loss_grad(int64_t B_cap, int64_t n_valid, const float* __restrict__ score,
+                   double* __restrict__ loss, float* __restrict__ dscore, cudaStream_t stream) {
+  const char* who = "bpr_loss_grad";
+  emul::check_stream(stream, who);
+  detail::check_batch(who, B_cap, n_valid);
+  if (B_cap == 0) return;
+  detail::check_pointers(who, {loss, dscore});
+  if (n_valid > 0) detail::check_pointers(who, {score});
+  check_elems(score, 2 * n_valid, who, "score");
+  check_elems(loss, B_cap, who, "loss");
+  check_elems(dscore, 2 * B_cap, who, "dscore");
+  bpr_loss_grad_cpu(B_cap, n_valid, score, loss, dscore);
+}
+
+void head_bwd(int64_t n_pairs, int C, int HW, const float* __restrict__ dscore,
+              const float* __restrict__ w_out, const float* __restrict__ h, DropoutArgs drop,
+              float* __restrict__ dY, float* __restrict__ dw_out, float* __restrict__ db_out,
+              cudaStream_t stream) {
+  const char* who = "head_bwd";
+  emul::check_stream(stream, who);
+  detail::check_head(who, n_pairs, C, HW, drop);
+  detail::check_pointers(who, {dw_out, db_out});
+  if (n_pairs > 0) {
+    detail::check_pointers(who, {dscore, w_out, h, dY});
+    check_elems(dscore, n_pairs, who, "dscore");
+    check_elems(w_out, C, who, "w_out");
+    check_elems(h, n_pairs * C, who, "h");
+    check_elems(dY, n_pairs * C * HW, who, "dY");
+  }
+  check_elems(dw_out, C, who, "dw_out");
+  check_elems(db_out, 1, who, "db_out");
+  head_bwd_cpu(n_pairs, C, HW, dscore, w_out, h, drop, dY, dw_out, db_out);
+}
+
+void outer_product_bwd(int64_t n_pairs, int E, const int32_t* __restrict__ pair_user,
+                       const int32_t* __restrict__ pair_item, const float* __restrict__ P,
+                       const float* __restrict__ Q, const float* __restrict__ G,
+                       float* __restrict__ dp, float* __restrict__ dq, cudaStream_t stream) {
+  const char* who = "outer_product_bwd";
+  emul::check_stream(stream, who);
+  if (n_pairs < 0)
+    throw_internal("outer_product_bwd: n_pairs = " + std::to_string(n_pairs) + " < 0");
+  detail::check_E(who, E, kPairBwdMaxE);
+  if (n_pairs == 0) return;
+  detail::check_pointers(who, {pair_user, pair_item, P, Q, G, dp, dq});
+  check_pairs(who, n_pairs, E, pair_user, pair_item, P, Q);
+  check_elems(G, n_pairs * E * E, who, "G");
+  check_elems(dp, n_pairs * E, who, "dp");
+  check_elems(dq, n_pairs * E, who, "dq");
+  outer_product_bwd_cpu(n_pairs, E, pair_user, pair_item, P, Q, G, dp, dq);
+}
+
+void gather_row_grads(int64_t B_cap, int64_t n_valid, int E, const float* __restrict__ dp,
+                      const float* __restrict__ dq, float* __restrict__ rows, cudaStream_t stream) {
+  const char* who = "gather_row_grads";
+  emul::check_stream(stream, who);
+  detail::check_batch(who, B_cap, n_valid);
+  detail::check_E(who, E, kMaxE);
+  if (B_cap == 0) return;
+  detail::check_pointers(who, {rows});
+  if (n_valid > 0) detail::check_pointers(who, {dp, dq});
+  check_elems(dp, 2 * n_valid * E, who, "dp");
+  check_elems(dq, 2 * n_valid * E, who, "dq");
+  check_elems(rows, 3 * B_cap * E, who, "rows");
+  gather_row_grads_cpu(B_cap, n_valid, E, dp, dq, rows);
+}
+
+namespace {
+// The (user, pos, neg) triples' rows: P by user, Q by pos and by neg.
+void check_triples(const char* who, int64_t n_valid, int E, const int32_t* user, const int32_t* pos,
+                   const int32_t* neg, const float* P, const float* Q) {
+  check_table_rows(P, E, user, n_valid, who, "P");
+  check_table_rows(Q, E, pos, n_valid, who, "Q (positives)");
+  check_table_rows(Q, E, neg, n_valid, who, "Q (negatives)");
+}
+}  // namespace
+
+void mf_bpr_fwd_bwd(int64_t B_cap, int64_t n_valid, int E, const int32_t* __restrict__ user,
+                    const int32_t* __restrict__ pos, const int32_t* __restrict__ neg,
+                    const float* __restrict__ P, const float* __restrict__ Q,
+                    double* __restrict__ loss, float* __restrict__ rows, cudaStream_t stream) {
+  const char* who = "mf_bpr_fwd_bwd";
+  emul::check_stream(stream, who);
+  detail::check_batch(who, B_cap, n_valid);
+  detail::check_E(who, E, kMaxE);
+  if (B_cap == 0) return;
+  detail::check_pointers(who, {loss, rows});
+  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg, P, Q});
+  check_triples(who, n_valid, E, user, pos, neg, P, Q);
+  check_elems(loss, B_cap, who, "loss");
+  check_elems(rows, 3 * B_cap * E, who, "rows");
+  mf_bpr_fwd_bwd_cpu(B_cap, n_valid, E, user, pos, neg, P, Q, loss, rows);
+}
+
+void rows_squared_reg(int64_t B_cap, int64_t n_valid, int E, double l,
+                      const int32_t* __restrict__ user, const int32_t* __restrict__ pos,
+                      const int32_t* __restrict__ neg, const float* __restrict__ P,
+                      const float* __restrict__ Q, float* __restrict__ rows,
+                      double* __restrict__ reg, cudaStream_t stream) {
+  const char* who = "rows_squared_reg";
+  emul::check_stream(stream, who);
+  detail::check_batch(who, B_cap, n_valid);
+  detail::check_E(who, E, kMaxE);
+  detail::check_reg_coef(who, l);
+  if (B_cap == 0) return;
+  detail::check_pointers(who, {rows, reg});
+  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg, P, Q});
+  check_triples(who, n_valid, E, user, pos, neg, P, Q);
+  check_elems(rows, 3 * B_cap * E, who, "rows");
+  check_elems(reg, B_cap, who, "reg");
+  rows_squared_reg_cpu(B_cap, n_valid, E, l, user, pos, neg, P, Q, rows, reg);
+}
+
+void mf_score_pairs(int64_t n, int E, const int32_t* __restrict__ user,
+                    const int32_t* __restrict__ item, const float* __restrict__ P,
+                    const float* __restrict__ Q, float* __restrict__ score, cudaStream_t stream) {
+  const char* who = "mf_score_pairs";
+  emul::check_stream(stream, who);
+  if (n < 0) throw_internal("mf_score_pairs: n = " + std::to_string(n) + " < 0");
+  detail::check_E(who, E, kMaxE);
+  if (n == 0) return;
+  detail::check_pointers(who, {user, item, P, Q, score});
+  check_pairs(who, n, E, user, item, P, Q);
+  check_elems(score, n, who, "score");
+  mf_score_pairs_cpu(n, E, user, item, P, Q, score);
+}
+
+// ---- conv_aux.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------------
+namespace {
+void check_map(const char* what, int64_t n, int C, int64_t HW) {
+  if (n < 0 || C < 1 || HW < 0)
+    throw_internal(std::string(what) + ": bad sizes n=" + std::to_string(n) +
+                   " C=" + std::to_string(C) + " HW=" + std::to_string(HW) +
+                   " (expected n >= 0, C >= 1, HW >= 0)");
+}
+}  // namespace
+
+void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const float* __restrict__ b,
+                   cudaStream_t stream) {
+  emul::check_stream(stream, "bias_relu_fwd");
+  check_map("bias_relu_fwd", n, C, HW);
+  const int64_t count = n * C * HW;
+  if (count == 0) return;
+  if (!Y || !b) throw_internal("bias_relu_fwd: null pointer argument");
+  check_elems(Y, count, "bias_relu_fwd", "Y");
+  check_elems(b, C, "bias_relu_fwd", "b");
+  bias_relu_fwd_cpu(n, C, HW, Y, b);
+}
+
+void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY,
+              cudaStream_t stream) {
+  emul::check_stream(stream, "relu_bwd");
+  if (count < 0) throw_internal("relu_bwd: negative count " + std::to_string(count));
+  if (count == 0) return;
+  if (!Y || !dY) throw_internal("relu_bwd: null pointer argument");
+  check_elems(Y, count, "relu_bwd", "Y");
+  check_elems(dY, count, "relu_bwd", "dY");
+  relu_bwd_cpu(count, Y, dY);
+}
+
+void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float* __restrict__ db,
+               cudaStream_t stream) {
+  emul::check_stream(stream, "bias_grad");
+  check_map("bias_grad", n, C, HW);
+  if (!db) throw_internal("bias_grad: null pointer argument db");
+  check_elems(db, C, "bias_grad", "db");
+  if (n * HW == 0) {
+    std::fill(db, db + C, 0.0f);
+    return;
+  }
+  if (!dZ) throw_internal("bias_grad: null pointer argument dZ");
+  check_elems(dZ, n * C * HW, "bias_grad", "dZ");
+  bias_grad_cpu(n, C, HW, dZ, db);
+}
+
+// ---- sparse_grad.hpp ----------------------------------------------------------------------------
+// The members (CUB's storage) stay empty: combine() runs the twin.
+RowGradCombiner::RowGradCombiner(int64_t max_entries, int E, bool deterministic)
+    : m_max(max_entries), m_E(E), m_deterministic(deterministic) {
+  if (max_entries < 0 || max_entries > INT_MAX || E < 1)
+    throw_internal("RowGradCombiner: bad sizes max_entries=" + std::to_string(max_entries) +
+                   " E=" + std::to_string(E) +
+                   " (expected 0 <= max_entries <= " + std::to_string(INT_MAX) + ", E >= 1)");
+}
+
+void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, float* table,
+                              int32_t* unique_ids, int32_t* n_unique, cudaStream_t stream) {
+  const char* who = "RowGradCombiner::combine";
+  emul::check_stream(stream, who);
+  if (n < 0 || n > m_max)
+    throw_internal("RowGradCombiner::combine: n=" + std::to_string(n) + " outside [0, " +
+                   std::to_string(m_max) + "] (max_entries of the constructor)");
+  if (!n_unique) throw_internal("RowGradCombiner::combine: null n_unique");
+  check_elems(n_unique, 1, who, "n_unique");
+  if (n == 0) {
+    *n_unique = 0;
+    return;
+  }
+  if (!ids || !rows || !table || !unique_ids)
+    throw_internal("RowGradCombiner::combine: null pointer argument");
+  check_table_rows(table, m_E, ids, n, who, "table");
+  check_elems(rows, n * m_E, who, "rows");
+  check_elems(unique_ids, n, who, "unique_ids");
+  const std::vector<int32_t> distinct = combine_rows_cpu(n, m_E, ids, rows, table);
+  std::copy(distinct.begin(), distinct.end(), unique_ids);
+  *n_unique = static_cast<int32_t>(distinct.size());
+}
+
+// ---- optim_gpu.hpp ------------------------------------------------------------------------------
+namespace {
+
+// kernels/optim.cu's step_args checks; returns the step's bias corrections.
+AdamCorrections step_checks(const char* who, const OptimizerSpec& spec, int64_t step,
+                            const float* s0, const float* s1) {
+  if (step < 1) throw_internal(std::string(who) + ": step " + std::to_string(step) + " < 1");
+  if (spec.learner != Learner::SGD && !s0)
+    throw_internal(std::string(who) + ": Adagrad and Adam need state s0");
+  if (spec.learner == Learner::Adam && !s1)
+    throw_internal(std::string(who) + ": Adam needs state s1");
+  return adam_corrections(spec, step);
+}
+
+// One element, as optim.cu's update_element (and Optimizer<float>::step).
+void update_element(const OptimizerSpec& s, const AdamCorrections& c, int64_t i, float* p,
+                    const float* g, float* s0, float* s1) {
+  switch (s.learner) {
+    case Learner::SGD:
+      sgd_update(p[i], g[i], s.lr, s.weight_decay);
+      break;
+    case Learner::Adagrad:
+      adagrad_update(p[i], g[i], s0[i], s.lr, s.adagrad_eps, s.weight_decay);
+      break;
+    case Learner::Adam:
+      adam_update(p[i], g[i], s0[i], s1[i], s.lr, s.beta1, s.beta2, s.adam_eps, s.weight_decay,
+                  c.bc1, c.bc2);
+      break;
+  }
+}
+
+}  // namespace
+
+void optim_dense_gpu(const OptimizerSpec& spec, int64_t step, int64_t n, float* __restrict__ p,
+                     const float* __restrict__ g, float* __restrict__ s0, float* __restrict__ s1,
+                     cudaStream_t stream) {
+  const char* who = "optim_dense_gpu";
+  emul::check_stream(stream, who);
+  if (n < 0) throw_internal("optim_dense_gpu: n = " + std::to_string(n) + " < 0");
+  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  if (n == 0) return;
+  if (!p || !g) throw_internal("optim_dense_gpu: null p or g");
+  check_elems(p, n, who, "p");
+  check_elems(g, n, who, "g");
+  if (spec.learner != Learner::SGD) check_elems(s0, n, who, "s0");
+  if (spec.learner == Learner::Adam) check_elems(s1, n, who, "s1");
+  for (int64_t i = 0; i < n; ++i) update_element(spec, c, i, p, g, s0, s1);
+}
+
+void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __restrict__ rows,
+                    const int32_t* __restrict__ n_rows, int64_t max_rows, int row_size,
+                    float* __restrict__ p, const float* __restrict__ g, float* __restrict__ s0,
+                    float* __restrict__ s1, cudaStream_t stream) {
+  const char* who = "optim_rows_gpu";
+  emul::check_stream(stream, who);
+  if (max_rows < 0 || row_size < 1)
+    throw_internal("optim_rows_gpu: bad sizes max_rows=" + std::to_string(max_rows) + " row_size=" +
+                   std::to_string(row_size) + " (expected max_rows >= 0, row_size >= 1)");
+  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  if (max_rows == 0) return;
+  if (!rows || !n_rows || !p || !g) throw_internal("optim_rows_gpu: null pointer argument");
+  check_elems(n_rows, 1, who, "n_rows");
+  const int64_t nr = std::min<int64_t>(std::max<int64_t>(*n_rows, 0), max_rows);
+  // The kernel updates each listed row from one thread per element, in parallel: a row listed
+  // twice would be a race on the GPU, so it is an error here.
+  std::vector<int32_t> sorted(rows, rows + nr);
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw_internal("emulated device: optim_rows_gpu: a row is listed twice");
+  check_table_rows(p, row_size, rows, nr, who, "p");
+  check_table_rows(g, row_size, rows, nr, who, "g");
+  if (spec.learner != Learner::SGD) check_table_rows(s0, row_size, rows, nr, who, "s0");
+  if (spec.learner == Learner::Adam) check_table_rows(s1, row_size, rows, nr, who, "s1");
+  for (int64_t r = 0; r < nr; ++r)
+    for (int col = 0; col < row_size; ++col)
+      update_element(spec, c, int64_t(rows[r]) * row_size + col, p, g, s0, s1);
+}
+
+// ---- sampling_gpu.hpp
+// -----------------------------------------------------------------------------
+void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t seed,
+                      const int64_t* __restrict__ order, const int32_t* __restrict__ train_user,
+                      const int32_t* __restrict__ train_item,
+                      const int64_t* __restrict__ row_offsets,
+                      const int32_t* __restrict__ row_items, int32_t n_items,
+                      int32_t* __restrict__ user, int32_t* __restrict__ pos,
+                      int32_t* __restrict__ neg, cudaStream_t stream) {
+  const char* who = "gather_batch_gpu";
+  emul::check_stream(stream, who);
+  if (n < 0 || B_cap < n || lo < 0 || n_items < 1)
+    throw_internal("gather_batch_gpu: bad sizes B_cap=" + std::to_string(B_cap) +
+                   " n=" + std::to_string(n) + " lo=" + std::to_string(lo) + " n_items=" +
+                   std::to_string(n_items) + " (expected 0 <= n <= B_cap, lo >= 0, n_items >= 1)");
+  if (B_cap == 0) return;
+  if (!user || !pos || !neg) throw_internal("gather_batch_gpu: null output");
+  if (n > 0 && (!order || !train_user || !train_item || !row_offsets))
+    throw_internal("gather_batch_gpu: null input");
+  check_elems(user, B_cap, who, "user");
+  check_elems(pos, B_cap, who, "pos");
+  check_elems(neg, B_cap, who, "neg");
+  if (n > 0) check_elems(order + lo, n, who, "order[lo .. lo+n)");
+  for (int64_t j = 0; j < B_cap; ++j) {  // gather_batch_kernel1, one slot at a time
+    if (j >= n) {
+      user[j] = pos[j] = neg[j] = 0;
+      continue;
+    }
+    const int64_t t = order[lo + j];
+    if (t < 0)
+      throw_internal("emulated device: gather_batch_gpu: negative index in the epoch's order");
+    check_elems(train_user + t, 1, who, "train_user[order[..]]");
+    check_elems(train_item + t, 1, who, "train_item[order[..]]");
+    const int32_t u = train_user[t];
+    if (u < 0) throw_internal("emulated device: gather_batch_gpu: negative user id");
+    check_elems(row_offsets + u, 2, who, "row_offsets[u .. u+1]");
+    const int64_t begin = row_offsets[u];
+    const int64_t deg = row_offsets[u + 1] - begin;
+    if (deg < 0 || deg >= n_items)
+      throw_internal("emulated device: gather_batch_gpu: bad CSR row of a user");
+    if (deg > 0) check_elems(row_items + begin, deg, who, "row_items of a user");
+    const uint64_t bits =
+        rng_hash(seed, kStreamNegative, (uint64_t(epoch) << 40) + uint64_t(lo + j));
+    const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));
+    user[j] = u;
+    pos[j] = train_item[t];
+    neg[j] = nth_absent_item(row_items + begin, deg, r);
+  }
+}
+
+int64_t reduce_partials_size() { return kReduceBlocks; }
+
+namespace {
+
+// kernels/sampling.cu's deterministic_sum: thread g of the fixed grid sums the elements g,
+// g + stride, ... in index order; each block's 256 sums go through the shared-memory tree into
+// partials[block]; one block sums the partials (i, i + 256, ... per thread) and the same tree.
+void tree(double* sh) {
+  for (int s = kReduceThreads / 2; s > 0; s /= 2)
+    for (int t = 0; t < s; ++t) sh[t] += sh[t + s];
+}
+
+template <typename T, typename F>
+void deterministic_sum(const char* who, int64_t n, const T* x, double* partials, double* out, F f,
+                       cudaStream_t stream) {
+  emul::check_stream(stream, who);
+  if (n < 0) throw_internal(std::string(who) + ": n = " + std::to_string(n) + " < 0");
+  if (!partials || !out) throw_internal(std::string(who) + ": null partials or out");
+  check_elems(out, 1, who, "out");
+  if (n == 0) {
+    *out = 0.0;
+    return;
+  }
+  if (!x) throw_internal(std::string(who) + ": null x");
+  check_elems(x, n, who, "x");
+  check_elems(partials, kReduceBlocks, who, "partials");
+  constexpr int64_t stride = int64_t(kReduceBlocks) * kReduceThreads;
+  std::vector<double> acc(static_cast<size_t>(stride), 0.0);
+  for (int64_t i = 0; i < n; ++i) acc[size_t(i % stride)] += f(x[i]);
+  for (int b = 0; b < kReduceBlocks; ++b) {
+    double* sh = acc.data() + int64_t(b) * kReduceThreads;
+    tree(sh);
+    partials[b] = sh[0];
+  }
+  double sh[kReduceThreads];
+  for (int t = 0; t < kReduceThreads; ++t) {
+    double a = 0.0;
+    for (int i = t; i < kReduceBlocks; i += kReduceThreads) a += partials[i];
+    sh[t] = a;
+  }
+  tree(sh);
+  *out = sh[0];
+}
+
+}  // namespace
+
+void sum_squares_gpu(int64_t n, const float* __restrict__ x, double* __restrict__ partials,
+                     double* __restrict__ out, cudaStream_t stream) {
+  deterministic_sum(
+      "sum_squares_gpu", n, x, partials, out, [](float v) { return double(v) * double(v); },
+      stream);
+}
+
+void sum_gpu(int64_t n, const double* __restrict__ x, double* __restrict__ partials,
+             double* __restrict__ out, cudaStream_t stream) {
+  deterministic_sum(
+      "sum_gpu", n, x, partials, out, [](double v) { return v; }, stream);
+}
+
+void count_non_finite_gpu(int64_t n, const float* __restrict__ x, int32_t* __restrict__ out,
+                          cudaStream_t stream) {
+  const char* who = "count_non_finite_gpu";
+  emul::check_stream(stream, who);
+  if (n < 0) throw_internal("count_non_finite_gpu: n = " + std::to_string(n) + " < 0");
+  if (n == 0) return;
+  if (!x || !out) throw_internal("count_non_finite_gpu: null pointer argument");
+  check_elems(x, n, who, "x");
+  check_elems(out, 1, who, "out");
+  int32_t count = 0;
+  for (int64_t i = 0; i < n; ++i) count += !std::isfinite(x[i]);
+  *out += count;
+}
+
+void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
+                   const float* __restrict__ x, float* __restrict__ y, cudaStream_t stream) {
+  const char* who = "norm_grad_gpu";
+  emul::check_stream(stream, who);
+  if (n < 0) throw_internal("norm_grad_gpu: n = " + std::to_string(n) + " < 0");
+  if (n == 0) return;
+  if (!sumsq || !x || !y) throw_internal("norm_grad_gpu: null pointer argument");
+  check_elems(sumsq, 1, who, "sumsq");
+  check_elems(x, n, who, "x");
+  check_elems(y, n, who, "y");
+  const double s = *sumsq;
+  if (!(s > 0)) return;
+  const double c = coef / std::sqrt(s);
+  for (int64_t i = 0; i < n; ++i) y[i] += static_cast<float>(c * double(x[i]));
+}
+
+// ---- engine_glue.hpp
+// --------------------------------------------------------------------------------
+void interleave_rows(int64_t B_cap, int E, const float* __restrict__ rows, float* __restrict__ out,
+                     cudaStream_t stream) {
+  emul::check_stream(stream, "interleave_rows");
+  if (B_cap < 0 || E <= 0 || (B_cap > 0 && (!rows || !out)))
+    throw Error(kExitSoftware, "interleave_rows: bad arguments");
+  if (B_cap == 0) return;
+  check_elems(rows, 3 * B_cap * E, "interleave_rows", "rows");
+  check_elems(out, 2 * B_cap * E, "interleave_rows", "out");
+  interleave_rows_cpu(B_cap, E, rows, out);
+}
+
+void range_pairs(int64_t nu, const int32_t* __restrict__ users, int32_t item_lo, int32_t n,
+                 int64_t cap, int32_t* __restrict__ pair_user, int32_t* __restrict__ pair_item,
+                 cudaStream_t stream) {
+  emul::check_stream(stream, "range_pairs");
+  if (nu < 0 || n < 0 || item_lo < 0 || nu * n > cap || (cap > 0 && (!pair_user || !pair_item)) ||
+      (nu * n > 0 && !users))
+    throw Error(kExitSoftware, "range_pairs: bad arguments");
+  if (cap == 0) return;
+  if (nu * n > 0) check_elems(users, nu, "range_pairs", "users");
+  check_elems(pair_user, cap, "range_pairs", "pair_user");
+  check_elems(pair_item, cap, "range_pairs", "pair_item");
+  range_pairs_cpu(nu, users, item_lo, n, cap, pair_user, pair_item);
+}
+
+void scale_add(int64_t n, float a, const float* __restrict__ x, float* __restrict__ y,
+               cudaStream_t stream) {
+  emul::check_stream(stream, "scale_add");
+  if (n < 0 || (n > 0 && (!x || !y))) throw Error(kExitSoftware, "scale_add: bad arguments");
+  if (n == 0) return;
+  check_elems(x, n, "scale_add", "x");
+  check_elems(y, n, "scale_add", "y");
+  scale_add_cpu(n, a, x, y);
+}
+
+// ---- eval_gpu.hpp's ranking kernels
+// ---------------------------------------------------------------
+void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* __restrict__ scores,
+                       const int64_t* __restrict__ pos_offsets,
+                       const int32_t* __restrict__ positives, const float* __restrict__ pos_score,
+                       const int64_t* __restrict__ excl_offsets,
+                       const int32_t* __restrict__ excl_items, int64_t* __restrict__ beat,
+                       cudaStream_t stream) {
+  const char* who = "count_beating_gpu";
+  emul::check_stream(stream, who);
+  if (nu < 0 || n < 0)
+    throw_internal("count_beating_gpu: bad sizes nu=" + std::to_string(nu) +
+                   " n=" + std::to_string(n) + " (expected >= 0)");
+  if (nu == 0 || n == 0) return;
+  if (!scores || !pos_offsets || !excl_offsets)
+    throw_internal("count_beating_gpu: null pointer argument");
+  check_elems(scores, nu * n, who, "scores");
+  check_elems(pos_offsets, nu + 1, who, "pos_offsets");
+  check_elems(excl_offsets, nu + 1, who, "excl_offsets");
+  // The offsets index the whole arrays: positives, pos_score and beat up to pos_offsets[nu].
+  const int64_t p_end = pos_offsets[nu], e_end = excl_offsets[nu];
+  if (pos_offsets[0] < 0 || p_end < pos_offsets[0] || excl_offsets[0] < 0 ||
+      e_end < excl_offsets[0])
+    throw_internal("emulated device: count_beating_gpu: offsets out of order");
+  if (p_end > pos_offsets[0]) {
+    check_elems(positives, p_end, who, "positives");
+    check_elems(pos_score, p_end, who, "pos_score");
+    check_elems(beat, p_end, who, "beat");
+  }
+  if (e_end > excl_offsets[0]) check_elems(excl_items, e_end, who, "excl_items");
+  count_beating_cpu(nu, item_lo, n, scores, pos_offsets, positives, pos_score, excl_offsets,
+                    excl_items, beat);
+}
+
+void top_k_merge_gpu(int64_t nu, int32_t item_lo, int32_t n, int32_t k,
+                     const float* __restrict__ scores, const int64_t* __restrict__ excl_offsets,
+                     const int32_t* __restrict__ excl_items, int32_t* __restrict__ list_item,
+                     float* __restrict__ list_score, int32_t* __restrict__ list_count,
+                     cudaStream_t stream) {
+  const char* who = "top_k_merge_gpu";
+  emul::check_stream(stream, who);
+  if (nu < 0 || n < 0 || k < 1 || k > kTopKGpuMax)
+    throw_internal("top_k_merge_gpu: bad sizes nu=" + std::to_string(nu) +
+                   " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                   " (expected nu, n >= 0, 1 <= k <= " + std::to_string(kTopKGpuMax) + ")");
+  if (nu == 0 || n == 0) return;
+  if (!scores || !excl_offsets || !list_item || !list_score || !list_count)
+    throw_internal("top_k_merge_gpu: null pointer argument");
+  check_elems(scores, nu * n, who, "scores");
+  check_elems(excl_offsets, nu + 1, who, "excl_offsets");
+  const int64_t e_end = excl_offsets[nu];
+  if (excl_offsets[0] < 0 || e_end < excl_offsets[0])
+    throw_internal("emulated device: top_k_merge_gpu: offsets out of order");
+  if (e_end > excl_offsets[0]) check_elems(excl_items, e_end, who, "excl_items");
+  check_elems(list_item, nu * k, who, "list_item");
+  check_elems(list_score, nu * k, who, "list_score");
+  check_elems(list_count, nu, who, "list_count");
+  for (int64_t u = 0; u < nu; ++u)
+    if (list_count[u] < 0 || list_count[u] > k)
+      throw_internal("emulated device: top_k_merge_gpu: list_count[" + std::to_string(u) +
+                     "] = " + std::to_string(list_count[u]) + " (uninitialized?)");
+  top_k_merge_cpu(nu, item_lo, n, k, scores, excl_offsets, excl_items, list_item, list_score,
+                  list_count);
+}
+
+}  // namespace convncf

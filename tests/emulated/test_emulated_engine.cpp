@@ -1,0 +1,322 @@
+// test_emulated_engine.cpp: the CUDA engine's host side (host/gpu_engine.cpp, host/eval_gpu.cpp,
+// host/engine_compare.cpp) on the emulated device of this folder: the same end-to-end checks as
+// tests/test_gpu_engine.cpp, which skip without a GPU, run here everywhere. A failure is a bug in
+// the engine's sizes, offsets, layouts, call order or update logic (or in a fake), never in a
+// kernel: the kernels are the CPU twins here.
+//   build/tests/emulated/convncf_emulated_tests      ctest --test-dir build -L emulated
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "convncf/config.hpp"
+#include "convncf/cpu_engine.hpp"
+#include "convncf/cuda_check.hpp"
+#include "convncf/dataset.hpp"
+#include "convncf/device_buffer.hpp"
+#include "convncf/engine_compare.hpp"
+#include "convncf/errors.hpp"
+#include "convncf/eval_gpu.hpp"
+#include "convncf/evaluate.hpp"
+#include "convncf/gpu.hpp"
+#include "convncf/gpu_engine.hpp"
+#include "convncf/model.hpp"
+#include "convncf/optim.hpp"
+#include "convncf/outer_product.hpp"
+#include "emulated_device.hpp"
+
+namespace {
+
+using namespace convncf;
+
+struct Fixture {
+  Config cfg;
+  Split split;
+  TowerSpec tower;
+  bool conv;
+  Params<float> prm;
+};
+
+Fixture make_setup(const std::vector<std::string>& args) {
+  Fixture s;
+  s.cfg = Config::from_args(args);
+  s.split = small_synthetic_split();
+  s.conv = s.cfg.model == ModelKind::ConvNCF;
+  if (s.conv)
+    s.tower = TowerSpec::make(s.cfg.embedding_size, s.cfg.cnn_channels, s.cfg.cnn_kernels,
+                              s.cfg.cnn_strides);
+  s.prm = init_params(s.cfg, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items);
+  return s;
+}
+
+GpuEngineOptions options_for(const Config& cfg) {
+  GpuEngineOptions o;
+  o.batch_cap = cfg.train_batch_size;
+  o.eval_pairs = 300;
+  o.deterministic = cfg.sparse_grad == "deterministic";
+  o.lazy_adam = cfg.embedding_update == "lazy";
+  return o;
+}
+
+void run_case(const std::string& name, const std::vector<std::string>& args,
+              const EngineTolerance& tol) {
+  SCOPED_TRACE(name);
+  const int64_t live = emul::live_allocations();
+  const EngineComparison r = compare_engines(args, tol);
+  EXPECT_GT(r.steps, 1);
+  EXPECT_TRUE(r.partial_last_batch) << "the case should end on a partial batch";
+  EXPECT_TRUE(r.ok) << r.detail << "worst loss error " << r.worst_loss_rel
+                    << " (relative), worst parameter error " << r.worst_param << " tolerances";
+  EXPECT_EQ(emul::live_allocations(), live) << "device allocations leaked";
+  ::testing::Test::RecordProperty(name + " steps", r.steps);
+  ::testing::Test::RecordProperty(name + " worst_loss_rel", std::to_string(r.worst_loss_rel));
+  ::testing::Test::RecordProperty(name + " worst_param", std::to_string(r.worst_param));
+}
+
+// tests/test_gpu_engine.cpp's small tower (E 16: 16 -> 4 -> 1) and batch 256 (partial last batch).
+const std::vector<std::string> kSmall{"--embedding_size=16",    "--cnn_channels=[1,8,8]",
+                                      "--cnn_kernels=[4,4]",    "--cnn_strides=[4,4]",
+                                      "--train_batch_size=256", "--seed=5"};
+
+std::vector<std::string> with(std::vector<std::string> a, std::initializer_list<const char*> more) {
+  for (const char* m : more) a.push_back(m);
+  return a;
+}
+
+TEST(Emulated, DeviceIsTheEmulator) {
+  std::string reason;
+  EXPECT_TRUE(cuda_device_available(&reason));
+  EXPECT_NE(cuda_device_summary().find("emulated"), std::string::npos);
+}
+
+// The fakes' own checks fire: otherwise a passing comparison would say little about sizes.
+TEST(Emulated, LaunchersRejectHostPointersAndShortBuffers) {
+  const int E = 4;
+  DeviceBuffer<int32_t> ids(std::vector<int32_t>{0, 1});
+  DeviceBuffer<float> P(std::vector<float>(2 * E, 1.0f)), out_short(2 * E * E - 1), out(2 * E * E);
+  EXPECT_NO_THROW(
+      outer_product_fwd(2, E, ids.data(), ids.data(), P.data(), P.data(), out.data(), nullptr, 2));
+  EXPECT_THROW(outer_product_fwd(2, E, ids.data(), ids.data(), P.data(), P.data(), out_short.data(),
+                                 nullptr, 2),
+               Error);
+  std::vector<float> host(2 * E * E);
+  EXPECT_THROW(
+      outer_product_fwd(2, E, ids.data(), ids.data(), P.data(), P.data(), host.data(), nullptr, 2),
+      Error);
+  DeviceBuffer<int32_t> bad_ids(std::vector<int32_t>{0, 2});  // row 2 of a 2-row table
+  EXPECT_THROW(outer_product_fwd(2, E, bad_ids.data(), ids.data(), P.data(), P.data(), out.data(),
+                                 nullptr, 2),
+               Error);
+  std::vector<float> back(4);
+  EXPECT_THROW(CUDA_CHECK(cudaMemcpy(back.data(), P.data() + 2 * E - 2, 4 * sizeof(float),
+                                     cudaMemcpyDeviceToHost)),
+               Error);
+}
+
+TEST(Emulated, RecBolePresetStepsMatchCpuEngine) {
+  run_case("recbole", with(kSmall, {"--preset=recbole", "--model=ConvNCF"}), {1e-4, 1e-5, 2e-3});
+}
+
+TEST(Emulated, PaperPresetWarmupStepsMatchCpuEngine) {
+  run_case("paper warm-up",
+           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--drop_last_batch=false"}),
+           {1e-4, 1e-5, 1e-3});
+}
+
+TEST(Emulated, PaperPresetMainStepsMatchCpuEngine) {
+  run_case("paper main",
+           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0",
+                         "--drop_last_batch=false"}),
+           {1e-4, 1e-5, 1e-3});
+}
+
+TEST(Emulated, BprStepsMatchCpuEngine) {
+  run_case("bpr adam", with(kSmall, {"--model=BPR"}), {1e-5, 1e-5, 1e-3});
+  run_case("bpr sgd", with(kSmall, {"--model=BPR", "--learner=sgd", "--learning_rate=0.05"}),
+           {1e-5, 1e-6, 1e-4});
+}
+
+// The fast (atomics) combiner: on the emulator the same arithmetic, so it must agree as closely.
+TEST(Emulated, FastSparseGradStepsMatchCpuEngine) {
+  run_case("recbole fast",
+           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--sparse_grad=fast"}),
+           {1e-4, 1e-5, 2e-3});
+}
+
+// Lazy Adam (optim_rows_gpu with Adam) has no CPU counterpart in compare_engines; here it must run
+// through the engine's checks, train (finite, loss changing) and keep the untouched rows' state.
+TEST(Emulated, LazyAdamStepsRunAndMoveOnlyBatchRows) {
+  Fixture s = make_setup(with(kSmall, {"--model=BPR", "--embedding_update=lazy"}));
+  GpuEngineOptions o = options_for(s.cfg);
+  ASSERT_TRUE(o.lazy_adam);
+  o.verbose = true;
+  OptimizerSpec os;
+  os.lr = s.cfg.learning_rate;
+  Optimizer<float> oP(os, int64_t(s.prm.P.size())), oQ(os, int64_t(s.prm.Q.size())), oN(os, 0);
+  GpuEngine gpu(s.cfg.model, nullptr, s.split, s.cfg.embedding_size, o);
+  EXPECT_NE(gpu.describe().find("emulated"), std::string::npos) << gpu.describe();
+  gpu.upload_params(s.prm);
+  gpu.upload_optimizers(0, {&oP, &oQ, &oN});
+  std::vector<int64_t> order(s.split.train_user.size());
+  std::iota(order.begin(), order.end(), 0);
+  gpu.set_epoch_order(order);
+  const RegSpec reg{s.cfg.reg_type, s.cfg.reg_weights, true};
+  const int64_t n = 40;  // the first 40 positives: few users, so most user rows stay untouched
+  const GpuEngine::StepResult r = gpu.train_step(1, 0, n, 0, reg, DropoutSpec{}, 5);
+  EXPECT_TRUE(r.non_finite.empty()) << r.non_finite;
+  EXPECT_GT(r.loss.bpr, 0);
+  Params<float> p = s.prm;
+  gpu.download_params(p);
+  gpu.download_optimizers(0, {&oP, &oQ, &oN});
+  EXPECT_EQ(oP.steps(), 1);
+  std::vector<bool> in_batch(size_t(s.split.n_users), false);
+  for (int64_t j = 0; j < n; ++j) in_batch[size_t(s.split.train_user[size_t(j)])] = true;
+  const int E = s.cfg.embedding_size;
+  int moved = 0;
+  for (int32_t u = 0; u < s.split.n_users; ++u) {
+    bool row_moved = false, state_set = false;
+    for (int e = 0; e < E; ++e) {
+      const size_t i = size_t(u) * E + size_t(e);
+      row_moved |= p.P[i] != s.prm.P[i];
+      state_set |= oP.state0()[i] != 0.0f;
+    }
+    if (!in_batch[size_t(u)]) {
+      EXPECT_FALSE(row_moved) << "user " << u << " is not in the batch";
+      EXPECT_FALSE(state_set) << "user " << u << " is not in the batch";
+    }
+    moved += row_moved;
+  }
+  EXPECT_GT(moved, 0);
+}
+
+TEST(Emulated, DeterministicModeIsBitReproducible) {
+  Fixture s = make_setup(with(kSmall, {"--preset=recbole", "--model=ConvNCF"}));
+  std::vector<float> first;
+  for (int run = 0; run < 2; ++run) {
+    OptimizerSpec os;
+    os.lr = s.cfg.learning_rate;
+    Optimizer<float> oP(os, int64_t(s.prm.P.size())), oQ(os, int64_t(s.prm.Q.size())),
+        oN(os, int64_t(s.prm.net.size()));
+    GpuEngine gpu(s.cfg.model, &s.tower, s.split, s.cfg.embedding_size, options_for(s.cfg));
+    gpu.upload_params(s.prm);
+    gpu.upload_optimizers(0, {&oP, &oQ, &oN});
+    std::vector<int64_t> order(s.split.train_user.size());
+    std::iota(order.begin(), order.end(), 0);
+    gpu.set_epoch_order(order);
+    RegSpec reg{s.cfg.reg_type, s.cfg.reg_weights, true};
+    for (int64_t lo = 0, st = 1; lo + 256 <= int64_t(order.size()) && st <= 3; lo += 256, ++st) {
+      const GpuEngine::StepResult r =
+          gpu.train_step(1, lo, 256, 0, reg, DropoutSpec{0.2, 5, uint64_t(st)}, 5);
+      EXPECT_TRUE(r.non_finite.empty()) << r.non_finite;
+      EXPECT_GT(r.loss.bpr, 0);
+    }
+    Params<float> p = s.prm;
+    gpu.download_params(p);
+    std::vector<float> all = p.P;
+    all.insert(all.end(), p.Q.begin(), p.Q.end());
+    all.insert(all.end(), p.net.begin(), p.net.end());
+    EXPECT_FALSE(all == std::vector<float>(all.size(), 0.0f));
+    if (run == 0)
+      first = all;
+    else
+      EXPECT_TRUE(all == first) << "two deterministic runs differ";
+  }
+}
+
+TEST(Emulated, ScoreRangeMatchesCpuEngine) {
+  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+    SCOPED_TRACE(model);
+    Fixture s = make_setup(with(kSmall, {model}));
+    CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
+                         s.cfg.embedding_size, 1);
+    GpuEngine gpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split, s.cfg.embedding_size,
+                  options_for(s.cfg));
+    gpu.upload_params(s.prm);
+    cpu.prepare_scoring(s.prm);
+    PairWork<float> w = cpu.make_work();
+    const std::vector<int32_t> users{3, 4};
+    DeviceBuffer<int32_t> du(users);
+    DeviceBuffer<float> out(120);
+    gpu.score_range(du.data(), 2, 10, 60, out.data(), gpu.stream());
+    CUDA_CHECK(cudaStreamSynchronize(gpu.stream()));
+    std::vector<int32_t> items(60);
+    std::iota(items.begin(), items.end(), 10);
+    std::vector<float> want(120);
+    for (int j = 0; j < 2; ++j)
+      cpu.score_items(s.prm, users[size_t(j)], items.data(), 60, want.data() + 60 * j, w);
+    const std::vector<float> got = out.download();
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      worst =
+          std::max(worst, std::fabs(double(got[i]) - want[i]) / (1e-5 + 1e-4 * std::fabs(want[i])));
+    EXPECT_LE(worst, 1.0) << "worst score error in tolerance units";
+    EXPECT_FALSE(want == std::vector<float>(want.size(), 0.0f));
+  }
+}
+
+// evaluate_gpu(engine) against evaluate() with the CPU engine's scorer on the same parameters.
+TEST(Emulated, EvaluateGpuMatchesEvaluate) {
+  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+    Fixture s = make_setup(with(kSmall, {model}));
+    CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
+                         s.cfg.embedding_size, 1);
+    std::unique_ptr<Scorer> scorer = make_scorer(cpu, s.prm);
+    GpuEngine gpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split, s.cfg.embedding_size,
+                  options_for(s.cfg));
+    gpu.upload_params(s.prm);
+    const std::vector<int> topk{1, 5, 10, 20};
+    for (const char* mode : {"full", "uni99"}) {
+      for (bool test : {false, true}) {
+        SCOPED_TRACE(std::string(model) + " " + mode + (test ? " test" : " valid"));
+        const EvalSet set = make_eval_set(s.split, test, mode, 7, 1, nullptr);
+        ASSERT_GT(set.size(), 0);
+        const Metrics want = evaluate(*scorer, set, topk);
+        const Metrics got = evaluate_gpu(gpu, set, topk, gpu.stream());
+        ASSERT_EQ(got.size(), want.size());
+        bool any_nonzero = false;
+        for (size_t i = 0; i < want.size(); ++i) {
+          EXPECT_EQ(got[i].first, want[i].first);
+          EXPECT_NEAR(got[i].second, want[i].second, 1e-9) << want[i].first;
+          any_nonzero |= want[i].second != 0;
+        }
+        EXPECT_TRUE(any_nonzero);
+      }
+    }
+  }
+}
+
+TEST(Emulated, TopKGpuMatchesTopK) {
+  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+    SCOPED_TRACE(model);
+    Fixture s = make_setup(with(kSmall, {model}));
+    CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
+                         s.cfg.embedding_size, 1);
+    std::unique_ptr<Scorer> scorer = make_scorer(cpu, s.prm);
+    GpuEngine gpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split, s.cfg.embedding_size,
+                  options_for(s.cfg));
+    gpu.upload_params(s.prm);
+    std::vector<int32_t> users(size_t(s.split.n_users));
+    std::iota(users.begin(), users.end(), 0);
+    const std::vector<const Csr*> exclude{&s.split.train};
+    for (int32_t k :
+         {1, 10, 95}) {  // 95: more than the 90 items, fewer than those left after exclusion
+      SCOPED_TRACE(k);
+      const auto want = top_k(*scorer, users, exclude, k);
+      const auto got = top_k_gpu(gpu, users, exclude, k, gpu.stream());
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t u = 0; u < want.size(); ++u) {
+        ASSERT_EQ(got[u].size(), want[u].size()) << "user " << u;
+        for (size_t j = 0; j < want[u].size(); ++j) {
+          EXPECT_EQ(got[u][j].first, want[u][j].first) << "user " << u << " rank " << j;
+          EXPECT_NEAR(got[u][j].second, want[u][j].second,
+                      1e-5 + 1e-4 * std::fabs(want[u][j].second));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
