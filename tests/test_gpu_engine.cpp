@@ -21,56 +21,18 @@
 #include "convncf/model.hpp"
 #include "convncf/optim.hpp"
 #include "convncf/rng.hpp"
+#include "engine_test_fixture.hpp"
 #include "gpu_test_util.hpp"
 
 namespace {
 
 using namespace convncf;
-
-struct Fixture {
-  Config cfg;
-  Split split;
-  TowerSpec tower;
-  bool conv;
-  Params<float> prm;
-};
-
-Fixture make_setup(const std::vector<std::string>& args) {
-  Fixture s;
-  s.cfg = Config::from_args(args);
-  s.split = small_synthetic_split();
-  s.conv = s.cfg.model == ModelKind::ConvNCF;
-  if (s.conv)
-    s.tower = TowerSpec::make(s.cfg.embedding_size, s.cfg.cnn_channels, s.cfg.cnn_kernels, s.cfg.cnn_strides);
-  s.prm = init_params(s.cfg, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items);
-  return s;
-}
-
-GpuEngineOptions options_for(const Config& cfg) {
-  GpuEngineOptions o;
-  o.batch_cap = cfg.train_batch_size;
-  o.eval_pairs = 300;
-  o.deterministic = cfg.sparse_grad == "deterministic";
-  o.lazy_adam = cfg.embedding_update == "lazy";
-  return o;
-}
+using namespace convncf::engine_test;
 
 void run_case(const std::string& name, const std::vector<std::string>& args, const EngineTolerance& tol) {
   SCOPED_TRACE(name);
   const EngineComparison r = compare_engines(args, tol);
-  EXPECT_GT(r.steps, 1);
-  EXPECT_TRUE(r.partial_last_batch) << "the case should end on a partial batch";
-  EXPECT_TRUE(r.ok) << r.detail << "worst loss error " << r.worst_loss_rel << " (relative), worst parameter error "
-                    << r.worst_param << " tolerances";
-}
-
-// A small tower (E 16: 16 -> 4 -> 1) keeps the case fast; batch 256 leaves a partial last batch.
-const std::vector<std::string> kSmall{"--embedding_size=16", "--cnn_channels=[1,8,8]", "--cnn_kernels=[4,4]",
-                                      "--cnn_strides=[4,4]", "--train_batch_size=256", "--seed=5"};
-
-std::vector<std::string> with(std::vector<std::string> a, std::initializer_list<const char*> more) {
-  for (const char* m : more) a.push_back(m);
-  return a;
+  expect_agreement(r);
 }
 
 TEST(GpuEngine, ComparisonDataEndsOnPartialBatch) {  // runs everywhere: the GPU cases rely on it

@@ -1,0 +1,68 @@
+// engine_test_fixture.hpp: what the CUDA-engine tests share, on a GPU (tests/test_gpu_engine.cpp)
+// and on the emulated device (tests/emulated/test_emulated_engine.cpp): the small tower they
+// train, a model on engine_compare's data, the engine options, and the check of a comparison.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "convncf/config.hpp"
+#include "convncf/dataset.hpp"
+#include "convncf/engine_compare.hpp"
+#include "convncf/gpu_engine.hpp"
+#include "convncf/model.hpp"
+
+namespace convncf {
+namespace engine_test {
+
+// A small tower (E 16: 16 -> 4 -> 1) keeps the cases fast; batch 256 leaves a partial last batch.
+inline const std::vector<std::string> kSmall{"--embedding_size=16",    "--cnn_channels=[1,8,8]",
+                                             "--cnn_kernels=[4,4]",    "--cnn_strides=[4,4]",
+                                             "--train_batch_size=256", "--seed=5"};
+
+inline std::vector<std::string> with(std::vector<std::string> a, std::initializer_list<const char*> more) {
+  for (const char* m : more) a.push_back(m);
+  return a;
+}
+
+// A configuration's initial model on small_synthetic_split().
+struct Fixture {
+  Config cfg;
+  Split split;
+  TowerSpec tower;
+  bool conv = false;
+  Params<float> prm;
+};
+
+inline Fixture make_setup(const std::vector<std::string>& args) {
+  Fixture s;
+  s.cfg = Config::from_args(args);
+  s.split = small_synthetic_split();
+  s.conv = s.cfg.model == ModelKind::ConvNCF;
+  if (s.conv)
+    s.tower = TowerSpec::make(s.cfg.embedding_size, s.cfg.cnn_channels, s.cfg.cnn_kernels, s.cfg.cnn_strides);
+  s.prm = init_params(s.cfg, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items);
+  return s;
+}
+
+inline GpuEngineOptions options_for(const Config& cfg) {
+  GpuEngineOptions o;
+  o.batch_cap = cfg.train_batch_size;
+  o.eval_pairs = 300;
+  o.deterministic = cfg.sparse_grad == "deterministic";
+  o.lazy_adam = cfg.embedding_update == "lazy";
+  return o;
+}
+
+// A comparison ran several steps, ended on a partial batch, and agreed within its tolerances.
+inline void expect_agreement(const EngineComparison& r) {
+  EXPECT_GT(r.steps, 1);
+  EXPECT_TRUE(r.partial_last_batch) << "the case should end on a partial batch";
+  EXPECT_TRUE(r.ok) << r.detail << "worst loss error " << r.worst_loss_rel << " (relative), worst parameter error "
+                    << r.worst_param << " tolerances";
+}
+
+}  // namespace engine_test
+}  // namespace convncf
