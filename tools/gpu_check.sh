@@ -23,7 +23,7 @@
 #
 # Carrying a build: the device tool carries at most 64 MiB, and build/ after a full ctest run is
 # larger (the fuzz build, object files). `tools/gpu_check.sh --slim` prunes build/ here to what
-# this script needs (binaries, CMakeCache, the ctest files, kernel_resources.txt; about 40 MiB)
+# this script needs (binaries, CMakeCache, the ctest files, kernel_resources.txt; about 45 MiB)
 # and exits; carry `build` afterwards. (The next `cmake --build` here rebuilds what was pruned.)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
