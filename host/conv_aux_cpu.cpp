@@ -2,9 +2,11 @@
 // conv_aux.hpp) and the plain definition of one ConvNCF conv layer (kernel = stride = k, no
 // padding), the oracle of ConvLayerPlans (host/cudnn_conv.cpp). Plain loops, one thread, double
 // accumulation: correctness, not speed. Tests: tests/test_conv_aux.cpp.
+#include <sstream>
 #include <string>
 
 #include "convncf/conv_aux.hpp"
+#include "convncf/cudnn_conv.hpp"
 #include "convncf/errors.hpp"
 
 namespace convncf {
@@ -155,6 +157,23 @@ void conv_bwd_cpu(int64_t n, int cin, int cout, int k, int in_size, const double
                   const double* W, const double* Y, double* dY, double* dW, double* db,
                   double* dX) {
   conv_bwd_impl(n, cin, cout, k, in_size, X, W, Y, dY, dW, db, dX);
+}
+
+std::string conv_shape_text(const ConvShape& s) {
+  std::ostringstream o;
+  o << "conv layer n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " k=" << s.k
+    << " in_size=" << s.in_size;
+  if (s.k >= 1)  // out_size() divides by k; a bad shape is named before it is refused
+    o << " (" << s.in_size << "x" << s.in_size << " -> " << s.out_size() << "x" << s.out_size()
+      << ")";
+  return o.str();
+}
+
+void check_conv_shape(const ConvShape& shape, cudnnHandle_t handle) {
+  if (shape.n < 1 || shape.cin < 1 || shape.cout < 1 || shape.k < 1 || shape.in_size < shape.k)
+    throw_internal("ConvLayerPlans: bad " + conv_shape_text(shape) +
+                   " (expected n, cin, cout, k >= 1 and in_size >= k)");
+  if (!handle) throw_internal("ConvLayerPlans: null cuDNN handle for " + conv_shape_text(shape));
 }
 
 }  // namespace convncf

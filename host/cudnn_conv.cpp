@@ -514,15 +514,6 @@ bool build_bwd_data(cudnnHandle_t handle, const ConvShape& s, const ConvOptions&
   return finish_plan(handle, std::move(parts), {4}, options, ctx, out, why);
 }
 
-std::string shape_text(const ConvShape& s) {
-  std::ostringstream o;
-  o << "conv layer n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " k=" << s.k
-    << " in_size=" << s.in_size;
-  if (s.k >= 1)  // out_size() divides by k; a bad shape is named before it is refused
-    o << " (" << s.in_size << "x" << s.in_size << " -> " << s.out_size() << "x" << s.out_size()
-      << ")";
-  return o.str();
-}
 
 std::string options_text(const ConvOptions& o) {
   return std::string(o.deterministic ? "deterministic" : "nondeterministic allowed") + ", " +
@@ -606,11 +597,8 @@ ConvLayerPlans::ConvLayerPlans(cudnnHandle_t handle, const ConvShape& shape,
   m.shape = shape;
   m.options = options;
   m.handle = handle;
-  m.shape_str = shape_text(shape);
-  if (shape.n < 1 || shape.cin < 1 || shape.cout < 1 || shape.k < 1 || shape.in_size < shape.k)
-    throw_internal("ConvLayerPlans: bad " + m.shape_str +
-                   " (expected n, cin, cout, k >= 1 and in_size >= k)");
-  if (!handle) throw_internal("ConvLayerPlans: null cuDNN handle for " + m.shape_str);
+  m.shape_str = conv_shape_text(shape);
+  check_conv_shape(shape, handle);
 
   std::string why;
   if (options.allow_fused) {

@@ -91,16 +91,8 @@ void outer_product_fwd(int64_t B, int E, const int32_t* __restrict__ user,
                        const int32_t* __restrict__ item, const float* __restrict__ P,
                        const float* __restrict__ Q, float* __restrict__ out, cudaStream_t stream,
                        int variant) {
-  if (B < 0 || E < 1 || E > kOuterProductMaxE)
-    throw_internal("outer_product_fwd: bad sizes B=" + std::to_string(B) +
-                   " E=" + std::to_string(E) +
-                   " (expected B >= 0, 1 <= E <= " + std::to_string(kOuterProductMaxE) + ")");
-  if (variant != 1 && variant != 2)
-    throw_internal("outer_product_fwd: unknown variant " + std::to_string(variant) +
-                   " (expected 1 or 2)");
+  check_outer_product_fwd_args(B, E, user, item, P, Q, out, variant);
   if (B == 0) return;
-  if (!user || !item || !P || !Q || !out)
-    throw_internal("outer_product_fwd: null pointer argument");
   const int64_t n = B * E * E;
   if (variant == 1) {
     const int64_t grid = ceil_div<int64_t>(n, kBlock1);

@@ -162,14 +162,8 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
                       const int32_t* __restrict__ row_items, int32_t n_items,
                       int32_t* __restrict__ user, int32_t* __restrict__ pos,
                       int32_t* __restrict__ neg, cudaStream_t stream) {
-  if (n < 0 || B_cap < n || lo < 0 || n_items < 1)
-    throw_internal("gather_batch_gpu: bad sizes B_cap=" + std::to_string(B_cap) +
-                   " n=" + std::to_string(n) + " lo=" + std::to_string(lo) + " n_items=" +
-                   std::to_string(n_items) + " (expected 0 <= n <= B_cap, lo >= 0, n_items >= 1)");
+  check_gather_batch_args(B_cap, n, lo, order, train_user, train_item, row_offsets, n_items, user, pos, neg);
   if (B_cap == 0) return;
-  if (!user || !pos || !neg) throw_internal("gather_batch_gpu: null output");
-  if (n > 0 && (!order || !train_user || !train_item || !row_offsets))
-    throw_internal("gather_batch_gpu: null input");
   gather_batch_kernel1<<<grid_for(B_cap, kGatherBlock), kGatherBlock, 0, stream>>>(
       B_cap, n, lo, epoch, seed, order, train_user, train_item, row_offsets, row_items, n_items,
       user, pos, neg);

@@ -97,6 +97,13 @@ class ConvLayerPlans {
   std::unique_ptr<Impl> m_impl;
 };
 
+// "conv layer n=.. cin=.. cout=.. k=.. in_size=.. (S x S -> So x So)", for messages.
+std::string conv_shape_text(const ConvShape& shape);
+// Throws Error(kExitSoftware) naming the shape unless n, cin, cout, k >= 1, in_size >= k and the
+// handle is not null (the checks of the ConvLayerPlans constructor, defined in conv_aux_cpu.cpp
+// so that every implementation of the layer runs them).
+void check_conv_shape(const ConvShape& shape, cudnnHandle_t handle);
+
 // "9.19.0" from cudnnGetVersion().
 std::string cudnn_version();
 

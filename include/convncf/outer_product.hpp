@@ -66,6 +66,11 @@ void outer_product_fwd(int64_t B, int E,
                        float* __restrict__ out,           // (B, 1, E, E)
                        cudaStream_t stream, int variant = 1);
 
+// The launcher's argument checks (sizes, variant, and the pointers when B > 0), shared with every
+// implementation of it; throws Error(kExitSoftware) naming the problem.
+void check_outer_product_fwd_args(int64_t B, int E, const int32_t* user, const int32_t* item,
+                                  const float* P, const float* Q, const float* out, int variant);
+
 // Largest E the launcher accepts (variant 2 stages 2*E floats in shared memory).
 inline constexpr int kOuterProductMaxE = 4096;
 

@@ -32,6 +32,14 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
                       int32_t* __restrict__ neg,   // (B_cap,)
                       cudaStream_t stream);
 
+// gather_batch_gpu's argument checks, shared with every implementation of it (host/dataset.cpp):
+// throws Error(kExitSoftware) unless 0 <= n <= B_cap, lo >= 0, n_items >= 1, the outputs are not
+// null when B_cap > 0 and the inputs are not null when n > 0.
+void check_gather_batch_args(int64_t B_cap, int64_t n, int64_t lo, const int64_t* order,
+                             const int32_t* train_user, const int32_t* train_item,
+                             const int64_t* row_offsets, int32_t n_items, const int32_t* user,
+                             const int32_t* pos, const int32_t* neg);
+
 // Deterministic sums in double (fixed grid and fixed-order tree), for the whole-table norms and
 // the finite checks: out[0] = sum of x[i]^2 over n elements. `partials` holds
 // reduce_partials_size() doubles.

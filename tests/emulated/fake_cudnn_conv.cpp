@@ -22,11 +22,6 @@ struct cudnnContext {
 namespace convncf {
 namespace {
 
-std::string shape_text(const ConvShape& s) {
-  return "conv layer n=" + std::to_string(s.n) + " cin=" + std::to_string(s.cin) +
-         " cout=" + std::to_string(s.cout) + " k=" + std::to_string(s.k) +
-         " in=" + std::to_string(s.in_size);
-}
 
 void check_pointer(const void* p, size_t alignment, const char* name, const std::string& ctx) {
   if (!p) throw_internal(ctx + ": " + name + " is null");
@@ -68,11 +63,8 @@ ConvLayerPlans::ConvLayerPlans(cudnnHandle_t handle, const ConvShape& shape,
   m.shape = shape;
   m.options = options;
   m.handle = handle;
-  m.shape_str = shape_text(shape);
-  if (shape.n < 1 || shape.cin < 1 || shape.cout < 1 || shape.k < 1 || shape.in_size < shape.k)
-    throw_internal("ConvLayerPlans: bad " + m.shape_str +
-                   " (expected n, cin, cout, k >= 1 and in_size >= k)");
-  if (!handle) throw_internal("ConvLayerPlans: null cuDNN handle for " + m.shape_str);
+  m.shape_str = conv_shape_text(shape);
+  check_conv_shape(shape, handle);
 }
 
 ConvLayerPlans::~ConvLayerPlans() = default;

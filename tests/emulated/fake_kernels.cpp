@@ -55,16 +55,8 @@ void outer_product_fwd(int64_t B, int E, const int32_t* __restrict__ user,
                        const float* __restrict__ Q, float* __restrict__ out, cudaStream_t stream,
                        int variant) {
   emul::check_stream(stream, "outer_product_fwd");
-  if (B < 0 || E < 1 || E > kOuterProductMaxE)
-    throw_internal("outer_product_fwd: bad sizes B=" + std::to_string(B) +
-                   " E=" + std::to_string(E) +
-                   " (expected B >= 0, 1 <= E <= " + std::to_string(kOuterProductMaxE) + ")");
-  if (variant != 1 && variant != 2)
-    throw_internal("outer_product_fwd: unknown variant " + std::to_string(variant) +
-                   " (expected 1 or 2)");
+  check_outer_product_fwd_args(B, E, user, item, P, Q, out, variant);
   if (B == 0) return;
-  if (!user || !item || !P || !Q || !out)
-    throw_internal("outer_product_fwd: null pointer argument");
   check_pairs("outer_product_fwd", B, E, user, item, P, Q);
   check_elems(out, B * E * E, "outer_product_fwd", "out");
   outer_product_fwd_cpu<float>(B, E, user, item, P, Q, out);
@@ -402,14 +394,8 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
                       int32_t* __restrict__ neg, cudaStream_t stream) {
   const char* who = "gather_batch_gpu";
   emul::check_stream(stream, who);
-  if (n < 0 || B_cap < n || lo < 0 || n_items < 1)
-    throw_internal("gather_batch_gpu: bad sizes B_cap=" + std::to_string(B_cap) +
-                   " n=" + std::to_string(n) + " lo=" + std::to_string(lo) + " n_items=" +
-                   std::to_string(n_items) + " (expected 0 <= n <= B_cap, lo >= 0, n_items >= 1)");
+  check_gather_batch_args(B_cap, n, lo, order, train_user, train_item, row_offsets, n_items, user, pos, neg);
   if (B_cap == 0) return;
-  if (!user || !pos || !neg) throw_internal("gather_batch_gpu: null output");
-  if (n > 0 && (!order || !train_user || !train_item || !row_offsets))
-    throw_internal("gather_batch_gpu: null input");
   check_elems(user, B_cap, who, "user");
   check_elems(pos, B_cap, who, "pos");
   check_elems(neg, B_cap, who, "neg");
