@@ -33,6 +33,7 @@
 #include "convncf/cpu_engine.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/eval_gpu.hpp"
+#include "convncf/fused_tower.hpp"
 #include "convncf/model.hpp"
 #include "convncf/optim.hpp"
 
@@ -44,6 +45,8 @@ struct GpuEngineOptions {
   bool deterministic = true;     // sparse_grad: deterministic | fast
   bool lazy_adam = false;        // embedding_update: lazy
   bool verbose = false;
+  bool fused = false;                       // engine: fused (fused_tower.hpp) instead of cuDNN
+  Precision precision = Precision::FP32;    // fused engine: products of layers 2..L (precision key)
 };
 
 // The host side of one optimizer: its spec, step count and state (as checkpoints hold it).

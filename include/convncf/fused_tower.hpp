@@ -1,0 +1,365 @@
+// fused_tower.hpp: the fused ConvNCF tower (engine: fused). One thread block runs a pair's whole
+// tower with every activation in shared memory; the E x E interaction map and the conv layers'
+// outputs never reach global memory.
+//
+// Per pair (a contiguous chunk of pairs per block; consecutive pairs of one user reuse its side):
+//   p, q            the two embedding rows, staged in shared memory
+//   U               the user's side of layer 1 through its rank-1 structure (CpuEngine's A):
+//                   U[(x*k+s)*C + c] = sum_r p[k*x+r] * W1[c][0][r][s]
+//   act[0]          layer 1, channels-last: relu(b[c] + sum_s q[k*y+s] * U[(x*k+s)*C + c])
+//   act[l], l >= 1  conv with kernel = stride k as a small matrix product over each patch,
+//                   relu(b[co] + sum_{r, j} X[patch row r][j] * Wt[(r*run + j)*Co + co]), with
+//                   both operands rounded to the precision's input format (fp32: unchanged;
+//                   tf32: 10-bit mantissa, round to nearest, ties away, as cvt.rna.tf32;
+//                   bf16: 7-bit mantissa, round to nearest even), accumulation in FP32
+//   head            h[c] = sum over positions; score = b_out + sum_c w_out[c] * (h[c] * mask)
+// Backward (fused_tower_bwd) recomputes the forward of each pair, then turns every act[l] into
+// its ReLU-masked gradient in place, layer L .. 1: the weight gradient reads X and G before the
+// input map is overwritten by its own gradient. Layer 1 goes back through U: dU, then dq, dW1,
+// db1 and dp. Weight gradients are summed per block in a slice of `partial` (the block's pairs
+// in order, no atomics) and fused_reduce_grads sums the slices in block order: deterministic for
+// a fixed block count.
+//
+// Weights are read packed (CpuEngine::pack's layout, fused_pack builds it): per layer
+// Wt[((r*k+s)*cin+ci)*cout+co], bias, output layer; the second half (offset n_params) holds
+// WkT[co][(r*k+s)*cin+ci] for the input-gradient product. `partial` slices are in the packed
+// (first-half) layout; fused_reduce_grads writes PyTorch's layout.
+//
+// Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
+// (kernels/fused_tower.cu) and by their CPU twins (host/fused_tower_cpu.cpp), which loop over
+// blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
+// contraction. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
+// tests/test_fused_tower_gpu.cu (kernels against twins).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "convncf/common.hpp"
+#include "convncf/pair_kernels.hpp"
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+
+namespace convncf {
+
+struct TowerSpec;
+
+// Input format of the products of layers 2..L in the fused engine (config key `precision`).
+enum class Precision : int { FP32 = 0, TF32 = 1, BF16 = 2 };
+const char* precision_name(Precision p);             // "fp32" | "tf32" | "bf16"
+Precision parse_precision(const std::string& name);  // throws Error(kExitUsage) on another name
+
+inline constexpr int kFusedMaxLayers = 16;
+inline constexpr int kFusedThreads = 256;  // threads per block of both kernels
+
+struct FusedLayer {
+  int cin, cout, k, in_size, out_size;
+  int64_t w_off, b_off;  // in the flat network array (and in the packed layout)
+  int act_off;           // this layer's output map in shared memory (floats)
+};
+
+// The tower as the kernels take it (by value, a kernel parameter) with its shared-memory layout,
+// in floats: p (E), q (E), U and dU (S1*k1*C1 each), act[l] (S_l^2 * C_l each), h (C_L).
+struct FusedTower {
+  int E = 0, L = 0;
+  FusedLayer layer[kFusedMaxLayers];
+  int64_t out_w_off = 0, out_b_off = 0, n_params = 0;
+  int p_off = 0, q_off = 0, u_off = 0, du_off = 0, h_off = 0, smem_floats = 0;
+  Precision precision = Precision::FP32;
+  int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
+  size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
+};
+
+// Throws Error(kExitUsage) when the tower has more than kFusedMaxLayers layers or its shared
+// memory exceeds max_smem_bytes (0: no limit), naming the size and engine: cudnn as the way out.
+FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t max_smem_bytes);
+
+// ---- Element math shared by the kernels and the twins ----
+
+CONVNCF_HD uint32_t fused_float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+#endif
+}
+CONVNCF_HD float fused_bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+#endif
+}
+
+// x in the precision's input format (as a float). NaN and inf pass unchanged.
+CONVNCF_HD float round_operand(float x, Precision p) {
+  if (p == Precision::FP32) return x;
+  uint32_t u = fused_float_bits(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  if (p == Precision::TF32) {
+    u = (u + 0x1000u) & 0xffffe000u;  // ties away from zero (cvt.rna.tf32.f32)
+  } else {
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;  // ties to even (__float2bfloat16_rn)
+  }
+  return fused_bits_float(u);
+}
+
+CONVNCF_HD float fused_relu(float v) { return v > 0.0f ? v : 0.0f; }
+
+// packed[i] for i in [0, 2*n_params) from the PyTorch-layout network (CpuEngine::pack); the
+// second half outside the conv weights is 0.
+CONVNCF_HD float fused_pack_value(const FusedTower& t, const float* net, int64_t i) {
+  const bool second = i >= t.n_params;
+  const int64_t j = second ? i - t.n_params : i;
+  for (int l = 0; l < t.L; ++l) {
+    const FusedLayer& c = t.layer[l];
+    const int64_t K = int64_t(c.k) * c.k * c.cin;
+    if (j >= c.w_off && j < c.w_off + K * c.cout) {
+      const int64_t w = j - c.w_off;
+      const int64_t kk = second ? w % K : w / c.cout;
+      const int64_t co = second ? w / K : w % c.cout;
+      const int64_t ci = kk % c.cin, rs = kk / c.cin;
+      const int64_t r = rs / c.k, s = rs % c.k;
+      return net[c.w_off + ((co * c.cin + ci) * c.k + r) * c.k + s];
+    }
+  }
+  return second ? 0.0f : net[j];
+}
+
+// Where the PyTorch-layout parameter i lives in the packed first half.
+CONVNCF_HD int64_t fused_packed_index(const FusedTower& t, int64_t i) {
+  for (int l = 0; l < t.L; ++l) {
+    const FusedLayer& c = t.layer[l];
+    const int64_t K = int64_t(c.k) * c.k * c.cin;
+    if (i >= c.w_off && i < c.w_off + K * c.cout) {
+      const int64_t w = i - c.w_off;  // ((co*cin + ci)*k + r)*k + s
+      const int64_t s = w % c.k, r = (w / c.k) % c.k, ci = (w / (int64_t(c.k) * c.k)) % c.cin;
+      const int64_t co = w / K;
+      return c.w_off + ((r * c.k + s) * c.cin + ci) * c.cout + co;
+    }
+  }
+  return i;
+}
+
+// U[idx], idx = (x*k+s)*C + c: the user's side of layer 1 (r in order, from 0).
+CONVNCF_HD float fused_user_side(const FusedTower& t, const float* packed, const float* p, int idx) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k;
+  const int c = idx % C, xs = idx / C, x = xs / k, s = xs % k;
+  const float* W = packed + l.w_off;  // Wt[(r*k+s)*C + c] (cin = 1)
+  float acc = 0.0f;
+  for (int r = 0; r < k; ++r) acc += p[x * k + r] * W[(r * k + s) * C + c];
+  return acc;
+}
+
+// act[0][idx], idx = (x*S+y)*C + c.
+CONVNCF_HD float fused_layer1(const FusedTower& t, const float* packed, const float* U,
+                              const float* q, int idx) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k, S = l.out_size;
+  const int c = idx % C, xy = idx / C, x = xy / S, y = xy % S;
+  float acc = packed[l.b_off + c];
+  for (int s = 0; s < k; ++s) acc += q[y * k + s] * U[(x * k + s) * C + c];
+  return fused_relu(acc);
+}
+
+// act[li][idx] (li >= 1), idx = (x*So+y)*Co + co, from X = act[li-1].
+CONVNCF_HD float fused_conv(const FusedTower& t, int li, const float* packed, const float* X,
+                            int idx) {
+  const FusedLayer& l = t.layer[li];
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size, run = k * Ci;
+  const int co = idx % Co, pos = idx / Co, x = pos / So, y = pos % So;
+  const float* Wt = packed + l.w_off;
+  float acc = packed[l.b_off + co];
+  for (int r = 0; r < k; ++r) {
+    const float* xr = X + ((x * k + r) * Si + y * k) * Ci;
+    const float* wr = Wt + int64_t(r) * run * Co + co;
+    for (int j = 0; j < run; ++j)
+      acc += round_operand(xr[j], t.precision) * round_operand(wr[int64_t(j) * Co], t.precision);
+  }
+  return fused_relu(acc);
+}
+
+// h[c]: the last map's spatial sum in position order.
+CONVNCF_HD float fused_head_sum(const FusedTower& t, const float* act_last, int c) {
+  const FusedLayer& l = t.layer[t.L - 1];
+  const int C = l.cout, npos = l.out_size * l.out_size;
+  float acc = 0.0f;
+  for (int pos = 0; pos < npos; ++pos) acc += act_last[pos * C + c];
+  return acc;
+}
+
+// score = b_out + sum_c w_out[c] * (h[c] * mask(pair, c)), c in order.
+CONVNCF_HD float fused_score(const FusedTower& t, const float* packed, const float* h,
+                             const DropoutArgs& drop, int64_t pair) {
+  const int C = t.layer[t.L - 1].cout;
+  float s = packed[t.out_b_off];
+  for (int c = 0; c < C; ++c)
+    s += packed[t.out_w_off + c] * (drop.p > 0.0 ? h[c] * pair_mask(drop, pair, c) : h[c]);
+  return s;
+}
+
+// Output layer backward of channel c: the dw_out term (dscore * h * mask) and dh (dscore * w * mask).
+CONVNCF_HD float fused_dw_out(float dscore, float h, const DropoutArgs& drop, int64_t pair, int c) {
+  return drop.p > 0.0 ? dscore * h * pair_mask(drop, pair, c) : dscore * h;
+}
+CONVNCF_HD float fused_dh(const FusedTower& t, const float* packed, float dscore,
+                          const DropoutArgs& drop, int64_t pair, int c) {
+  const float w = packed[t.out_w_off + c];
+  return drop.p > 0.0 ? dscore * w * pair_mask(drop, pair, c) : dscore * w;
+}
+
+// Packed weight gradient of layer li (li >= 1), w = kk*Co + co, for one pair: the sum over
+// output positions (x, y in order) of G[pos][co] * X[patch(pos)][kk].
+CONVNCF_HD float fused_dW(const FusedTower& t, int li, const float* G, const float* X, int w) {
+  const FusedLayer& l = t.layer[li];
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size;
+  const int co = w % Co, kk = w / Co, ci = kk % Ci, rs = kk / Ci, r = rs / k, s = rs % k;
+  float acc = 0.0f;
+  for (int x = 0; x < So; ++x)
+    for (int y = 0; y < So; ++y)
+      acc += round_operand(G[(x * So + y) * Co + co], t.precision) *
+             round_operand(X[((x * k + r) * Si + y * k + s) * Ci + ci], t.precision);
+  return acc;
+}
+
+// Bias gradient of layer li (any li) for one pair: sum over positions of G[pos][co].
+CONVNCF_HD float fused_db(const FusedTower& t, int li, const float* G, int co) {
+  const FusedLayer& l = t.layer[li];
+  const int npos = l.out_size * l.out_size;
+  float acc = 0.0f;
+  for (int pos = 0; pos < npos; ++pos) acc += G[pos * l.cout + co];
+  return acc;
+}
+
+// The masked gradient of X = act[li-1] at idx = (X*Si+Y)*Ci + ci (li >= 1), from G = act[li]'s
+// gradient: 0 where X is 0 (ReLU off), else sum_co G[out pos][co] * W[co][ci][r][s], co in order.
+CONVNCF_HD float fused_dX(const FusedTower& t, int li, const float* packed, const float* G,
+                          const float* X, int idx) {
+  const FusedLayer& l = t.layer[li];
+  if (!(X[idx] > 0.0f)) return 0.0f;
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size;
+  const int K = k * k * Ci;
+  const int ci = idx % Ci, pin = idx / Ci, xi = pin / Si, yi = pin % Si;
+  const int x = xi / k, r = xi % k, y = yi / k, s = yi % k;
+  const int kk = (r * k + s) * Ci + ci;
+  const float* WkT = packed + t.n_params + l.w_off;  // WkT[co*K + kk]
+  const float* g = G + (x * So + y) * Co;
+  float acc = 0.0f;
+  for (int co = 0; co < Co; ++co)
+    acc += round_operand(g[co], t.precision) * round_operand(WkT[int64_t(co) * K + kk], t.precision);
+  return acc;
+}
+
+// Layer 1 backward from G = act[0]'s masked gradient.
+// dU[idx], idx = (x*k+s)*C + c: sum_y G[(x*S+y)*C + c] * q[y*k+s].
+CONVNCF_HD float fused_dU(const FusedTower& t, const float* G, const float* q, int idx) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k, S = l.out_size;
+  const int c = idx % C, xs = idx / C, x = xs / k, s = xs % k;
+  float acc = 0.0f;
+  for (int y = 0; y < S; ++y) acc += G[(x * S + y) * C + c] * q[y * k + s];
+  return acc;
+}
+// dq[e], e = y*k+s: sum_x (sum_c G[(x*S+y)*C + c] * U[(x*k+s)*C + c]).
+CONVNCF_HD float fused_dq(const FusedTower& t, const float* G, const float* U, int e) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k, S = l.out_size;
+  const int y = e / k, s = e % k;
+  float total = 0.0f;
+  for (int x = 0; x < S; ++x) {
+    const float* g = G + (x * S + y) * C;
+    const float* u = U + (x * k + s) * C;
+    float acc = 0.0f;
+    for (int c = 0; c < C; ++c) acc += g[c] * u[c];
+    total += acc;
+  }
+  return total;
+}
+// Packed dW1[w], w = (r*k+s)*C + c: sum_x p[x*k+r] * dU[(x*k+s)*C + c].
+CONVNCF_HD float fused_dW1(const FusedTower& t, const float* p, const float* dU, int w) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k, S = l.out_size;
+  const int c = w % C, rs = w / C, r = rs / k, s = rs % k;
+  float acc = 0.0f;
+  for (int x = 0; x < S; ++x) acc += p[x * k + r] * dU[(x * k + s) * C + c];
+  return acc;
+}
+// dp[e], e = x*k+r: sum_s sum_c W1[(r*k+s)*C + c] * dU[(x*k+s)*C + c].
+CONVNCF_HD float fused_dp(const FusedTower& t, const float* packed, const float* dU, int e) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k;
+  const int x = e / k, r = e % k;
+  const float* W = packed + l.w_off;
+  float acc = 0.0f;
+  for (int s = 0; s < k; ++s)
+    for (int c = 0; c < C; ++c) acc += W[(r * k + s) * C + c] * dU[(x * k + s) * C + c];
+  return acc;
+}
+
+// Pairs [lo, hi) of block b when n pairs are split into n_blocks contiguous chunks.
+struct PairRange {
+  int64_t lo, hi;
+};
+CONVNCF_HD PairRange fused_block_pairs(int64_t n, int n_blocks, int b) {
+  const int64_t chunk = (n + n_blocks - 1) / n_blocks;
+  const int64_t lo = int64_t(b) * chunk < n ? int64_t(b) * chunk : n;
+  const int64_t hi = lo + chunk < n ? lo + chunk : n;
+  return {lo, hi};
+}
+
+// ---- Launchers (device pointers, asynchronous on `stream`) ----
+// Each checks its arguments (Error(kExitSoftware) naming the function) and launches nothing for
+// n_pairs == 0 (fused_tower_bwd still zero-fills the partial slices).
+
+// Blocks of one kernel that fill the current device (SMs x resident blocks at the tower's shared
+// memory); the block count the engine passes to fused_tower_bwd and sizes `partial` with.
+int fused_tower_grid(const FusedTower& t, bool backward);
+// The device's opt-in shared memory per block (bytes), for make_fused_tower.
+size_t fused_max_smem_bytes();
+
+// packed (2 * n_params) from net (n_params).
+void fused_pack(const FusedTower& t, const float* net, float* packed, cudaStream_t stream);
+
+// score[k] of pair (user[k], item[k]); dropout on pair index k (training: 2t + side).
+void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks,
+                     const int32_t* pair_user, const int32_t* pair_item,
+                     const float* P, const float* Q, const float* packed, DropoutArgs drop,
+                     float* score,  // (n_pairs,)
+                     cudaStream_t stream);
+
+// Gradients of sum_k dscore[k] * score[k]: dp, dq (n_pairs, E) overwritten (0 where dscore is
+// 0: such pairs are skipped), partial (n_blocks, n_params) overwritten with each block's packed
+// weight-gradient sums.
+void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks,
+                     const int32_t* pair_user, const int32_t* pair_item,
+                     const float* P, const float* Q, const float* packed, DropoutArgs drop,
+                     const float* dscore,  // (n_pairs,)
+                     float* dp, float* dq, float* partial, cudaStream_t stream);
+
+// dnet[i] = sum over blocks b in order of partial[b][fused_packed_index(i)] (overwritten).
+void fused_reduce_grads(const FusedTower& t, int n_blocks, const float* partial, float* dnet,
+                        cudaStream_t stream);
+
+// CPU twins: same arguments, host pointers.
+void fused_pack_cpu(const FusedTower& t, const float* net, float* packed);
+void fused_tower_fwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
+                         const int32_t* pair_user, const int32_t* pair_item, const float* P,
+                         const float* Q, const float* packed, DropoutArgs drop, float* score);
+void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
+                         const int32_t* pair_user, const int32_t* pair_item, const float* P,
+                         const float* Q, const float* packed, DropoutArgs drop,
+                         const float* dscore, float* dp, float* dq, float* partial);
+void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet);
+
+// Argument checks shared by each launcher and its twin (defined in host/fused_tower_cpu.cpp).
+void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
+                      std::initializer_list<const void*> ptrs);
+
+}  // namespace convncf
