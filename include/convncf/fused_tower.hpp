@@ -68,7 +68,7 @@ struct FusedTower {
   int64_t out_w_off = 0, out_b_off = 0, n_params = 0;
   int p_off = 0, q_off = 0, u_off = 0, du_off = 0, h_off = 0, smem_floats = 0;
   Precision precision = Precision::FP32;
-  int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
+  CONVNCF_HD int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
   size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
 };
 

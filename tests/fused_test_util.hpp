@@ -1,0 +1,68 @@
+// fused_test_util.hpp: towers, parameters and batches shared by the fused tower's CPU and GPU
+// tests (tests/test_fused_tower.cpp, tests/test_fused_tower_gpu.cu).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "convncf/config.hpp"
+#include "convncf/fused_tower.hpp"
+#include "convncf/model.hpp"
+#include "convncf/rng.hpp"
+
+namespace convncf {
+namespace fused_test {
+
+struct Case {
+  const char* name;
+  int E;
+  std::vector<int> channels, kernels;
+};
+
+inline std::vector<Case> cases() {
+  return {
+      {"recbole", 64, {1, 32, 32, 32, 32}, {4, 4, 2, 2}},
+      {"paper", 64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}},
+      {"odd channels", 8, {1, 3, 5}, {4, 2}},
+      {"kernel 1 layer", 6, {1, 4, 2}, {1, 3}},
+      {"one layer", 4, {1, 3}, {2}},
+      {"last map 2x2", 16, {1, 7, 6}, {2, 4}},
+  };
+}
+
+// Parameters that keep most ReLUs live: PyTorch's init, then positive-leaning biases.
+inline Params<float> make_params(const TowerSpec& tower, int32_t n_users, int32_t n_items, uint64_t seed) {
+  Config cfg;
+  cfg.model = ModelKind::ConvNCF;
+  cfg.embedding_size = tower.E;
+  cfg.seed = seed;
+  Params<float> prm = init_params(cfg, &tower, n_users, n_items);
+  Rng rng(seed, 99);
+  for (const ConvLayer& l : tower.layers)
+    for (int c = 0; c < l.cout; ++c) prm.net[size_t(l.b_offset + c)] = float(0.05 + 0.1 * rng.uniform());
+  return prm;
+}
+
+struct Batch {
+  std::vector<int32_t> user, item;
+  std::vector<float> dscore;
+};
+
+// Interleaved pairs (2t: positive, 2t+1: negative) of a few users, with some dscore = 0 pairs.
+inline Batch make_batch(int64_t triples, int32_t n_users, int32_t n_items, uint64_t seed) {
+  Batch b;
+  Rng rng(seed, 7);
+  for (int64_t t = 0; t < triples; ++t) {
+    const int32_t u = int32_t(rng.next() % uint64_t(n_users));
+    for (int side = 0; side < 2; ++side) {
+      b.user.push_back(u);
+      b.item.push_back(int32_t(rng.next() % uint64_t(n_items)));
+    }
+    const float g = t % 5 == 4 ? 0.0f : float(rng.uniform() - 0.9);
+    b.dscore.push_back(g);
+    b.dscore.push_back(-g);
+  }
+  return b;
+}
+
+}  // namespace fused_test
+}  // namespace convncf

@@ -1,0 +1,299 @@
+// test_fused_tower.cpp: the fused tower's CPU twins (host/fused_tower_cpu.cpp) against the CPU
+// reference engine in double, its layout, packing and operand rounding. The GPU kernels are
+// checked against these twins in tests/test_fused_tower_gpu.cu.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "convncf/cpu_engine.hpp"
+#include "convncf/errors.hpp"
+#include "convncf/fused_tower.hpp"
+#include "convncf/model.hpp"
+#include "convncf/rng.hpp"
+#include "fused_test_util.hpp"
+
+using namespace convncf;
+using namespace convncf::fused_test;
+
+namespace {
+
+float bits_float(uint32_t u) { return fused_bits_float(u); }
+
+struct Reference {
+  std::vector<double> score, dp, dq, dnet;  // dp, dq: (n, E); dnet: PyTorch layout
+};
+
+// CpuEngine<double> pair by pair, with the masks of pair k = (k / 2, k % 2).
+Reference reference(const TowerSpec& tower, const Params<float>& prm, const std::vector<int32_t>& user,
+                    const std::vector<int32_t>& item, const std::vector<float>& dscore, double p_drop) {
+  const int E = tower.E;
+  const int64_t n = int64_t(user.size());
+  CpuEngine<double> eng(ModelKind::ConvNCF, &tower, prm.n_users, prm.n_items, E, 1);
+  const std::vector<double> net(prm.net.begin(), prm.net.end());
+  std::vector<double> packed(size_t(eng.packed_size())), dpacked(packed.size(), 0.0);
+  eng.pack(net.data(), packed.data());
+  PairWork<double> w = eng.make_work();
+  Reference r;
+  r.score.resize(size_t(n));
+  r.dp.assign(size_t(n * E), 0.0);
+  r.dq.assign(size_t(n * E), 0.0);
+  const DropoutSpec spec{p_drop, 5, 11};
+  std::vector<double> mask(size_t(tower.last_channels()));
+  for (int64_t k = 0; k < n; ++k) {
+    const std::vector<double> p(prm.P.begin() + user[size_t(k)] * E, prm.P.begin() + (user[size_t(k)] + 1) * E);
+    const std::vector<double> q(prm.Q.begin() + item[size_t(k)] * E, prm.Q.begin() + (item[size_t(k)] + 1) * E);
+    for (size_t c = 0; c < mask.size(); ++c) mask[c] = double(float(dropout_scale(spec, k / 2, int(k % 2), int(c))));
+    const double* m = p_drop > 0 ? mask.data() : nullptr;
+    r.score[size_t(k)] = eng.forward_pair(packed.data(), p.data(), q.data(), m, w);
+    eng.backward_pair(packed.data(), p.data(), q.data(), m, double(dscore[size_t(k)]), w, dpacked.data(),
+                      r.dp.data() + k * E, r.dq.data() + k * E);
+  }
+  r.dnet.assign(size_t(tower.n_params), 0.0);
+  eng.unpack_add(dpacked.data(), r.dnet.data());
+  return r;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+// |got - want| <= tol * max|want| for every element; returns the worst ratio to that bound.
+double expect_close(const std::vector<float>& got, const std::vector<double>& want, double tol, const char* what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  const double bound = tol * std::max(max_abs(want), 1e-30);
+  double worst = 0;
+  int bad = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    const double err = std::abs(double(got[i]) - want[i]);
+    worst = std::max(worst, err / bound);
+    if (!(err <= bound) && bad++ < 5) ADD_FAILURE() << what << "[" << i << "] = " << got[i] << ", want " << want[i];
+  }
+  return worst;
+}
+
+struct FusedOut {
+  std::vector<float> score, dp, dq, dnet;
+};
+
+FusedOut run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop) {
+  const int64_t n = int64_t(b.user.size());
+  std::vector<float> packed(size_t(2 * ft.n_params), -7.0f);
+  fused_pack_cpu(ft, prm.net.data(), packed.data());
+  const DropoutArgs drop{p_drop, 5, 11};
+  FusedOut o;
+  o.score.assign(size_t(n), std::nanf(""));
+  o.dp.assign(size_t(n * ft.E), std::nanf(""));
+  o.dq.assign(o.dp.size(), std::nanf(""));
+  o.dnet.assign(size_t(ft.n_params), std::nanf(""));
+  std::vector<float> partial(size_t(n_blocks * ft.n_params), std::nanf(""));
+  fused_tower_fwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(), drop,
+                      o.score.data());
+  fused_tower_bwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(), drop,
+                      b.dscore.data(), o.dp.data(), o.dq.data(), partial.data());
+  fused_reduce_grads_cpu(ft, n_blocks, partial.data(), o.dnet.data());
+  return o;
+}
+
+}  // namespace
+
+TEST(FusedTower, OperandRounding) {
+  const float one = 1.0f;
+  // tf32: 10 mantissa bits, ties away from zero
+  EXPECT_EQ(round_operand(bits_float(0x3f801000u), Precision::TF32), bits_float(0x3f802000u));  // 1 + 2^-11: up
+  EXPECT_EQ(round_operand(bits_float(0x3f800fffu), Precision::TF32), one);
+  EXPECT_EQ(round_operand(bits_float(0xbf801000u), Precision::TF32), bits_float(0xbf802000u));  // away from zero
+  EXPECT_EQ(round_operand(bits_float(0x3f803000u), Precision::TF32), bits_float(0x3f804000u));  // tie, odd: up
+  // bf16: 7 mantissa bits, ties to even
+  EXPECT_EQ(round_operand(bits_float(0x3f808000u), Precision::BF16), one);                      // tie to even: down
+  EXPECT_EQ(round_operand(bits_float(0x3f818000u), Precision::BF16), bits_float(0x3f820000u));  // tie to even: up
+  EXPECT_EQ(round_operand(bits_float(0x3f808001u), Precision::BF16), bits_float(0x3f810000u));
+  EXPECT_EQ(round_operand(0.1f, Precision::FP32), 0.1f);
+  for (Precision p : {Precision::TF32, Precision::BF16}) {
+    EXPECT_TRUE(std::isnan(round_operand(std::nanf(""), p)));
+    EXPECT_EQ(round_operand(std::numeric_limits<float>::infinity(), p), std::numeric_limits<float>::infinity());
+    EXPECT_EQ(round_operand(0.0f, p), 0.0f);
+    const float x = 0.1f, r = round_operand(x, p);
+    EXPECT_NE(r, x);
+    EXPECT_LT(std::abs(r - x), (p == Precision::TF32 ? 0x1p-11f : 0x1p-8f) * x);
+  }
+  EXPECT_EQ(parse_precision("bf16"), Precision::BF16);
+  EXPECT_STREQ(precision_name(Precision::TF32), "tf32");
+  try {
+    parse_precision("fp16");
+    ADD_FAILURE() << "fp16 accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+  }
+}
+
+TEST(FusedTower, SharedMemoryLayoutOfThePresets) {
+  // recbole: p, q 128 + U, dU 2 x 16*4*32 + maps 16*16*32, 4*4*32, 2*2*32, 32 + h 32
+  const TowerSpec rb = TowerSpec::make(64, {1, 32, 32, 32, 32}, {4, 4, 2, 2}, {4, 4, 2, 2});
+  const FusedTower a = make_fused_tower(rb, Precision::FP32, 0);
+  EXPECT_EQ(a.smem_floats, 128 + 4096 + 8192 + 512 + 128 + 32 + 32);
+  EXPECT_EQ(a.layer[1].act_off, 128 + 4096 + 8192);
+  EXPECT_EQ(a.h_off, a.smem_floats - 32);
+  // paper: U, dU 2 x 32*2*32; maps 32^2*32 .. 1*32
+  const TowerSpec pp = TowerSpec::make(64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2});
+  const FusedTower b = make_fused_tower(pp, Precision::BF16, 227 * 1024);
+  EXPECT_EQ(b.smem_floats, 128 + 4096 + 32768 + 8192 + 2048 + 512 + 128 + 32 + 32);
+  EXPECT_EQ(b.smem_bytes(), size_t(b.smem_floats) * 4);
+  EXPECT_LE(b.smem_bytes(), size_t(227 * 1024));  // fits an H100/H200 block
+  EXPECT_EQ(b.precision, Precision::BF16);
+  // too big for the device, and too deep
+  try {
+    make_fused_tower(pp, Precision::FP32, 100 * 1024);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+    EXPECT_NE(std::string(e.what()).find("engine: cudnn"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("188 KiB"), std::string::npos) << e.what();
+  }
+  const std::vector<int> ch(18, 1), k(17, 1);
+  std::vector<int> chans = ch;
+  try {
+    make_fused_tower(TowerSpec::make(4, chans, k, k), Precision::FP32, 0);
+    ADD_FAILURE() << "17 layers accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+  }
+}
+
+TEST(FusedTower, PackMatchesCpuEngineAndIndexInverts) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    const FusedTower ft = make_fused_tower(tower, Precision::FP32, 0);
+    const Params<float> prm = make_params(tower, 1, 1, 3);
+    CpuEngine<float> eng(ModelKind::ConvNCF, &tower, 1, 1, c.E, 1);
+    std::vector<float> want(size_t(eng.packed_size()), 0.0f), got(want.size(), -1.0f);
+    eng.pack(prm.net.data(), want.data());
+    fused_pack_cpu(ft, prm.net.data(), got.data());
+    for (int64_t i = 0; i < tower.n_params; ++i) ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << i;
+    for (const ConvLayer& l : tower.layers)  // the transposed copies of the conv weights
+      for (int64_t i = tower.n_params + l.w_offset; i < tower.n_params + l.w_offset + l.w_size(); ++i)
+        ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << i;
+    std::vector<int> seen(size_t(tower.n_params), 0);
+    for (int64_t i = 0; i < tower.n_params; ++i) {
+      const int64_t j = fused_packed_index(ft, i);
+      ASSERT_GE(j, 0);
+      ASSERT_LT(j, tower.n_params);
+      EXPECT_EQ(got[size_t(j)], prm.net[size_t(i)]) << i;
+      ++seen[size_t(j)];
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), tower.n_params) << "not a permutation";
+  }
+}
+
+// The twins in FP32 against CpuEngine in double: scores, embedding-row gradients and the network
+// gradient, with and without dropout, over several block counts (some blocks hold one user's two
+// pairs, some split them; some pairs have dscore 0 and are skipped).
+TEST(FusedTower, Fp32TwinsMatchCpuEngine) {
+  for (const Case& c : cases()) {
+    for (const double p_drop : {0.0, 0.25}) {
+      SCOPED_TRACE(std::string(c.name) + " dropout " + std::to_string(p_drop));
+      const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+      const FusedTower ft = make_fused_tower(tower, Precision::FP32, 0);
+      const Params<float> prm = make_params(tower, 5, 9, 21);
+      const Batch b = make_batch(9, 5, 9, 4);
+      const Reference ref = reference(tower, prm, b.user, b.item, b.dscore, p_drop);
+      ASSERT_GT(max_abs(ref.dnet), 0.0);
+      std::vector<float> first_score;
+      for (const int n_blocks : {1, 4, 25}) {
+        SCOPED_TRACE("blocks " + std::to_string(n_blocks));
+        const FusedOut o = run_twin(ft, prm, b, n_blocks, p_drop);
+        expect_close(o.score, ref.score, 1e-5, "score");
+        expect_close(o.dp, ref.dp, 1e-4, "dp");
+        expect_close(o.dq, ref.dq, 1e-4, "dq");
+        expect_close(o.dnet, ref.dnet, 1e-4, "dnet");
+        if (first_score.empty()) first_score = o.score;
+        EXPECT_EQ(o.score, first_score) << "scores depend on the block count";
+        for (size_t k = 0; k < b.dscore.size(); ++k)
+          if (b.dscore[k] == 0.0f)
+            for (int e = 0; e < c.E; ++e) {
+              EXPECT_EQ(o.dp[k * size_t(c.E) + size_t(e)], 0.0f);
+              EXPECT_EQ(o.dq[k * size_t(c.E) + size_t(e)], 0.0f);
+            }
+      }
+    }
+  }
+}
+
+// sqrt(sum err^2 / sum want^2)
+double rms_ratio(const std::vector<float>& got, const std::vector<double>& want) {
+  double e = 0, w = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    e += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    w += want[i] * want[i];
+  }
+  return std::sqrt(e / std::max(w, 1e-300));
+}
+
+// TF32 and BF16 inputs: near the FP32 result, and really rounded. Scores and weight gradients
+// move by about the format's rounding. The embedding-row gradients move more (measured on these
+// cases: up to 12% of max|dq| for tf32, 24% for bf16, where FP32 is within 5e-7): the forward's
+// rounding flips the ReLUs of layer-1 units near zero, and each flip reroutes a whole unit's
+// gradient; the RMS error stays at a few percent. A tower of one layer has no rounded product.
+TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
+  for (const Case& c : cases()) {
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    const Params<float> prm = make_params(tower, 5, 9, 8);
+    const Batch b = make_batch(7, 5, 9, 6);
+    const Reference ref = reference(tower, prm, b.user, b.item, b.dscore, 0.0);
+    const FusedOut fp32 = run_twin(make_fused_tower(tower, Precision::FP32, 0), prm, b, 3, 0.0);
+    for (const Precision p : {Precision::TF32, Precision::BF16}) {
+      SCOPED_TRACE(std::string(c.name) + " " + precision_name(p));
+      const bool tf = p == Precision::TF32;
+      const FusedOut o = run_twin(make_fused_tower(tower, p, 0), prm, b, 3, 0.0);
+      if (c.channels.size() == 2) {
+        EXPECT_EQ(o.score, fp32.score) << "layer 1 must stay FP32";
+        EXPECT_EQ(o.dnet, fp32.dnet) << "layer 1 must stay FP32";
+        continue;
+      }
+      EXPECT_NE(o.score, fp32.score) << "the precision changed nothing";
+      expect_close(o.score, ref.score, tf ? 2e-3 : 2e-2, "score");
+      expect_close(o.dnet, ref.dnet, tf ? 2e-2 : 1e-1, "dnet");
+      expect_close(o.dp, ref.dp, tf ? 0.25 : 0.5, "dp");
+      expect_close(o.dq, ref.dq, tf ? 0.25 : 0.5, "dq");
+      EXPECT_LT(rms_ratio(o.dp, ref.dp), tf ? 0.05 : 0.15);
+      EXPECT_LT(rms_ratio(o.dq, ref.dq), tf ? 0.1 : 0.25);
+      EXPECT_LT(rms_ratio(o.score, ref.score), tf ? 1e-3 : 1e-2);
+    }
+  }
+}
+
+TEST(FusedTower, ArgumentChecks) {
+  const TowerSpec tower = TowerSpec::make(4, {1, 3}, {2}, {2});
+  const FusedTower ft = make_fused_tower(tower, Precision::FP32, 0);
+  std::vector<float> v(64, 0.0f), partial(size_t(ft.n_params), 0.0f);
+  std::vector<int32_t> ids(2, 0);
+  auto code = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return 0;
+  };
+  EXPECT_EQ(code([&] {
+              fused_tower_fwd_cpu(ft, 2, 0, ids.data(), ids.data(), v.data(), v.data(), v.data(), {}, v.data());
+            }),
+            kExitSoftware);
+  EXPECT_EQ(code([&] {
+              fused_tower_fwd_cpu(ft, 2, 1, nullptr, ids.data(), v.data(), v.data(), v.data(), {}, v.data());
+            }),
+            kExitSoftware);
+  EXPECT_EQ(code([&] { fused_tower_fwd_cpu(FusedTower{}, 2, 1, ids.data(), ids.data(), v.data(), v.data(), v.data(), {}, v.data()); }),
+            kExitSoftware);
+  // no pairs: nothing read, the block slices still zeroed
+  std::fill(partial.begin(), partial.end(), 3.0f);
+  fused_tower_bwd_cpu(ft, 0, 1, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
+                      partial.data());
+  EXPECT_EQ(partial, std::vector<float>(partial.size(), 0.0f));
+}
