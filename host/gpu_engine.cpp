@@ -14,6 +14,7 @@
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/device_buffer.hpp"
 #include "convncf/engine_glue.hpp"
+#include "convncf/fused_tower.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
@@ -91,6 +92,20 @@ struct GpuEngine::Impl {
   cudaEvent_t ev_in = nullptr, ev_out = nullptr;
   size_t bytes_after = 0, bytes_before = 0;
 
+  // engine: fused (fused_tower.hpp): no maps in global memory, the packed weights (rebuilt when
+  // the parameters change) and the backward's per-block weight-gradient slices instead
+  bool fused = false;
+  FusedTower ft;
+  int grid_fwd = 0, grid_bwd = 0;
+  DeviceBuffer<float> packed, partial;  // (2 * n_params), (grid_bwd, n_params)
+  bool packed_stale = true;
+
+  void ensure_packed() {
+    if (!packed_stale) return;
+    fused_pack(ft, net.data(), packed.data(), stream);
+    packed_stale = false;
+  }
+
   float* w(int l) const { return net.data() + tower.layers[size_t(l)].w_offset; }
   float* b(int l) const { return net.data() + tower.layers[size_t(l)].b_offset; }
 
@@ -99,6 +114,11 @@ struct GpuEngine::Impl {
     t.pair_user = DeviceBuffer<int32_t>(size_t(N));
     t.pair_item = DeviceBuffer<int32_t>(size_t(N));
     if (!conv) return;
+    if (fused) {
+      t.score = DeviceBuffer<float>(size_t(N));
+      if (training) t.dscore = DeviceBuffer<float>(size_t(N));
+      return;
+    }
     t.X.emplace_back(size_t(N) * E * E);
     if (training) t.dX.emplace_back(size_t(N) * E * E);
     ConvOptions co;
@@ -117,6 +137,12 @@ struct GpuEngine::Impl {
 
   // Forward of the tower on t.pair_user/t.pair_item (all N pairs) into t.score.
   void forward(Tower& t, const DropoutArgs& drop) {
+    if (fused) {
+      ensure_packed();
+      fused_tower_fwd(ft, t.N, grid_fwd, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), packed.data(), drop,
+                      t.score.data(), stream);
+      return;
+    }
     outer_product_fwd(t.N, E, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), t.X[0].data(),
                       stream, 2);
     for (size_t l = 0; l < tower.layers.size(); ++l)
@@ -157,7 +183,14 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&g.ev_in, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventCreateWithFlags(&g.ev_out, cudaEventDisableTiming));
-  if (g.conv) g.cudnn = std::make_unique<CudnnContext>(g.stream);
+  g.fused = g.conv && options.fused;
+  if (g.fused) {
+    g.ft = make_fused_tower(g.tower, options.precision, fused_max_smem_bytes());
+    g.grid_fwd = fused_tower_grid(g.ft, false);
+    g.grid_bwd = fused_tower_grid(g.ft, true);
+  } else if (g.conv) {
+    g.cudnn = std::make_unique<CudnnContext>(g.stream);
+  }
 
   g.P = DeviceBuffer<float>(size_t(g.n_users) * E);
   g.Q = DeviceBuffer<float>(size_t(g.n_items) * E);
@@ -166,6 +199,10 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   if (g.conv) {
     g.net = DeviceBuffer<float>(size_t(g.tower.n_params));
     g.dnet = DeviceBuffer<float>(size_t(g.tower.n_params));
+  }
+  if (g.fused) {
+    g.packed = DeviceBuffer<float>(size_t(2 * g.tower.n_params));
+    g.partial = DeviceBuffer<float>(size_t(g.grid_bwd) * size_t(g.tower.n_params));
   }
   g.train_user = DeviceBuffer<int32_t>(split.train_user);
   g.train_item = DeviceBuffer<int32_t>(split.train_item);
@@ -231,6 +268,9 @@ std::string GpuEngine::describe() const {
   s << "CUDA engine on " << prop.name << ": " << (m->bytes_after >> 20) << " MiB of device memory for batches of "
     << m->Bc << " triples and evaluation launches of " << m->eval.N << " pairs; sparse gradients "
     << (m->opt.deterministic ? "deterministic" : "fast (atomics)");
+  if (m->fused)
+    s << "; fused tower (" << precision_name(m->ft.precision) << "), " << (m->ft.smem_bytes() + 1023) / 1024
+      << " KiB of shared memory per block, " << m->grid_fwd << " forward and " << m->grid_bwd << " backward blocks";
   if (m->opt.verbose && m->conv)
     for (size_t l = 0; l < m->train.plans.size(); ++l)
       s << "\n  layer " << l + 1 << " train: " << m->train.plans[l].describe() << "\n  layer " << l + 1
@@ -246,6 +286,7 @@ void GpuEngine::upload_params(const Params<float>& prm) {
   g.P.upload(prm.P);
   g.Q.upload(prm.Q);
   if (g.conv) g.net.upload(prm.net);
+  g.packed_stale = true;
   uploads_done();
 }
 
@@ -316,10 +357,17 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   make_pairs(Bc, n, g.user.data(), g.pos.data(), g.neg.data(), t.pair_user.data(), t.pair_item.data(), s);
 
   const std::vector<NetRegTerm> terms = g.conv ? network_reg_terms(g.tower, reg) : std::vector<NetRegTerm>{};
+  const DropoutArgs drop{dropout.p, dropout.seed, dropout.step};
   if (g.conv) {
-    const DropoutArgs drop{dropout.p, dropout.seed, dropout.step};
     g.forward(t, drop);
     bpr_loss_grad(Bc, n, t.score.data(), g.loss_t.data(), t.dscore.data(), s);
+  }
+  if (g.fused) {
+    fused_tower_bwd(g.ft, t.N, g.grid_bwd, t.pair_user.data(), t.pair_item.data(), g.P.data(), g.Q.data(),
+                    g.packed.data(), drop, t.dscore.data(), g.dp_pairs.data(), g.dq_pairs.data(), g.partial.data(), s);
+    fused_reduce_grads(g.ft, g.grid_bwd, g.partial.data(), g.dnet.data(), s);
+    gather_row_grads(Bc, n, E, g.dp_pairs.data(), g.dq_pairs.data(), g.rows.data(), s);
+  } else if (g.conv) {
     const ConvLayer& last = g.tower.layers.back();
     const int C = last.cout;
     head_bwd(t.N, C, last.out_size * last.out_size, t.dscore.data(), g.net.data() + g.tower.out_w_offset, t.h.data(),
@@ -404,6 +452,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   count_non_finite_gpu(int64_t(g.P.size()), g.P.data(), g.counts.data() + kBadP, s);
   count_non_finite_gpu(int64_t(g.Q.size()), g.Q.data(), g.counts.data() + kBadQ, s);
   if (g.conv) count_non_finite_gpu(int64_t(g.net.size()), g.net.data(), g.counts.data() + kBadNet, s);
+  g.packed_stale = true;  // the network moved
 
   const size_t n_sc = size_t(kTerms) + terms.size();
   CUDA_CHECK(cudaMemcpyAsync(g.host_scalars, sc, n_sc * sizeof(double), cudaMemcpyDeviceToHost, s));

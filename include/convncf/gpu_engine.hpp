@@ -17,6 +17,9 @@
 //   optim_*_gpu          SGD / Adagrad / Adam on the network (dense) and on the tables (dense,
 //                        or only the batch's rows when that is the same update, or for lazy Adam)
 //   count_non_finite_gpu the finite check of the updated tensors
+// engine: fused (options.fused, fused_tower.hpp) replaces outer_product_fwd .. outer_product_bwd
+// by fused_tower_fwd, bpr_loss_grad, fused_tower_bwd and fused_reduce_grads: no feature map is
+// stored in global memory, and the packed weights are rebuilt after every update.
 // MF-BPR replaces the tower by mf_bpr_fwd_bwd. All device memory is allocated in the
 // constructor: parameters, gradients, optimizer states, activations for 2 * batch_cap pairs,
 // the cuDNN workspace and CUB's temporary storage; a step allocates nothing.

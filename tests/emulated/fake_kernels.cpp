@@ -1,5 +1,6 @@
 // fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pair_kernels,
-// conv_aux, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels) on the
+// conv_aux, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels,
+// fused_tower) on the
 // emulated device. Each one runs
 //   1. the argument checks of its real launcher in kernels/*.cu (copied, or the detail:: helpers
 //      the launcher shares with its twin), so a bad call from the engine throws here too;
@@ -22,6 +23,7 @@
 #include "convncf/engine_glue.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/eval_gpu.hpp"
+#include "convncf/fused_tower.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pair_kernels.hpp"
@@ -616,6 +618,66 @@ void top_k_merge_gpu(int64_t nu, int32_t item_lo, int32_t n, int32_t k,
                      "] = " + std::to_string(list_count[u]) + " (uninitialized?)");
   top_k_merge_cpu(nu, item_lo, n, k, scores, excl_offsets, excl_items, list_item, list_score,
                   list_count);
+}
+
+// ---- fused_tower.hpp ----------------------------------------------------------------------
+// The emulated device has an H100's opt-in shared memory per block, and small grids, so that
+// blocks hold several pairs and a user's two pairs are sometimes split between blocks.
+size_t fused_max_smem_bytes() { return 227 * 1024; }
+
+int fused_tower_grid(const FusedTower& t, bool backward) {
+  check_fused_args("fused_tower_grid", t, 0, 1, {});
+  return backward ? 7 : 5;
+}
+
+void fused_pack(const FusedTower& t, const float* net, float* packed, cudaStream_t stream) {
+  emul::check_stream(stream, "fused_pack");
+  check_fused_args("fused_pack", t, 1, 1, {net, packed});
+  check_elems(net, t.n_params, "fused_pack", "net");
+  check_elems(packed, 2 * t.n_params, "fused_pack", "packed");
+  fused_pack_cpu(t, net, packed);
+}
+
+void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
+                     const int32_t* pair_item, const float* P, const float* Q, const float* packed,
+                     DropoutArgs drop, float* score, cudaStream_t stream) {
+  emul::check_stream(stream, "fused_tower_fwd");
+  check_fused_args("fused_tower_fwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
+  if (n_pairs == 0) return;
+  check_elems(pair_user, n_pairs, "fused_tower_fwd", "pair_user");
+  check_elems(pair_item, n_pairs, "fused_tower_fwd", "pair_item");
+  check_pairs("fused_tower_fwd", n_pairs, t.E, pair_user, pair_item, P, Q);
+  check_elems(packed, 2 * t.n_params, "fused_tower_fwd", "packed");
+  check_elems(score, n_pairs, "fused_tower_fwd", "score");
+  fused_tower_fwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score);
+}
+
+void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
+                     const int32_t* pair_item, const float* P, const float* Q, const float* packed,
+                     DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
+                     cudaStream_t stream) {
+  emul::check_stream(stream, "fused_tower_bwd");
+  check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  if (!partial) throw_internal("fused_tower_bwd: partial is null");
+  check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_tower_bwd", "partial");
+  if (n_pairs > 0) {
+    check_elems(pair_user, n_pairs, "fused_tower_bwd", "pair_user");
+    check_elems(pair_item, n_pairs, "fused_tower_bwd", "pair_item");
+    check_pairs("fused_tower_bwd", n_pairs, t.E, pair_user, pair_item, P, Q);
+    check_elems(packed, 2 * t.n_params, "fused_tower_bwd", "packed");
+    check_elems(dscore, n_pairs, "fused_tower_bwd", "dscore");
+    check_elems(dp, n_pairs * t.E, "fused_tower_bwd", "dp");
+    check_elems(dq, n_pairs * t.E, "fused_tower_bwd", "dq");
+  }
+  fused_tower_bwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial);
+}
+
+void fused_reduce_grads(const FusedTower& t, int n_blocks, const float* partial, float* dnet, cudaStream_t stream) {
+  emul::check_stream(stream, "fused_reduce_grads");
+  check_fused_args("fused_reduce_grads", t, 1, n_blocks, {partial, dnet});
+  check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_reduce_grads", "partial");
+  check_elems(dnet, t.n_params, "fused_reduce_grads", "dnet");
+  fused_reduce_grads_cpu(t, n_blocks, partial, dnet);
 }
 
 }  // namespace convncf
