@@ -595,6 +595,17 @@ const std::vector<KeySpec>& key_table() {
           return enum_of<Device>(v, {{"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}});
         },
         "engine: auto (GPU if usable), cpu or cuda (RecBole: use_gpu)"));
+    t.push_back(field<std::string>("engine", &Config::engine,
+        [](const Value& v) { return enum_of<std::string>(v, {{"cudnn", "cudnn"}, {"fused", "fused"}}); },
+        "cuda device: cudnn (layer by layer through cuDNN, maps in GPU memory) or fused (one kernel per "
+        "pair runs the whole tower in shared memory; precision applies). The CPU engine ignores it"));
+    t.push_back(field<std::string>("precision", &Config::precision,
+        [](const Value& v) {
+          return enum_of<std::string>(v, {{"fp32", "fp32"}, {"tf32", "tf32"}, {"bf16", "bf16"}});
+        },
+        "fused engine: input format of the products of conv layers 2..L: fp32, tf32 or bf16 (FP32 "
+        "accumulation, FP32 master weights); layer 1 and everything else stay FP32. tf32 and bf16 need "
+        "engine fused"));
     t.push_back(field<std::string>("sparse_grad", &Config::sparse_grad,
         [](const Value& v) {
           return enum_of<std::string>(v, {{"deterministic", "deterministic"}, {"fast", "fast"}});

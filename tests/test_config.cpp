@@ -102,6 +102,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.topk, b.topk);
   EXPECT_EQ(a.dataset, b.dataset);
   EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.engine, b.engine);
+  EXPECT_EQ(a.precision, b.precision);
   EXPECT_EQ(a.sparse_grad, b.sparse_grad);
   EXPECT_EQ(a.embedding_update, b.embedding_update);
   EXPECT_EQ(a.verbose, b.verbose);
@@ -160,6 +162,8 @@ TEST(Config, RecBoleDefaults) {
   EXPECT_EQ(c.metrics, (std::vector<std::string>{"recall", "mrr", "ndcg", "hit", "precision"}));
   EXPECT_EQ(c.train_method, "no_pretrain");
   EXPECT_EQ(c.device, Device::Auto);
+  EXPECT_EQ(c.engine, "cudnn");
+  EXPECT_EQ(c.precision, "fp32");
   EXPECT_EQ(c.threads, 0);
   EXPECT_FALSE(c.quiet);
   EXPECT_EQ(c.explicit_keys, (std::set<std::string>{"dataset"}));
@@ -355,6 +359,18 @@ TEST(Config, BoolAndEnumParsing) {
   EXPECT_EQ(Config::from_args({"--embedding_update=lazy"}).embedding_update, "lazy");
   expect_usage({"--sparse_grad=atomic"}, {"sparse_grad", "'atomic'", "deterministic | fast"});
   expect_usage({"--embedding_update=sparse"}, {"embedding_update", "'sparse'", "dense | lazy"});
+  EXPECT_EQ(Config::from_args({"--engine=fused"}).engine, "fused");
+  EXPECT_EQ(Config::from_args({"--engine=FUSED"}).engine, "fused");  // stored as printed
+  EXPECT_EQ(Config::from_args({"--engine=cudnn"}).engine, "cudnn");
+  EXPECT_EQ(Config::from_args({"--precision=tf32"}).precision, "tf32");
+  EXPECT_EQ(Config::from_args({"--precision=BF16"}).precision, "bf16");
+  EXPECT_EQ(Config::from_args({"--precision=fp32"}).precision, "fp32");
+  // whether a precision suits the engine is the train job's check (it needs both keys merged)
+  EXPECT_EQ(Config::from_args({"--engine=cudnn", "--precision=tf32"}).precision, "tf32");
+  expect_usage({"--engine=cublas"}, {"engine", "'cublas'", "cudnn | fused"});
+  expect_usage({"--engine=[fused]"}, {"engine", "cudnn | fused"});
+  expect_usage({"--precision=fp16"}, {"precision", "'fp16'", "fp32 | tf32 | bf16"});
+  expect_usage({"--precision=32"}, {"precision", "'32'", "fp32 | tf32 | bf16"});
   expect_usage({"--preset=tf"}, {"preset", "'tf'", "recbole | paper"});
   expect_usage({"--learner=rmsprop"}, {"learner", "'rmsprop'", "sgd | adagrad | adam"});
   expect_usage({"--reg_type=l2"}, {"reg_type", "'l2'", "norm | squared"});
@@ -715,6 +731,8 @@ TEST(Config, ToYamlFormat) {
   EXPECT_EQ(yaml_line(y, "learner"), "learner: adam");
   EXPECT_EQ(yaml_line(y, "init"), "init: pytorch");
   EXPECT_EQ(yaml_line(y, "device"), "device: auto");
+  EXPECT_EQ(yaml_line(y, "engine"), "engine: cudnn");
+  EXPECT_EQ(yaml_line(y, "precision"), "precision: fp32");
   EXPECT_EQ(yaml_line(y, "drop_last_batch"), "drop_last_batch: false");
   EXPECT_EQ(yaml_line(y, "valid_metric"), "valid_metric: mrr@10");
   EXPECT_NE(y.find("\neval_args:\n  split: {RS: [0.8, 0.1, 0.1]}\n  order: RO\n  group_by: user\n  mode: full\n"),
@@ -758,6 +776,7 @@ TEST(Config, RoundTripThroughToYaml) {
       {"--eval_args={split: {LS: test_only}, order: TO, mode: {valid: uni5, test: file}}", "--load_col={inter: [a, b]}",
        "--val_interval={stars: \"(0,5]\"}", "--item_inter_num_interval=[1,inf)", "--rm_dup_inter=last",
        "--metrics=[NDCG, AUC]", "--field_separator=,", "--USER_ID_FIELD=uid", "--data_format=csv", "--show_progress=false"},
+      {"--engine=fused", "--precision=bf16", "--sparse_grad=fast"},
   };
   int n = 0;
   for (const auto& args : cases) {
@@ -775,7 +794,7 @@ TEST(Config, RoundTripThroughToYaml) {
 
 TEST(Config, ConfigKeysDocumentEveryKey) {
   const std::vector<KeyDoc>& keys = config_keys();
-  EXPECT_EQ(keys.size(), 56u);
+  EXPECT_EQ(keys.size(), 58u);
   std::set<std::string> names;
   for (const KeyDoc& k : keys) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;
@@ -803,5 +822,9 @@ TEST(Config, ConfigKeysDocumentEveryKey) {
   EXPECT_EQ(doc("learner").default_paper, "adagrad");
   EXPECT_EQ(doc("preset").default_paper, "recbole");
   EXPECT_EQ(doc("model").default_recbole, "ConvNCF");
+  EXPECT_EQ(doc("engine").default_recbole, "cudnn");
+  EXPECT_EQ(doc("engine").default_paper, "cudnn");
+  EXPECT_EQ(doc("precision").default_recbole, "fp32");
+  EXPECT_EQ(doc("precision").default_paper, "fp32");
   EXPECT_NE(doc("learning_rate").meaning.find("RecBole"), std::string::npos);
 }

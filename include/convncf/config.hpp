@@ -74,6 +74,8 @@ struct Config {
   std::string user_inter_num_interval, item_inter_num_interval;
   // run
   Device device = Device::Auto;
+  std::string engine = "cudnn";               // cuda: cudnn (layer by layer) | fused (one kernel per pair)
+  std::string precision = "fp32";             // fused engine: fp32 | tf32 | bf16 products of layers 2..L
   std::string sparse_grad = "deterministic";  // cuda: embedding rows combined by sort | fast: atomics
   std::string embedding_update = "dense";     // cuda Adam: dense (PyTorch) | lazy (batch rows only)
   bool verbose = false;                       // also print engine details (cuDNN plans)
