@@ -19,7 +19,7 @@ namespace {
 
 const char* kUsage =
     "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
-    "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--quiet]\n"
+    "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--engine=E] [--precision=P] [--quiet]\n"
     "       convncf eval RUN_DIR [--KEY=VALUE ...]\n"
     "       convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl] [--exclude=train|all|none]\n"
     "       convncf export RUN_DIR --out=FOLDER\n"
@@ -60,9 +60,12 @@ const char* kInfoHelp =
 
 void print_train_help() {
   std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
-               "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--quiet] [--verbose]\n\n"
+               "       convncf train --resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--engine=E]\n"
+               "                     [--precision=P] [--quiet] [--verbose]\n\n"
                "--device=auto (default) trains on the GPU when one is usable, else on the CPU (it says which);\n"
                "--device=cuda requires a GPU (exit 69 without), --device=cpu never uses one.\n"
+               "--engine=fused runs the CUDA tower in one kernel per pair; only it takes --precision=tf32|bf16\n"
+               "(exit 64 otherwise). The CPU engine computes in FP32 and ignores both.\n"
                "Config files merge in order, then --KEY=VALUE overrides (RecBole's order). Keys have\n"
                "RecBole's names and meanings; RecBole keys that mean nothing here are named in one warning.\n"
                "Lists as in YAML: --cnn_kernels=[4,4,2,2]; maps as YAML flow maps or dotted keys:\n"

@@ -196,6 +196,21 @@ std::unique_ptr<CpuEngine<float>> engine_for(const ModelFile& m, const Params<fl
   return std::make_unique<CpuEngine<float>>(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
 }
 
+// The `precision` key as GpuEngineOptions holds it. A local map rather than parse_precision
+// (fused_tower.hpp): config.cpp has already refused every other name with the key's message.
+Precision precision_of(const Config& cfg) {
+  if (cfg.precision == "tf32") return Precision::TF32;
+  if (cfg.precision == "bf16") return Precision::BF16;
+  return Precision::FP32;
+}
+
+// engine and precision that contradict each other: a usage error on every device, checked before
+// any GPU is looked for, so a machine without one gives the same answer as a machine with one.
+void check_engine_keys(const Config& cfg) {
+  if (cfg.engine != "fused" && cfg.precision != "fp32")
+    throw_usage("precision: " + cfg.precision + " needs engine: fused; the cuDNN engine computes in FP32");
+}
+
 // The CUDA engine as the scorer of a saved model, when the configuration's device picks it (as
 // train does: auto takes a usable GPU, cuda requires one); null for the CPU engine.
 std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>& prm, const TowerSpec& tower,
@@ -209,6 +224,8 @@ std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>
   GpuEngineOptions go;
   go.batch_cap = 1;  // no training
   go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
+  go.fused = cfg.engine == "fused";
+  go.precision = precision_of(cfg);
   try {
     auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
     g->upload_params(prm);
@@ -327,6 +344,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   };
   // --- checks that need nothing written ---------------------------------------------------
   if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
+  check_engine_keys(cfg);  // before the GPU probe: device cuda without a GPU would answer 69 first
   std::string gpu_reason;
   const bool gpu = cuda_device_available(&gpu_reason);
   if (cfg.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + gpu_reason);
@@ -339,6 +357,9 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   if (!use_gpu && cfg.model != ModelKind::Pop && (cfg.embedding_update == "lazy" || cfg.sparse_grad == "fast"))
     std::cerr << "warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates Adam "
                  "densely and sums rows deterministically\n";
+  if (!use_gpu && cfg.model != ModelKind::Pop && (cfg.engine != "cudnn" || cfg.precision != "fp32"))
+    std::cerr << "warning: engine and precision are CUDA engine options: the CPU engine computes in FP32 and "
+                 "ignores them (engine: " << cfg.engine << ", precision: " << cfg.precision << ")\n";
   if (cfg.embedding_update == "lazy" && cfg.reg_type == RegType::Norm && !cfg.reg_weights.empty() &&
       cfg.reg_weights[0] > 0)
     throw_usage("embedding_update: lazy needs a regularizer that touches only the batch's rows, but reg_type norm "
@@ -393,7 +414,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       while (std::getline(in, line))
         if (line.rfind("#", 0) != 0 && line.rfind("epochs:", 0) != 0 && line.rfind("threads:", 0) != 0 &&
             line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0 &&
-            line.rfind("device:", 0) != 0 && line.rfind("verbose:", 0) != 0)
+            line.rfind("device:", 0) != 0 && line.rfind("verbose:", 0) != 0 && line.rfind("engine:", 0) != 0 &&
+            line.rfind("precision:", 0) != 0)
           kept += line + "\n";
       return kept;
     };
@@ -444,6 +466,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     go.deterministic = cfg.sparse_grad == "deterministic";
     go.lazy_adam = cfg.embedding_update == "lazy";
     go.verbose = cfg.verbose;
+    go.fused = cfg.engine == "fused";
+    go.precision = precision_of(cfg);
     try {
       gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
       say(gpu_engine->describe());
@@ -666,10 +690,10 @@ Config resume_config(const std::string& dir, const std::vector<std::string>& ove
   for (const std::string& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
     if (key != "--epochs" && key != "--threads" && key != "--quiet" && key != "--show_progress" &&
-        key != "--device" && key != "--verbose")
+        key != "--device" && key != "--verbose" && key != "--engine" && key != "--precision")
       throw_usage("cannot change '" + key.substr(std::min<size_t>(2, key.size())) +
-                  "' when resuming: only --epochs, --threads, --device, --quiet, --verbose and --show_progress "
-                  "(start a new run for others)");
+                  "' when resuming: only --epochs, --threads, --device, --engine, --precision, --quiet, --verbose "
+                  "and --show_progress (start a new run for others)");
   }
   Config cfg = run_config(dir, overrides);
   cfg.out = dir;
@@ -678,6 +702,7 @@ Config resume_config(const std::string& dir, const std::vector<std::string>& ove
 
 void run_eval(const std::string& dir, const std::vector<std::string>& overrides, std::ostream& out) {
   const Config cfg = run_config(dir, overrides);
+  check_engine_keys(cfg);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
   const ModelFile m = load_model(dir + "/model.bin");
@@ -722,6 +747,7 @@ void run_recommend(const std::string& dir, const std::vector<std::string>& args_
     if (a.compare(0, 10, "--threads=") != 0 && a.compare(0, 9, "--device=") != 0 && a != "--quiet")
       throw_usage("recommend takes --users, --topk, --format, --exclude, --threads and --device, not '" + a + "'");
   Config cfg = run_config(dir, args);
+  check_engine_keys(cfg);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
   const ModelFile m = load_model(dir + "/model.bin");

@@ -125,6 +125,9 @@ TEST(Cli, NoArgumentsPrintsUsage) {
   const Result h = run("train --help");
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("embedding_size"), std::string::npos);
+  EXPECT_NE(h.out.find("\n  engine "), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("\n  precision "), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--resume=RUN_DIR [--epochs=N] [--threads=T] [--device=D] [--engine=E]"), std::string::npos) << h.out;
   EXPECT_EQ(run("frobnicate").code, 64);
 }
 
@@ -176,6 +179,92 @@ TEST(Cli, DeviceCudaWithoutGpuExits69) {
   const Result a = run("train --model=BPR --epochs=1 " + std::string(kQuick) + " --quiet=false --out=" + out);
   EXPECT_EQ(a.code, 0) << a.out;
   EXPECT_NE(a.out.find("device auto: using the CPU engine"), std::string::npos) << a.out;
+}
+
+// engine and precision: bad values, a precision the cuDNN engine cannot honour (refused on every
+// device, before a GPU is looked for: device cuda without one must answer 64, not 69), and the
+// CPU engine's warning that it ignores both. Nothing here needs a GPU.
+TEST(Cli, EngineAndPrecisionKeys) {
+  const std::string out = fresh_dir("engine_keys");
+  Result r = run("train --engine=cublas --out=" + out);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("bad value 'cublas' for key 'engine': expected cudnn | fused"), std::string::npos) << r.out;
+  r = run("train --precision=fp16 --out=" + out);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("bad value 'fp16' for key 'precision': expected fp32 | tf32 | bf16"), std::string::npos) << r.out;
+  for (const std::string device : {"auto", "cpu", "cuda"}) {
+    for (const std::string model : {"ConvNCF", "BPR", "Pop"}) {
+      r = run("train --precision=tf32 --model=" + model + " --device=" + device + " --out=" + out);
+      EXPECT_EQ(r.code, 64) << device << " " << model << ": " << r.out;
+      EXPECT_NE(r.out.find("precision: tf32 needs engine: fused; the cuDNN engine computes in FP32"), std::string::npos)
+          << r.out;
+    }
+  }
+  r = run("train --engine=cudnn --precision=bf16 --device=cpu --out=" + out);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("precision: bf16 needs engine: fused"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+  // the CPU engine trains with them, says it ignores them, and config.yaml keeps them
+  const std::string base = std::string("train --model=BPR --epochs=1 --device=cpu ") + kQuick + " --quiet=false";
+  r = run(base + " --engine=fused --precision=bf16 --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: engine and precision are CUDA engine options: the CPU engine computes in FP32 and "
+                       "ignores them (engine: fused, precision: bf16)"),
+            std::string::npos)
+      << r.out;
+  const std::string yaml = read_file(out + "/config.yaml");
+  EXPECT_NE(yaml.find("\nengine: fused\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("\nprecision: bf16\n"), std::string::npos) << yaml;
+  // a precision from a config file meets the engine from the command line: checked merged
+  const std::string f = ::testing::TempDir() + "/convncf_cli_engine_keys_" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(f) << "precision: tf32\n";
+  const std::string plain = fresh_dir("engine_keys_plain");
+  r = run(base + " --config=" + f + " --out=" + plain);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("precision: tf32 needs engine: fused"), std::string::npos) << r.out;
+  r = run(base + " --config=" + f + " --engine=fused --out=" + plain);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ignores them (engine: fused, precision: tf32)"), std::string::npos) << r.out;
+  // the defaults draw no warning
+  const std::string defaults = fresh_dir("engine_keys_defaults");
+  r = run(base + " --out=" + defaults);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("engine and precision"), std::string::npos) << r.out;
+  // eval checks the merged keys as train does
+  r = run("eval " + defaults + " --device=cpu --precision=tf32");
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("precision: tf32 needs engine: fused"), std::string::npos) << r.out;
+}
+
+// --engine and --precision may change on resume (how steps are computed, not the model: the
+// checkpoint holds FP32 weights). On the CPU engine they change nothing, so the resumed run equals
+// an uninterrupted one.
+TEST(Cli, ResumeMayChangeEngineAndPrecision) {
+  const std::string full = fresh_dir("resume_engine_full"), part = fresh_dir("resume_engine_part");
+  const std::string args = std::string("train --model=BPR --device=cpu --threads=2 --stopping_step=0 ") + kQuick;
+  ASSERT_EQ(run(args + " --epochs=3 --out=" + full).code, 0);
+  ASSERT_EQ(run(args + " --epochs=1 --out=" + part).code, 0);
+  // precision without the fused engine is refused on resume as on a fresh run
+  Result r = run("train --resume=" + part + " --epochs=2 --precision=tf32");
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("precision: tf32 needs engine: fused"), std::string::npos) << r.out;
+  r = run("train --resume=" + part + " --epochs=2 --engine=fused --precision=tf32");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ignores them (engine: fused, precision: tf32)"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(part + "/config.yaml").find("\nengine: fused\n"), std::string::npos);
+  // and back: the checkpoint of epoch 2 was written under engine fused
+  r = run("train --resume=" + part + " --epochs=3 --engine=cudnn --precision=fp32 --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(convncf::load_checkpoint(part + "/checkpoint.bin").epoch, 3);
+  EXPECT_EQ(metrics_without_timings(part), metrics_without_timings(full));
+  EXPECT_EQ(read_file(part + "/model.bin"), read_file(full + "/model.bin"));
+  // other keys still may not change
+  r = run("train --resume=" + part + " --sparse_grad=fast");
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("cannot change 'sparse_grad' when resuming: only --epochs, --threads, --device, --engine, "
+                       "--precision, --quiet, --verbose and --show_progress"),
+            std::string::npos)
+      << r.out;
 }
 
 // The CUDA engine end to end: ConvNCF and MF-BPR train, validate and test through the command;
