@@ -59,16 +59,28 @@ bool gpu_selftest(std::string* report) {
   struct Case {
     const char* name;
     std::vector<std::string> extra;
+    EngineTolerance tol;
   };
-  for (const Case& c : {Case{"ConvNCF recbole (Adam, dropout, norms)", {"--preset=recbole", "--model=ConvNCF"}},
-                        Case{"ConvNCF paper (Adagrad, squared norms)",
-                             {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0", "--drop_last_batch=false"}},
-                        Case{"MF-BPR (Adam)", {"--model=BPR"}}}) {
+  const EngineTolerance exact = engine_tolerance(Precision::FP32), tf32 = engine_tolerance(Precision::TF32),
+                        bf16 = engine_tolerance(Precision::BF16);
+  const std::vector<std::string> recbole{"--preset=recbole", "--model=ConvNCF"};
+  const std::vector<std::string> paper{"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0", "--drop_last_batch=false"};
+  auto plus = [](std::vector<std::string> v, std::initializer_list<std::string> more) {
+    v.insert(v.end(), more);
+    return v;
+  };
+  for (const Case& c : {Case{"ConvNCF recbole (Adam, dropout, norms)", recbole, exact},
+                        Case{"ConvNCF paper (Adagrad, squared norms)", paper, exact},
+                        Case{"MF-BPR (Adam)", {"--model=BPR"}, exact},
+                        Case{"ConvNCF recbole, fused fp32", plus(recbole, {"--engine=fused"}), exact},
+                        Case{"ConvNCF paper, fused fp32", plus(paper, {"--engine=fused"}), exact},
+                        Case{"ConvNCF recbole, fused tf32", plus(recbole, {"--engine=fused", "--precision=tf32"}), tf32},
+                        Case{"ConvNCF recbole, fused bf16", plus(recbole, {"--engine=fused", "--precision=bf16"}), bf16}}) {
     std::vector<std::string> args = small;
     args.insert(args.end(), c.extra.begin(), c.extra.end());
     EngineComparison r;
     try {
-      r = compare_engines(args, EngineTolerance{1e-4, 1e-5, 2e-3});
+      r = compare_engines(args, c.tol);
     } catch (const Error& e) {
       r.ok = false;
       r.detail = e.what();

@@ -196,14 +196,6 @@ std::unique_ptr<CpuEngine<float>> engine_for(const ModelFile& m, const Params<fl
   return std::make_unique<CpuEngine<float>>(prm.model, conv ? &tower : nullptr, prm.n_users, prm.n_items, prm.E, threads);
 }
 
-// The `precision` key as GpuEngineOptions holds it. A local map rather than parse_precision
-// (fused_tower.hpp): config.cpp has already refused every other name with the key's message.
-Precision precision_of(const Config& cfg) {
-  if (cfg.precision == "tf32") return Precision::TF32;
-  if (cfg.precision == "bf16") return Precision::BF16;
-  return Precision::FP32;
-}
-
 // engine and precision that contradict each other: a usage error on every device, checked before
 // any GPU is looked for, so a machine without one gives the same answer as a machine with one.
 void check_engine_keys(const Config& cfg) {
@@ -225,7 +217,7 @@ std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>
   go.batch_cap = 1;  // no training
   go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
   go.fused = cfg.engine == "fused";
-  go.precision = precision_of(cfg);
+  go.precision = parse_precision(cfg.precision);
   try {
     auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
     g->upload_params(prm);
@@ -467,7 +459,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     go.lazy_adam = cfg.embedding_update == "lazy";
     go.verbose = cfg.verbose;
     go.fused = cfg.engine == "fused";
-    go.precision = precision_of(cfg);
+    go.precision = parse_precision(cfg.precision);
     try {
       gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
       say(gpu_engine->describe());

@@ -47,12 +47,17 @@ inline Fixture make_setup(const std::vector<std::string>& args) {
   return s;
 }
 
+inline const EngineTolerance kFusedTf32Tolerance = engine_tolerance(Precision::TF32);
+inline const EngineTolerance kFusedBf16Tolerance = engine_tolerance(Precision::BF16);
+
 inline GpuEngineOptions options_for(const Config& cfg) {
   GpuEngineOptions o;
   o.batch_cap = cfg.train_batch_size;
   o.eval_pairs = 300;
   o.deterministic = cfg.sparse_grad == "deterministic";
   o.lazy_adam = cfg.embedding_update == "lazy";
+  o.fused = cfg.engine == "fused";
+  o.precision = parse_precision(cfg.precision);
   return o;
 }
 

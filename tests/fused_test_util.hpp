@@ -26,6 +26,7 @@ inline std::vector<Case> cases() {
       {"kernel 1 layer", 6, {1, 4, 2}, {1, 3}},
       {"one layer", 4, {1, 3}, {2}},
       {"last map 2x2", 16, {1, 7, 6}, {2, 4}},
+      {"engine tests' tower", 16, {1, 8, 8}, {4, 4}},
   };
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "convncf/dataset.hpp"
+#include "convncf/fused_tower.hpp"
 
 namespace convncf {
 
@@ -26,6 +27,12 @@ struct EngineComparison {
   bool partial_last_batch = false;  // the epoch ended on a smaller batch (padding exercised)
   std::string detail;          // the first failures, one per line
 };
+
+// The tolerance for an engine whose products are in `precision` (fused_tower.hpp): FP32 {1e-4,
+// 1e-5, 2e-3}; tf32 and bf16 round the products of conv layers 2..L: per-step losses within 1e-3
+// (tf32) or 3e-3 (bf16), parameters and optimizer state within 0.1 + 50%: ReLU flips and Adam make
+// the trajectories part, so only gross errors show there (engine_compare.cpp says why).
+EngineTolerance engine_tolerance(Precision precision);
 
 // The data of the comparison: a small synthetic catalogue (70 users, 90 items, about 1,500
 // interactions, seed 11) split 8:1:1 per user at random.

@@ -93,6 +93,24 @@ TEST(Emulated, PaperPresetMainStepsMatchCpuEngine) {
            {1e-4, 1e-5, 1e-3});
 }
 
+// engine: fused, its launchers running the fused twins.
+TEST(Emulated, FusedStepsMatchCpuEngine) {
+  run_case("recbole fused", with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused"}), {1e-4, 1e-5, 2e-3});
+  run_case("paper warm-up fused",
+           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--drop_last_batch=false", "--engine=fused"}),
+           {1e-4, 1e-5, 1e-3});
+  run_case("paper main fused",
+           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0", "--drop_last_batch=false",
+                         "--engine=fused"}),
+           {1e-4, 1e-5, 1e-3});
+  run_case("recbole fused tf32",
+           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused", "--precision=tf32"}),
+           kFusedTf32Tolerance);
+  run_case("recbole fused bf16",
+           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused", "--precision=bf16"}),
+           kFusedBf16Tolerance);
+}
+
 TEST(Emulated, BprStepsMatchCpuEngine) {
   run_case("bpr adam", with(kSmall, {"--model=BPR"}), {1e-5, 1e-5, 1e-3});
   run_case("bpr sgd", with(kSmall, {"--model=BPR", "--learner=sgd", "--learning_rate=0.05"}),
@@ -187,7 +205,7 @@ TEST(Emulated, DeterministicModeIsBitReproducible) {
 }
 
 TEST(Emulated, ScoreRangeMatchesCpuEngine) {
-  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+  for (const char* model : {"--model=ConvNCF", "--engine=fused", "--model=BPR"}) {
     SCOPED_TRACE(model);
     Fixture s = make_setup(with(kSmall, {model}));
     CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
@@ -219,7 +237,7 @@ TEST(Emulated, ScoreRangeMatchesCpuEngine) {
 
 // evaluate_gpu(engine) against evaluate() with the CPU engine's scorer on the same parameters.
 TEST(Emulated, EvaluateGpuMatchesEvaluate) {
-  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+  for (const char* model : {"--model=ConvNCF", "--engine=fused", "--model=BPR"}) {
     Fixture s = make_setup(with(kSmall, {model}));
     CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
                          s.cfg.embedding_size, 1);
@@ -249,7 +267,7 @@ TEST(Emulated, EvaluateGpuMatchesEvaluate) {
 }
 
 TEST(Emulated, TopKGpuMatchesTopK) {
-  for (const char* model : {"--model=ConvNCF", "--model=BPR"}) {
+  for (const char* model : {"--model=ConvNCF", "--engine=fused", "--model=BPR"}) {
     SCOPED_TRACE(model);
     Fixture s = make_setup(with(kSmall, {model}));
     CpuEngine<float> cpu(s.cfg.model, s.conv ? &s.tower : nullptr, s.split.n_users, s.split.n_items,
