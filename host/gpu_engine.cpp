@@ -154,7 +154,11 @@ struct GpuEngine::Impl {
 
   // Scores of the first n pairs already in eval.pair_user/pair_item (the rest padding) into out.
   void score_eval_pairs(int64_t n, float* out) {
-    if (conv) {
+    if (fused) {  // only the n real pairs, straight into `out`
+      ensure_packed();
+      fused_tower_fwd(ft, n, grid_fwd, eval.pair_user.data(), eval.pair_item.data(), P.data(), Q.data(), packed.data(),
+                      DropoutArgs{}, out, stream);
+    } else if (conv) {
       forward(eval, DropoutArgs{});
       if (n) CUDA_CHECK(cudaMemcpyAsync(out, eval.score.data(), size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
     } else {
