@@ -1,22 +1,46 @@
-// bench_gpu.cpp: the CUDA engine's kernels one by one, and end-to-end training throughput.
+// bench_gpu.cpp: the CUDA engine's kernels one by one, end-to-end training throughput of each
+// engine, and the time of a full-ranking evaluation.
 //
-//   build/bench/bench_gpu [--repeats=R] [--quick] [--json=FILE]
+//   build/bench/bench_gpu [--repeats=R] [--quick] [--json=FILE] [--engines=LIST] [--batches=LIST]
+//                         [--eval-users=N]
 //
-// Per kernel: median time over R repeats (CUDA events, after a warm-up), the bytes and FLOPs it
-// must move or do, the achieved GB/s or TFLOP/s, and the floor (the time at the card's nominal
-// HBM bandwidth or FP32 rate: H100 SXM 3.35 TB/s, H200 4.8 TB/s, 67 TFLOP/s FP32). End to end:
-// GpuEngine::train_step on a 30k-user x 40k-item synthetic catalogue, triples per second for
-// both presets at batch sizes 512 .. 16384 (--quick: 2048 only). Every result is also one JSON
-// line with the GPU name, SM clock, CUDA and cuDNN versions.
-// Without a usable GPU it says why and exits 69.
+// kernel      per kernel: median time over R repeats (CUDA events, after a warm-up), the bytes
+//             and FLOPs it must move or do, the achieved GB/s or TFLOP/s, and the floor (the time
+//             at the card's nominal HBM bandwidth or FP32 rate: H100 SXM 3.35 TB/s, H200
+//             4.8 TB/s, 67 TFLOP/s FP32).
+// train_step  GpuEngine::train_step of each engine in LIST (cudnn, fused-fp32, fused-tf32,
+//             fused-bf16; default all) on a 30k-user x 40k-item synthetic catalogue, both presets,
+//             batch sizes 512 .. 16384 (--quick: 2048 and 16384, fewer steps; --batches=LIST to
+//             choose): triples per second, and that rate as a fraction of two floors, the FP32
+//             floor (flop_per_triple at 67 TFLOP/s) and the tensor-core floor (at the
+//             precision's dense tensor-core peak: TF32 495 TFLOP/s for the fp32 and tf32
+//             engines, BF16 989 TFLOP/s). An engine the device cannot hold (the fused tower
+//             larger than shared memory: GpuEngine's constructor throws) gives a line with
+//             "skipped" and the message instead of a rate.
+// eval_full   evaluate_gpu's full ranking of a 30,000-user x 41,000-item catalogue (the recbole
+//             tower, random parameters, each user's training and validation items masked) for
+//             each engine in LIST, after checking 4096 of the engine's scores against the CPU
+//             engine's. --eval-users=N times the first N users and scales the time to all of
+//             them ("extrapolated": true; --quick: 1000 users); 0 skips this part. --eval-pairs:
+//             pairs per forward (default 262144).
+// Peaks are the H100 SXM's (the H200 is the same chip; main() picks its HBM bandwidth by name);
+// on another card the floors are still the H100's. Every result is one JSON line with the GPU
+// name, SM clock, CUDA and cuDNN versions. bench/bench_table.py runs this and the PyTorch peer
+// and makes the table.
+// Exit: 0; 64 a bad flag; 69 no usable GPU (it says why; no --json file is made); 70 a score
+// check failed or a CUDA, cuDNN or engine call threw (the lines before it are printed); 74 the
+// --json file cannot be written.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -27,6 +51,9 @@
 #include "convncf/dataset.hpp"
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/eval_gpu.hpp"
+#include "convncf/evaluate.hpp"
+#include "convncf/fused_tower.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
@@ -42,8 +69,62 @@ namespace {
 
 int g_repeats = 20;
 std::string g_meta;  // "gpu":...,"sm_clock_mhz":...,"cuda":...,"cudnn":...
+// Dense peaks of the H100 SXM; main() raises the bandwidth for an H200 (same compute).
 double g_peak_bw = 3.35e12, g_peak_fp32 = 67e12;
+constexpr double kPeakTf32 = 495e12, kPeakBf16 = 989e12;  // tensor cores, dense
 std::ofstream g_json;
+bool g_failed = false;  // a check failed: exit 70 after the other results
+
+// The engines --engines chooses from, with the names their JSON lines carry.
+struct EngineChoice {
+  const char* key;        // --engines name
+  const char* engine;     // "engine": "cudnn" | "fused"
+  const char* precision;  // "precision": "fp32" | "tf32" | "bf16"
+  bool fused;
+  Precision fused_precision;
+  double tc_peak;  // the tensor-core peak of its floor: fp32 engines are held to TF32's
+};
+const EngineChoice kEngines[] = {
+    {"cudnn", "cudnn", "fp32", false, Precision::FP32, kPeakTf32},
+    {"fused-fp32", "fused", "fp32", true, Precision::FP32, kPeakTf32},
+    {"fused-tf32", "fused", "tf32", true, Precision::TF32, kPeakTf32},
+    {"fused-bf16", "fused", "bf16", true, Precision::BF16, kPeakBf16},
+};
+
+GpuEngineOptions engine_options(const EngineChoice& ec, int64_t batch_cap, int64_t eval_pairs) {
+  GpuEngineOptions go;
+  go.batch_cap = batch_cap;
+  go.eval_pairs = eval_pairs;
+  go.fused = ec.fused;
+  go.precision = ec.fused_precision;
+  return go;
+}
+
+// Training FLOP per triple, REFERENCE.md's table: the conv layers' multiply-adds of one pair
+// (recbole 413,696, paper 1,527,808; layer 1 counted as a dense conv over the E x E map, not
+// through its rank-1 shortcut) x 2 FLOP x 2 pairs (positive, negative) x 3 (the forward, and the
+// backward's input and weight gradients). The outer product, head, loss, embedding rows and
+// optimizers are left out, so a floor from it is a bound no engine can beat. recbole: 4.96 M,
+// written 5.0 M. paper: this count gives 18.3 M; REFERENCE.md's 18.6 M is kept because the
+// PyTorch peer (bench/peer/convncf_torch.py) uses it too, and both must share one floor.
+double flop_per_triple(const std::string& preset) { return preset == "recbole" ? 5.0e6 : 18.6e6; }
+
+std::string json_escape(const std::string& t) {
+  std::string o;
+  for (const char c : t) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
+      o += b;
+    } else {
+      o += c;
+    }
+  }
+  return o;
+}
 
 void emit(const std::string& line) {
   std::printf("%s\n", line.c_str());
@@ -179,73 +260,306 @@ void bench_kernels(int64_t B) {
   CUDA_CHECK(cudaStreamDestroy(s));
 }
 
-void bench_train(bool quick) {
-  SyntheticSpec spec;
-  spec.n_users = 30000;
-  spec.n_items = 40000;
-  spec.n_interactions = 1500000;
-  const Interactions data = make_synthetic(1, spec);
-  const Split split = ratio_split(data, {0.8, 0.1, 0.1}, SplitOrder::Random, 1);
-  const std::vector<int64_t> batches = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{512, 2048, 4096, 8192, 16384};
-  for (const char* preset : {"recbole", "paper"}) {
-    for (int64_t B : batches) {
-      Config cfg = Config::from_args({std::string("--preset=") + preset, "--model=ConvNCF", "--quiet"});
-      const TowerSpec tower = TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
-      const Params<float> prm = init_params(cfg, &tower, split.n_users, split.n_items);
-      GpuEngineOptions go;
-      go.batch_cap = B;
-      go.eval_pairs = 1024;
-      GpuEngine eng(ModelKind::ConvNCF, &tower, split, cfg.embedding_size, go);
-      OptimizerSpec os;
-      os.learner = cfg.learner;
-      os.lr = cfg.learning_rate;
-      os.adagrad_initial_accumulator = cfg.adagrad_initial_accumulator;
-      os.adagrad_eps = cfg.adagrad_eps;
-      Optimizer<float> oP(os, int64_t(prm.P.size())), oQ(os, int64_t(prm.Q.size())), oN(os, int64_t(prm.net.size()));
-      eng.upload_params(prm);
-      eng.upload_optimizers(0, {&oP, &oQ, &oN});
-      std::vector<int64_t> order(split.train_user.size());
-      std::iota(order.begin(), order.end(), 0);
-      eng.set_epoch_order(order);
-      const RegSpec reg{cfg.reg_type, cfg.reg_weights, true};
-      const int64_t steps = std::max<int64_t>(5, std::min<int64_t>(60, int64_t(order.size()) / B));
-      auto run = [&](int64_t k0, int64_t k1) {
-        for (int64_t k = k0; k < k1; ++k)
-          eng.train_step(1, (k * B) % (int64_t(order.size()) - B), B, 0, reg, DropoutSpec{cfg.dropout_prob, 1, uint64_t(k + 1)}, 1);
-      };
-      run(0, 3);  // warm-up
-      const auto t0 = std::chrono::steady_clock::now();
-      run(3, 3 + steps);
-      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double tps = double(steps * B) / sec;
-      const double flop_per_triple = std::string(preset) == "recbole" ? 5.0e6 : 18.6e6;
-      char b[512];
-      std::snprintf(b, sizeof b,
-                    "{\"bench\":\"train_step\",\"engine\":\"cudnn\",\"preset\":\"%s\",\"batch\":%lld,\"steps\":%lld,"
-                    "\"triples_per_second\":%.0f,\"of_fp32_floor\":%.3f,%s}",
-                    preset, (long long)B, (long long)steps, tps, tps * flop_per_triple / g_peak_fp32, g_meta.c_str());
-      emit(b);
+// The synthetic catalogue of the training and evaluation benchmarks: every user gets `per_user`
+// distinct items drawn uniformly, in a random order that ratio_split cuts 0.8/0.1/0.1 (RecBole's
+// default) into train, valid and test. make_synthetic's planted preferences change neither the
+// cost of a step nor that of a ranking, and its draw per (user, item) takes about 30 s for
+// 30k x 40k on one core: more than the whole --quick run may take.
+Split uniform_split(int32_t n_users, int32_t n_items, int per_user, uint64_t seed) {
+  Interactions data;
+  data.name = "uniform";
+  for (int32_t u = 0; u < n_users; ++u) data.users.get_or_add(std::to_string(u + 1));
+  for (int32_t i = 0; i < n_items; ++i) data.items.get_or_add(std::to_string(i + 1));
+  Rng rng(seed, kStreamSynthetic);
+  std::vector<int32_t> row;
+  double t = 0.0;
+  for (int32_t u = 0; u < n_users; ++u) {
+    row.clear();
+    while (int(row.size()) < std::min(per_user, n_items)) {
+      const int32_t it = int32_t(rng.index(uint32_t(n_items)));
+      if (std::find(row.begin(), row.end(), it) == row.end()) row.push_back(it);
+    }
+    for (const int32_t it : row) {
+      data.user.push_back(u);
+      data.item.push_back(it);
+      data.time.push_back(t += 1.0);
     }
   }
+  return ratio_split(data, {0.8, 0.1, 0.1}, SplitOrder::Random, seed);
+}
+
+// The start of a result line: bench, engine, precision, preset and the keys given.
+std::string line_head(const char* bench, const EngineChoice& ec, const char* preset) {
+  return std::string("{\"bench\":\"") + bench + "\",\"engine\":\"" + ec.engine +
+         "\",\"precision\":\"" + ec.precision + "\",\"preset\":\"" + preset + "\"";
+}
+
+// The line of a configuration whose engine could not be built (e.g. the fused tower does not fit
+// in shared memory): the constructor's message, not a crash.
+void emit_skipped(const std::string& head, const Error& e) {
+  emit(head + ",\"skipped\":\"" + json_escape(e.what()) +
+       "\",\"exit_code\":" + std::to_string(e.code()) + "," + g_meta + "}");
+}
+
+Optimizer<float> make_optimizer(const Config& cfg, size_t n) {
+  OptimizerSpec os;
+  os.learner = cfg.learner;
+  os.lr = cfg.learning_rate;
+  os.adagrad_initial_accumulator = cfg.adagrad_initial_accumulator;
+  os.adagrad_eps = cfg.adagrad_eps;
+  return Optimizer<float>(os, int64_t(n));
+}
+
+void bench_train(const std::vector<const EngineChoice*>& engines,
+                 const std::vector<int64_t>& batches, bool quick) {
+  const Split split = uniform_split(30000, 40000, 50, 1);
+  std::vector<int64_t> order(split.train_user.size());
+  std::iota(order.begin(), order.end(), 0);
+  for (const int64_t B : batches)
+    if (B >= int64_t(order.size()))
+      throw_usage("--batches: " + std::to_string(B) + " is not below the " +
+                  std::to_string(order.size()) + " training triples of the benchmark catalogue");
+  for (const char* preset : {"recbole", "paper"}) {
+    const Config cfg =
+        Config::from_args({std::string("--preset=") + preset, "--model=ConvNCF", "--quiet"});
+    const TowerSpec tower =
+        TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
+    const Params<float> prm = init_params(cfg, &tower, split.n_users, split.n_items);
+    const RegSpec reg{cfg.reg_type, cfg.reg_weights, true};
+    const double flop = flop_per_triple(preset);
+    for (const EngineChoice* ec : engines) {
+      for (const int64_t B : batches) {
+        const std::string head =
+            line_head("train_step", *ec, preset) + ",\"batch\":" + std::to_string(B);
+        std::unique_ptr<GpuEngine> eng;
+        try {
+          eng = std::make_unique<GpuEngine>(ModelKind::ConvNCF, &tower, split, cfg.embedding_size,
+                                            engine_options(*ec, B, 1024));
+        } catch (const Error& e) {
+          emit_skipped(head, e);
+          continue;
+        }
+        Optimizer<float> oP = make_optimizer(cfg, prm.P.size()),
+                         oQ = make_optimizer(cfg, prm.Q.size()),
+                         oN = make_optimizer(cfg, prm.net.size());
+        eng->upload_params(prm);
+        eng->upload_optimizers(0, {&oP, &oQ, &oN});
+        eng->set_epoch_order(order);
+        const int64_t steps =
+            std::max<int64_t>(5, std::min<int64_t>(quick ? 20 : 60, int64_t(order.size()) / B));
+        auto run = [&](int64_t k0, int64_t k1) {
+          for (int64_t k = k0; k < k1; ++k)
+            eng->train_step(1, (k * B) % (int64_t(order.size()) - B), B, 0, reg,
+                            DropoutSpec{cfg.dropout_prob, 1, uint64_t(k + 1)}, 1);
+        };
+        run(0, 3);  // warm-up (train_step synchronizes once per step, for the loss)
+        const auto t0 = std::chrono::steady_clock::now();
+        run(3, 3 + steps);
+        const double sec =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double tps = double(steps * B) / sec;
+        char b[512];
+        std::snprintf(b, sizeof b,
+                      ",\"steps\":%lld,\"triples_per_second\":%.0f,\"flop_per_triple\":%.3g,"
+                      "\"of_fp32_floor\":%.4g,\"of_tc_floor\":%.4g,\"tc_peak_tflops\":%.0f,",
+                      (long long)steps, tps, flop, tps * flop / g_peak_fp32,
+                      tps * flop / ec->tc_peak, ec->tc_peak / 1e12);
+        emit(head + b + g_meta + "}");
+      }
+    }
+  }
+}
+
+// The first k queries of a full-ranking set (all of them when k >= its size).
+EvalSet first_queries(const EvalSet& s, int64_t k) {
+  k = std::min(k, s.size());
+  EvalSet t;
+  t.mode = s.mode;
+  t.exclude = s.exclude;
+  t.user.assign(s.user.begin(), s.user.begin() + k);
+  t.pos_offsets.assign(s.pos_offsets.begin(), s.pos_offsets.begin() + k + 1);
+  t.positives.assign(s.positives.begin(), s.positives.begin() + t.pos_offsets.back());
+  return t;
+}
+
+// Full ranking of every test user of a Gowalla-size catalogue (29,858 users x 40,981 items,
+// 1.03 M interactions, about 34 per user), recbole tower, PyTorch-default random parameters.
+// eval_users < all: the first eval_users queries are timed and the time is scaled by
+// all / eval_users. Pairs per second count every (query, item) the ranking scores.
+void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_users,
+                int64_t eval_pairs) {
+  const int32_t n_users = 30000, n_items = 41000;
+  const Split split = uniform_split(n_users, n_items, 34, 2);
+  const Config cfg = Config::from_args({"--preset=recbole", "--model=ConvNCF", "--quiet"});
+  const TowerSpec tower =
+      TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
+  const Params<float> prm = init_params(cfg, &tower, split.n_users, split.n_items);
+  const EvalSet all = make_eval_set(split, true, "full", 1, kStreamEvalTest, nullptr);
+  const EvalSet timed = first_queries(all, eval_users),
+                warm = first_queries(all, std::min<int64_t>(64, eval_users));
+  const bool extrapolated = timed.size() < all.size();
+  const double scale = double(all.size()) / double(std::max<int64_t>(timed.size(), 1));
+
+  // The check before timing: 4096 random pairs scored by the CPU engine (the oracle).
+  const size_t n_check = 4096;
+  const std::vector<int32_t> cu = rand_ids(n_check, n_users, 21),
+                             ci = rand_ids(n_check, n_items, 22);
+  std::vector<float> ref(n_check);
+  {
+    CpuEngine<float> cpu(ModelKind::ConvNCF, &tower, n_users, n_items, cfg.embedding_size, 1);
+    const std::unique_ptr<Scorer> sc = make_scorer(cpu, prm);
+    for (size_t k = 0; k < n_check; ++k) sc->score_items(cu[k], &ci[k], 1, &ref[k], 0);
+  }
+  double ref_max = 0.0;
+  for (const float r : ref) ref_max = std::max(ref_max, double(std::abs(r)));
+  const DeviceBuffer<int32_t> d_cu(cu), d_ci(ci);
+  const DeviceBuffer<float> d_out(n_check);
+
+  for (const EngineChoice* ec : engines) {
+    char b[640];
+    std::snprintf(b, sizeof b, ",\"users\":%d,\"items\":%d,\"queries\":%lld,\"eval_pairs\":%lld",
+                  n_users, n_items, (long long)all.size(), (long long)eval_pairs);
+    const std::string head = line_head("eval_full", *ec, "recbole") + b;
+    std::unique_ptr<GpuEngine> eng;
+    try {
+      eng = std::make_unique<GpuEngine>(ModelKind::ConvNCF, &tower, split, cfg.embedding_size,
+                                        engine_options(*ec, 256, eval_pairs));
+    } catch (const Error& e) {
+      emit_skipped(head, e);
+      continue;
+    }
+    eng->upload_params(prm);
+    CUDA_CHECK(cudaDeviceSynchronize());  // d_cu, d_ci came by the legacy stream
+    eng->score_pairs(d_cu.data(), d_ci.data(), int64_t(n_check), d_out.data(), eng->stream());
+    CUDA_CHECK(cudaStreamSynchronize(eng->stream()));
+    const std::vector<float> got = d_out.download();
+    double err = 0.0;  // largest |gpu - cpu| relative to the largest |cpu| score; NaN fails
+    for (size_t k = 0; k < n_check; ++k) {
+      const double d = std::abs(double(got[k]) - double(ref[k])) / std::max(ref_max, 1e-30);
+      err = std::isnan(d) ? HUGE_VAL : std::max(err, d);
+    }
+    // fp32: a few hundred sums in another order; tf32 and bf16 round the operands of layers 2..L
+    // to 10 and 7 mantissa bits (tolerances by storage type, STYLE.md).
+    const double tol = ec->fused_precision == Precision::BF16   ? 5e-2
+                       : ec->fused_precision == Precision::TF32 ? 1e-2
+                                                                : 1e-4;
+    if (!(err <= tol)) {
+      std::snprintf(b, sizeof b,
+                    ",\"error\":\"scores differ from the CPU engine: max |gpu - cpu| / max |cpu| "
+                    "= %.3g over %zu pairs (tolerance %.0e); not timed\",",
+                    err, n_check, tol);
+      emit(head + b + g_meta + "}");
+      g_failed = true;
+      continue;
+    }
+    evaluate_gpu(*eng, warm, {10}, eng->stream());  // warm-up: cuDNN's first launches
+    const auto t0 = std::chrono::steady_clock::now();
+    const Metrics m = evaluate_gpu(*eng, timed, {10}, eng->stream());
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::snprintf(
+        b, sizeof b,
+        ",\"queries_timed\":%lld,\"measured_seconds\":%.3f,\"seconds\":%.3f,\"extrapolated\":%s,"
+        "\"pairs_per_second\":%.4g,\"score_check_rel_err\":%.2e,\"ndcg@10\":%.5f,",
+        (long long)timed.size(), sec, sec * scale, extrapolated ? "true" : "false",
+        double(timed.size()) * n_items / sec, err, metric_value(m, "ndcg@10"));
+    emit(head + b + g_meta + "}");
+  }
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t a = 0;
+  while (a <= s.size()) {
+    const size_t c = std::min(s.find(',', a), s.size());
+    out.push_back(s.substr(a, c - a));
+    a = c + 1;
+  }
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
+  std::vector<const EngineChoice*> engines;
+  std::vector<int64_t> batches;
+  int64_t eval_users = -1;  // -1: the mode's default
+  std::string json_path;    // opened after the device check: no GPU, no (empty) file
+  // Pairs per evaluation forward: 256 users x 1024 items, about 13 GB of cuDNN activations.
+  int64_t eval_pairs = int64_t(1) << 18;
+  const char* usage =
+      "usage: bench_gpu [--repeats=R] [--quick] [--json=FILE] "
+      "[--engines=cudnn,fused-fp32,fused-tf32,fused-bf16]\n"
+      "                 [--batches=B1,B2,..] [--eval-users=N (0: no evaluation benchmark)] "
+      "[--eval-pairs=N]\n";
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--repeats=", 10) == 0) g_repeats = std::max(1, std::atoi(argv[i] + 10));
-    else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-    else if (std::strncmp(argv[i], "--json=", 7) == 0) g_json.open(argv[i] + 7);
-    else {
-      std::fprintf(stderr, "usage: bench_gpu [--repeats=R] [--quick] [--json=FILE]\n");
+    if (std::strncmp(argv[i], "--repeats=", 10) == 0) {
+      g_repeats = std::max(1, std::atoi(argv[i] + 10));
+    } else if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strncmp(argv[i], "--json=", 7) == 0) {
+      json_path = argv[i] + 7;
+    } else if (std::strncmp(argv[i], "--engines=", 10) == 0) {
+      for (const std::string& name : split_list(argv[i] + 10)) {
+        const EngineChoice* found = nullptr;
+        for (const EngineChoice& ec : kEngines)
+          if (name == ec.key) found = &ec;
+        if (!found) {
+          std::fprintf(stderr,
+                       "bench_gpu: --engines: unknown engine '%s' (cudnn, fused-fp32, fused-tf32, "
+                       "fused-bf16)\n",
+                       name.c_str());
+          return kExitUsage;
+        }
+        if (std::find(engines.begin(), engines.end(), found) == engines.end())
+          engines.push_back(found);
+      }
+    } else if (std::strncmp(argv[i], "--batches=", 10) == 0) {
+      for (const std::string& v : split_list(argv[i] + 10)) {
+        char* end = nullptr;
+        const long long b = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || b < 1) {
+          std::fprintf(stderr, "bench_gpu: --batches: '%s' is not a positive integer\n", v.c_str());
+          return kExitUsage;
+        }
+        batches.push_back(b);
+      }
+    } else if (std::strncmp(argv[i], "--eval-users=", 13) == 0) {
+      char* end = nullptr;
+      eval_users = std::strtoll(argv[i] + 13, &end, 10);
+      if (argv[i][13] == '\0' || *end != '\0' || eval_users < 0) {
+        std::fprintf(stderr, "bench_gpu: --eval-users: '%s' is not a count >= 0\n", argv[i] + 13);
+        return kExitUsage;
+      }
+    } else if (std::strncmp(argv[i], "--eval-pairs=", 13) == 0) {
+      char* end = nullptr;
+      eval_pairs = std::strtoll(argv[i] + 13, &end, 10);
+      if (argv[i][13] == '\0' || *end != '\0' || eval_pairs < 1) {
+        std::fprintf(stderr, "bench_gpu: --eval-pairs: '%s' is not a count >= 1\n", argv[i] + 13);
+        return kExitUsage;
+      }
+    } else {
+      std::fprintf(stderr, "%s", usage);
       return kExitUsage;
     }
   }
+  if (engines.empty())
+    for (const EngineChoice& ec : kEngines) engines.push_back(&ec);
+  if (batches.empty())
+    batches = quick ? std::vector<int64_t>{2048, 16384}
+                    : std::vector<int64_t>{512, 2048, 4096, 8192, 16384};
+  if (eval_users < 0) eval_users = quick ? 1000 : 30000;
   std::string reason;
   if (!cuda_device_available(&reason)) {
     std::fprintf(stderr, "bench_gpu: %s\n", reason.c_str());
     return kExitUnavailable;
+  }
+  if (!json_path.empty()) {
+    g_json.open(json_path);
+    if (!g_json) {
+      std::fprintf(stderr, "bench_gpu: cannot write %s\n", json_path.c_str());
+      return kExitIo;
+    }
   }
   try {
     cudaDeviceProp p{};
@@ -254,13 +568,20 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
     CUDA_CHECK(cudaRuntimeGetVersion(&rt));
     if (std::strstr(p.name, "H200")) g_peak_bw = 4.8e12;
-    g_meta = std::string("\"gpu\":\"") + p.name + "\",\"sm_clock_mhz\":" + std::to_string(clock_khz / 1000) +
+    g_meta = std::string("\"gpu\":\"") + json_escape(p.name) +
+             "\",\"sm_clock_mhz\":" + std::to_string(clock_khz / 1000) +
              ",\"cuda_runtime\":" + std::to_string(rt) + ",\"cudnn\":\"" + cudnn_version() + "\"";
     for (int64_t B : quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 16384}) bench_kernels(B);
-    bench_train(quick);
+    bench_train(engines, batches, quick);
+    if (eval_users > 0) bench_eval(engines, eval_users, eval_pairs);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
     return e.code();
+  }
+  if (g_failed) {
+    std::fprintf(stderr, "bench_gpu: a score check failed (its line says which); exit %d\n",
+                 int(kExitSoftware));
+    return kExitSoftware;
   }
   return 0;
 }
