@@ -126,9 +126,12 @@ std::string json_escape(const std::string& t) {
   return o;
 }
 
+// Each line is flushed: bench_table.py reads stdout through a pipe and may stop this program at
+// its time limit, which must not lose the lines already measured.
 void emit(const std::string& line) {
   std::printf("%s\n", line.c_str());
-  if (g_json) g_json << line << "\n";
+  std::fflush(stdout);
+  if (g_json) g_json << line << std::endl;
 }
 
 // Median milliseconds of fn() over g_repeats runs after two warm-ups, timed with events.
