@@ -18,9 +18,10 @@ Outputs (run mode): DIR/table.md, DIR/table.json (or --json-out), DIR/lines.json
 collected), DIR/<run>.log (each run's stderr). The table also goes to stdout.
 Exit: 0 done; 64 bad option; 65 a --from-lines file holds a malformed JSON line; 66 bench_gpu
 or a --from-lines file missing; 69 no usable GPU (bench_gpu said so: nothing is written);
-70 a run failed, timed out, or a check failed (the table is written with what was measured and
-names the failure). A peer that cannot run (no torch, torch without CUDA) is not a failure: its
-rows say "not run: <reason>".
+70 bench_gpu failed or timed out, the peer crashed, or a score check failed (the table is
+written with what was measured and names the failure); 128+N stopped by signal N (the run in
+progress is stopped with it, nothing written). A peer that cannot run (no torch, torch without
+CUDA) or runs out of time is not a failure: its rows say "not run: <reason>".
 """
 import argparse
 import json
@@ -300,15 +301,28 @@ def summary(rows, notes=(), runs=(), quick=None):
 
 
 # ---------------------------------------------------------------- running the benchmarks
+_child = None  # the run in progress: its process group goes with us on SIGTERM / SIGINT
+
+
+def _stop(signum, _frame):
+    if _child is not None:
+        try:
+            os.killpg(_child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)
+
+
 def run(name, cmd, limit, logdir_logs):
     """Runs cmd in its own process group for at most `limit` seconds; returns a record with its
     stdout lines' text, exit code ('timeout' when killed) and seconds. stderr is kept in
     logdir_logs[name]."""
     print(f"bench_table: {name}: {' '.join(cmd)} (limit {limit:.0f} s)", file=sys.stderr, flush=True)
+    global _child
     t0 = time.monotonic()
-    try:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True, cwd=REPO)
+    try:  # a session of its own, so that a time-out ends torch.compile's workers too
+        p = _child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True, cwd=REPO)
     except OSError as e:
         return {"name": name, "cmd": cmd, "exit": "not started", "reason": str(e), "seconds": 0.0,
                 "stdout": ""}
@@ -317,11 +331,12 @@ def run(name, cmd, limit, logdir_logs):
         code = p.returncode
     except subprocess.TimeoutExpired:
         try:
-            os.killpg(p.pid, signal.SIGKILL)  # the group: torch.compile's worker processes too
+            os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         out, err = p.communicate()
         code = "timeout"
+    _child = None
     rec = {"name": name, "cmd": cmd, "exit": code, "seconds": round(time.monotonic() - t0, 1),
            "stdout": out}
     logdir_logs[name] = err
@@ -506,6 +521,8 @@ def main(argv=None):
             return 0
         if not args.out:
             args.out = os.path.join(REPO, "build", "bench_table")
+        signal.signal(signal.SIGTERM, _stop)  # e.g. gpu_check.sh's timeout
+        signal.signal(signal.SIGINT, _stop)
         rows, notes, runs, logs, failed = run_all(args)
     except InputError as e:
         print(f"bench_table: {e}", file=sys.stderr)
