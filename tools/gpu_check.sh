@@ -13,13 +13,16 @@
 #   memcheck   the GPU tests under compute-sanitizer --tool memcheck
 #   racecheck  the kernels with shared memory under --tool racecheck
 #   selftest   build/convncf gpu-selftest (each kernel of the binary against its CPU twin)
-#   bench      build/bench/bench_gpu --quick: kernel times against their floors, and training
-#              throughput of both presets (JSON lines also in $LOGS/bench.jsonl)
+#   bench      bench/bench_table.py --quick (about 2 minutes): build/bench/bench_gpu (kernel times
+#              against their floors; training throughput of the cudnn and fused fp32/tf32/bf16
+#              engines, both presets, batches 2048 and 16384; full-ranking time of 30k x 41k
+#              extrapolated from 1000 users) and the PyTorch peer (eager, and compiled at recbole
+#              2048, when torch imports and sees the GPU), in one table with the targets; files
+#              in $LOGS/bench/ (table.md, table.json, lines.jsonl, each run's stderr)
 #   smoke      build/convncf train --device=cuda (ConvNCF, 2 epochs, the built-in synthetic data)
-#   peer       bench/peer/convncf_torch.py (PyTorch eager, recbole, batch 2048), when torch imports
 # Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
 # the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
-# build/gpu_check/, one file per step; the summary table is printed last.
+# build/gpu_check/, one file per step; the summary and the benchmark table are printed last.
 #
 # Carrying a build: the device tool carries at most 64 MiB, and build/ after a full ctest run is
 # larger (the fuzz build, object files). `tools/gpu_check.sh --slim` prunes build/ here to what
@@ -147,8 +150,10 @@ export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # The tests that launch kernels (memcheck), and those whose kernels use shared memory (racecheck).
 # (cuDNN's own conv tests, ConvLayerPlans.*, are left to ctest: the sanitizer makes cuDNN slow.)
-GPU_TESTS='*Gpu*:*Kernel*:GpuEngine.*:EngineGlue.*:BiasGrad.*:GatherBatch.*:Reduce.*:RowGradCombiner.*:-Cli.*'
-SHARED_MEMORY_TESTS='OuterProductFwd.Kernel2*:OuterProductBwd.*:HeadBwd.*:BiasGrad.*:RowGradCombiner.*:Reduce*:CountBeating*:TopK*'
+# FusedTowerGpu.* (the fused tower's kernels, whole-tower activations in shared memory) is named
+# in both, though *Gpu* already matches it for memcheck.
+GPU_TESTS='*Gpu*:*Kernel*:GpuEngine.*:EngineGlue.*:BiasGrad.*:GatherBatch.*:Reduce.*:RowGradCombiner.*:FusedTowerGpu.*:-Cli.*'
+SHARED_MEMORY_TESTS='OuterProductFwd.Kernel2*:OuterProductBwd.*:HeadBwd.*:BiasGrad.*:RowGradCombiner.*:Reduce*:CountBeating*:TopK*:FusedTowerGpu.*'
 SAN=$(command -v compute-sanitizer || true)
 [[ -z $SAN && -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ]] &&
   SAN=/usr/local/cuda/compute-sanitizer/compute-sanitizer
@@ -200,19 +205,19 @@ fi
 
 if [[ -x build/convncf ]]; then
   run_step selftest 30 build/convncf gpu-selftest
-  if [[ -x build/bench/bench_gpu ]]; then
-    run_step bench 100 build/bench/bench_gpu --quick --repeats=10 --json="$LOGS/bench.jsonl"
-  else
+  # bench_table keeps its runs inside 115 s (--time-budget) and says "not run" for the peer
+  # without torch; it exits 69 without a GPU, 70 if a run or a score check failed.
+  rm -rf "$LOGS/bench"
+  if [[ ! -x build/bench/bench_gpu ]]; then
     skip_step bench "no build/bench/bench_gpu"
+  elif ! command -v python3 >/dev/null; then
+    skip_step bench "no python3 for bench/bench_table.py"
+  else
+    run_step bench 130 python3 bench/bench_table.py --quick --bench-gpu build/bench/bench_gpu \
+      --out "$LOGS/bench"
   fi
   rm -rf "$LOGS/smoke_run"
   run_step smoke 60 build/convncf train --device=cuda --verbose --epochs=2 --out="$LOGS/smoke_run"
-  if python3 -c 'import torch' 2>/dev/null; then  # the PyTorch peer, eager, one batch size
-    run_step peer 45 python3 bench/peer/convncf_torch.py --modes eager --presets recbole --batches 2048 \
-      --steps 10 --repeats 3 --json "$LOGS/bench.jsonl"
-  else
-    skip_step peer "no PyTorch"
-  fi
 else
   skip_step selftest "no build/convncf"
   skip_step bench "no build/convncf"
@@ -225,11 +230,9 @@ fi
   echo "== gpu_check summary ($(($(date +%s) - T0)) s in all; logs in $LOGS)"
   printf '%-10s %-8s %6s\n' step status seconds
   printf '%s\n' "${SUMMARY[@]}"
-  if [[ -s $LOGS/bench.jsonl ]]; then
+  if [[ -s $LOGS/bench/table.md ]]; then
     echo
-    printf '%-8s %-7s %6s %14s\n' engine preset batch triples/s
-    sed -n 's/.*"engine":"\([^"]*\)","preset":"\([^"]*\)","batch":\([0-9]*\).*"triples_per_second":\([0-9.]*\).*/\1 \2 \3 \4/p' \
-      "$LOGS/bench.jsonl" | while read -r e p b t; do printf '%-8s %-7s %6s %14.0f\n' "$e" "$p" "$b" "$t"; done
+    cat "$LOGS/bench/table.md"
   fi
 } | tee "$LOGS/summary.txt"
 exit "$FAILED"
