@@ -433,7 +433,11 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
     }
     eng->upload_params(prm);
     CUDA_CHECK(cudaDeviceSynchronize());  // d_cu, d_ci came by the legacy stream
-    eng->score_pairs(d_cu.data(), d_ci.data(), int64_t(n_check), d_out.data(), eng->stream());
+    // in launches of at most max_pairs (--eval-pairs may be below n_check)
+    for (int64_t k0 = 0; k0 < int64_t(n_check); k0 += eng->max_pairs())
+      eng->score_pairs(d_cu.data() + k0, d_ci.data() + k0,
+                       std::min(eng->max_pairs(), int64_t(n_check) - k0), d_out.data() + k0,
+                       eng->stream());
     CUDA_CHECK(cudaStreamSynchronize(eng->stream()));
     const std::vector<float> got = d_out.download();
     double err = 0.0;  // largest |gpu - cpu| relative to the largest |cpu| score; NaN fails
