@@ -408,8 +408,13 @@ def run_all(args):
                      f"printed by then are missing (its stderr: {args.out}/bench_gpu.log)")
         chosen = ([BENCH_GPU_ENGINES[k] for k in args.engines.split(",")] if args.engines
                   else list(BENCH_GPU_ENGINES.values()))
+        why = f"bench_gpu stopped ({rec['exit']}) first"
         for eng in chosen:  # what bench_gpu never reached: say so rather than leave a gap
-            rows += missing_rows(rows, eng, PRESETS, batches, f"bench_gpu stopped ({rec['exit']}) first")
+            rows += missing_rows(rows, eng, PRESETS, batches, why)
+            if not any(r.get("bench") == "eval_full" and engine_label(r) == eng for r in rows):
+                fused, _, prec = eng.partition(" ")
+                rows.append({"bench": "eval_full", "engine": "fused" if prec else fused,
+                             "precision": prec or "fp32", "preset": "recbole", "not_run": why})
 
     # The peer: eager for every (preset, batch), compiled at fewer sizes in --quick (each batch
     # size after the first costs torch.compile a recompilation).

@@ -246,6 +246,7 @@ class Cli(unittest.TestCase):
             self.assertEqual(p.returncode, 70, p.stderr)
             self.assertIn("| fused fp32 | recbole | 2048 | 7,000,000 |", p.stdout)
             self.assertIn("| fused bf16 | paper | 16384 | not run: bench_gpu stopped (70) first |", p.stdout)
+            self.assertIn("| cudnn | recbole | not run: bench_gpu stopped (70) first |", p.stdout)  # eval
             self.assertIn("Note: bench_gpu exited 70", p.stdout)
             self.assertIn("Note: bench_gpu stdout:4: not a JSON object", p.stdout)
             with open(os.path.join(out, "bench_gpu.log")) as f:
