@@ -41,17 +41,19 @@ FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t 
   t.out_w_off = tower.out_w_offset;
   t.out_b_off = tower.out_b_offset;
   t.n_params = tower.n_params;
+  t.wkt_base = (tower.n_params + 3) / 4 * 4;
   const ConvLayer& first = tower.layers[0];
   int64_t off = 0;
-  t.p_off = int(off);
-  off += t.E;
-  t.q_off = int(off);
-  off += t.E;
+  auto next = [&off](int64_t size) {  // each array at a multiple of 4 floats (16 bytes)
+    const int64_t at = off;
+    off = std::min<int64_t>((off + size + 3) / 4 * 4, INT_MAX);
+    return int(at);
+  };
+  t.p_off = next(t.E);
+  t.q_off = next(t.E);
   const int64_t u_size = int64_t(first.out_size) * first.k * first.cout;
-  t.u_off = int(off);
-  off += u_size;
-  t.du_off = int(std::min<int64_t>(off, INT_MAX));
-  off += u_size;
+  t.u_off = next(u_size);
+  t.du_off = next(u_size);
   for (int l = 0; l < L; ++l) {
     const ConvLayer& c = tower.layers[size_t(l)];
     FusedLayer& f = t.layer[l];
@@ -62,11 +64,10 @@ FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t 
     f.out_size = c.out_size;
     f.w_off = c.w_offset;
     f.b_off = c.b_offset;
-    f.act_off = int(std::min<int64_t>(off, INT_MAX));
-    off += int64_t(c.out_size) * c.out_size * c.cout;
+    f.act_off = next(int64_t(c.out_size) * c.out_size * c.cout);
+    f.tiled = l > 0 && c.cin % 4 == 0 && c.cout % 4 == 0 && c.w_offset % 4 == 0;
   }
-  t.h_off = int(std::min<int64_t>(off, INT_MAX));
-  off += tower.last_channels();
+  t.h_off = next(tower.last_channels());
   const int64_t bytes = off * int64_t(sizeof(float));
   if (off > INT_MAX / 4 || (max_smem_bytes > 0 && uint64_t(bytes) > max_smem_bytes))
     throw_usage("engine: fused keeps a pair's feature maps in shared memory: this tower needs " +
@@ -79,7 +80,8 @@ FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t 
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs) {
   auto fail = [&](const std::string& m) { throw_internal(std::string(fn) + ": " + m); };
-  if (t.L < 1 || t.L > kFusedMaxLayers || t.E <= 0 || t.smem_floats <= 0 || t.n_params <= 0)
+  if (t.L < 1 || t.L > kFusedMaxLayers || t.E <= 0 || t.smem_floats <= 0 || t.n_params <= 0 ||
+      t.wkt_base < t.n_params || t.wkt_base % 4 != 0)
     fail("tower not made by make_fused_tower (L " + std::to_string(t.L) + ", E " + std::to_string(t.E) + ")");
   if (n_pairs < 0) fail("negative pair count " + std::to_string(n_pairs));
   if (n_blocks < 1) fail("block count must be at least 1, got " + std::to_string(n_blocks));
@@ -91,9 +93,14 @@ void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int 
   }
 }
 
+void check_fused_variant(const char* fn, int variant) {
+  if (variant != 1 && variant != 2)
+    throw_internal(std::string(fn) + ": variant must be 1 or 2, got " + std::to_string(variant));
+}
+
 void fused_pack_cpu(const FusedTower& t, const float* net, float* packed) {
   check_fused_args("fused_pack_cpu", t, 1, 1, {net, packed});
-  for (int64_t i = 0; i < 2 * t.n_params; ++i) packed[i] = fused_pack_value(t, net, i);
+  for (int64_t i = 0; i < t.packed_size(); ++i) packed[i] = fused_pack_value(t, net, i);
 }
 
 namespace {

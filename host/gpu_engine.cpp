@@ -29,6 +29,7 @@ namespace {
 enum Scalar { kBpr = 0, kRowReg = 1, kSumP = 2, kSumQ = 3, kTerms = 4 };
 constexpr int kMaxScalars = 256;
 enum Count { kBadP = 0, kBadQ = 1, kBadNet = 2, kCounts = 3 };
+constexpr int kFusedVariant = 2;  // fused_tower.hpp: four outputs per thread on the tiled layers
 
 // The forward (and, for training, backward) buffers of the tower for a fixed number of pairs.
 struct Tower {
@@ -140,7 +141,7 @@ struct GpuEngine::Impl {
     if (fused) {
       ensure_packed();
       fused_tower_fwd(ft, t.N, grid_fwd, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), packed.data(), drop,
-                      t.score.data(), stream);
+                      t.score.data(), stream, kFusedVariant);
       return;
     }
     outer_product_fwd(t.N, E, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), t.X[0].data(),
@@ -157,7 +158,7 @@ struct GpuEngine::Impl {
     if (fused) {  // only the n real pairs, straight into `out`
       ensure_packed();
       fused_tower_fwd(ft, n, grid_fwd, eval.pair_user.data(), eval.pair_item.data(), P.data(), Q.data(), packed.data(),
-                      DropoutArgs{}, out, stream);
+                      DropoutArgs{}, out, stream, kFusedVariant);
     } else if (conv) {
       forward(eval, DropoutArgs{});
       if (n) CUDA_CHECK(cudaMemcpyAsync(out, eval.score.data(), size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
@@ -205,7 +206,7 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
     g.dnet = DeviceBuffer<float>(size_t(g.tower.n_params));
   }
   if (g.fused) {
-    g.packed = DeviceBuffer<float>(size_t(2 * g.tower.n_params));
+    g.packed = DeviceBuffer<float>(size_t(g.ft.packed_size()));
     g.partial = DeviceBuffer<float>(size_t(g.grid_bwd) * size_t(g.tower.n_params));
   }
   g.train_user = DeviceBuffer<int32_t>(split.train_user);
@@ -368,7 +369,8 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   }
   if (g.fused) {
     fused_tower_bwd(g.ft, t.N, g.grid_bwd, t.pair_user.data(), t.pair_item.data(), g.P.data(), g.Q.data(),
-                    g.packed.data(), drop, t.dscore.data(), g.dp_pairs.data(), g.dq_pairs.data(), g.partial.data(), s);
+                    g.packed.data(), drop, t.dscore.data(), g.dp_pairs.data(), g.dq_pairs.data(), g.partial.data(), s,
+                    kFusedVariant);
     fused_reduce_grads(g.ft, g.grid_bwd, g.partial.data(), g.dnet.data(), s);
     gather_row_grads(Bc, n, E, g.dp_pairs.data(), g.dq_pairs.data(), g.rows.data(), s);
   } else if (g.conv) {

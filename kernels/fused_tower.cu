@@ -3,15 +3,21 @@
 // tests/test_fused_tower_gpu.cu, each kernel against its twin:
 //   build/convncf_tests --gtest_filter='FusedTowerGpu.*'
 //
-// Variant 1 (the only one so far) is the plain port of the twins: one block of kFusedThreads per
-// chunk of pairs, every phase a block-strided loop over the phase's elements, each element
-// computed by the shared element function, __syncthreads() between phases. FP32 CUDA cores for
-// every precision: tf32 and bf16 round the operands of layers 2..L exactly as the tensor cores'
-// input formats do, so they give the numbers of a tensor-core version, not yet its speed.
-//   fused_fwd_kernel1   score of each pair
-//   fused_bwd_kernel1   recomputes a pair's forward, then backward in place; weight gradients
-//                       go to the block's own slice of `partial` (no atomics: each slice element
-//                       has one owning thread per phase, and a block's pairs run in order)
+// One block of kFusedThreads per chunk of pairs, every phase a block-strided loop over the
+// phase's elements, each element computed by the shared element function, __syncthreads()
+// between phases. FP32 CUDA cores for every precision: tf32 and bf16 round the operands of
+// layers 2..L exactly as the tensor cores' input formats do, so they give the numbers of a
+// tensor-core version, not yet its speed.
+//   fused_fwd_kernel<false>  variant 1, the plain port of the twin: score of each pair
+//   fused_bwd_kernel<false>  variant 1: recomputes a pair's forward, then backward in place;
+//                            weight gradients go to the block's own slice of `partial` (no
+//                            atomics: each slice element has one owning thread per phase, and a
+//                            block's pairs run in order)
+//   fused_*_kernel<true>     variant 2: on tiled layers (FusedLayer::tiled) each thread computes
+//                            four outputs (conv: four output channels of a position; dW: four
+//                            output channels of a weight row; dX: four input channels of a
+//                            position) with 16-byte weight loads, so a loaded operand feeds four
+//                            FMAs instead of one; the same sums in the same order as variant 1
 //   fused_pack_kernel1, fused_reduce_kernel1: one thread per element
 // Weights are read from global memory (L1/L2-resident: the recbole tower is 84 KB).
 #include <cuda_runtime.h>
@@ -30,6 +36,7 @@ constexpr int64_t kMaxGrid = 65536;
 
 // One pair's forward into shared memory (the twin's forward_pair). cur_user is the same in every
 // thread, so the branches on it are uniform.
+template <bool kTiled>
 __device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
                          const float* __restrict__ packed, int32_t user, int32_t item, int32_t& cur_user,
                          float* sm) {
@@ -51,8 +58,18 @@ __device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const
   for (int li = 1; li < t.L; ++li) {
     const FusedLayer& l = t.layer[li];
     const float* X = sm + t.layer[li - 1].act_off;
-    for (int i = tid; i < l.out_size * l.out_size * l.cout; i += nt)
-      sm[l.act_off + i] = fused_conv(t, li, packed, X, i);
+    if (kTiled && l.tiled) {
+      const int c4 = l.cout / 4;
+      for (int i = tid; i < l.out_size * l.out_size * c4; i += nt) {
+        const int pos = i / c4, co0 = (i % c4) * 4;
+        float o[4];
+        fused_conv4(t, li, packed, X, pos, co0, o);
+        *reinterpret_cast<float4*>(sm + l.act_off + pos * l.cout + co0) = make_float4(o[0], o[1], o[2], o[3]);
+      }
+    } else {
+      for (int i = tid; i < l.out_size * l.out_size * l.cout; i += nt)
+        sm[l.act_off + i] = fused_conv(t, li, packed, X, i);
+    }
     __syncthreads();
   }
   const FusedLayer& last = t.layer[t.L - 1];
@@ -60,8 +77,8 @@ __device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const
   __syncthreads();
 }
 
-CONVNCF_HOT_KERNEL void
-fused_fwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32_t* __restrict__ pair_user,
+template <bool kTiled>
+CONVNCF_HOT_KERNEL void fused_fwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks, const int32_t* __restrict__ pair_user,
                   const int32_t* __restrict__ pair_item, const float* __restrict__ P,
                   const float* __restrict__ Q, const float* __restrict__ packed, DropoutArgs drop,
                   float* __restrict__ score) {
@@ -69,14 +86,14 @@ fused_fwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32
   const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
   int32_t cur_user = -1;
   for (int64_t k = r.lo; k < r.hi; ++k) {
-    fwd_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
+    fwd_pair<kTiled>(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
     if (threadIdx.x == 0) score[k] = fused_score(t, packed, sm + t.h_off, drop, k);
     __syncthreads();
   }
 }
 
-CONVNCF_HOT_KERNEL void
-fused_bwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32_t* __restrict__ pair_user,
+template <bool kTiled>
+CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks, const int32_t* __restrict__ pair_user,
                   const int32_t* __restrict__ pair_item, const float* __restrict__ P,
                   const float* __restrict__ Q, const float* __restrict__ packed, DropoutArgs drop,
                   const float* __restrict__ dscore, float* __restrict__ dp, float* __restrict__ dq,
@@ -97,7 +114,7 @@ fused_bwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32
       }
       continue;
     }
-    fwd_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
+    fwd_pair<kTiled>(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
     const FusedLayer& last = t.layer[t.L - 1];
     float* h = sm + t.h_off;
     for (int c = tid; c < last.cout; c += nt) {
@@ -115,10 +132,34 @@ fused_bwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32
       const float* G = sm + l.act_off;
       float* X = sm + t.layer[li - 1].act_off;
       const int K = l.k * l.k * l.cin;
-      for (int w = tid; w < K * l.cout; w += nt) slice[l.w_off + w] += fused_dW(t, li, G, X, w);
+      if (kTiled && l.tiled) {
+        const int c4 = l.cout / 4;
+        for (int i = tid; i < K * c4; i += nt) {
+          const int kk = i / c4, co0 = (i % c4) * 4;
+          float a[4];
+          fused_dW4(t, li, G, X, kk, co0, a);
+          float* d = slice + l.w_off + int64_t(kk) * l.cout + co0;
+          d[0] += a[0];
+          d[1] += a[1];
+          d[2] += a[2];
+          d[3] += a[3];
+        }
+      } else {
+        for (int w = tid; w < K * l.cout; w += nt) slice[l.w_off + w] += fused_dW(t, li, G, X, w);
+      }
       for (int co = tid; co < l.cout; co += nt) slice[l.b_off + co] += fused_db(t, li, G, co);
       __syncthreads();  // X is read by the weight gradient before it becomes its own gradient
-      for (int i = tid; i < l.in_size * l.in_size * l.cin; i += nt) X[i] = fused_dX(t, li, packed, G, X, i);
+      if (kTiled && l.tiled) {
+        const int c4 = l.cin / 4;
+        for (int i = tid; i < l.in_size * l.in_size * c4; i += nt) {
+          const int pin = i / c4, ci0 = (i % c4) * 4;
+          float o[4];
+          fused_dX4(t, li, packed, G, X, pin, ci0, o);  // reads only these four of X
+          *reinterpret_cast<float4*>(X + pin * l.cin + ci0) = make_float4(o[0], o[1], o[2], o[3]);
+        }
+      } else {
+        for (int i = tid; i < l.in_size * l.in_size * l.cin; i += nt) X[i] = fused_dX(t, li, packed, G, X, i);
+      }
       __syncthreads();
     }
     const FusedLayer& l0 = t.layer[0];
@@ -135,7 +176,7 @@ fused_bwd_kernel1(const FusedTower t, int64_t n_pairs, int n_blocks, const int32
 }
 
 __global__ void fused_pack_kernel1(const FusedTower t, const float* __restrict__ net, float* __restrict__ packed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * t.n_params;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < t.packed_size();
        i += int64_t(gridDim.x) * blockDim.x)
     packed[i] = fused_pack_value(t, net, i);
 }
@@ -175,12 +216,15 @@ int fused_tower_grid(const FusedTower& t, bool backward) {
   int dev = 0, sms = 0, per_sm = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  // variant 2's kernels, the engine's (variant 1's use the same shared memory)
   if (backward) {
-    allow_smem(fused_bwd_kernel1, t);
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_bwd_kernel1, kFusedThreads, t.smem_bytes()));
+    allow_smem(fused_bwd_kernel<true>, t);
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_bwd_kernel<true>, kFusedThreads,
+                                                             t.smem_bytes()));
   } else {
-    allow_smem(fused_fwd_kernel1, t);
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_fwd_kernel1, kFusedThreads, t.smem_bytes()));
+    allow_smem(fused_fwd_kernel<true>, t);
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_fwd_kernel<true>, kFusedThreads,
+                                                             t.smem_bytes()));
   }
   if (per_sm < 1)
     throw Error(kExitUsage, "engine: fused: no block of the tower's kernel fits on an SM (" +
@@ -190,32 +234,36 @@ int fused_tower_grid(const FusedTower& t, bool backward) {
 
 void fused_pack(const FusedTower& t, const float* net, float* packed, cudaStream_t stream) {
   check_fused_args("fused_pack", t, 1, 1, {net, packed});
-  fused_pack_kernel1<<<grid_for(2 * t.n_params), 256, 0, stream>>>(t, net, packed);
+  fused_pack_kernel1<<<grid_for(t.packed_size()), 256, 0, stream>>>(t, net, packed);
   CUDA_CHECK_LAUNCH();
 }
 
 void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
-                     DropoutArgs drop, float* score, cudaStream_t stream) {
+                     DropoutArgs drop, float* score, cudaStream_t stream, int variant) {
   check_fused_args("fused_tower_fwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
+  check_fused_variant("fused_tower_fwd", variant);
   if (n_pairs == 0) return;
   const int grid = int(std::min<int64_t>(n_blocks, n_pairs));
-  allow_smem(fused_fwd_kernel1, t);
+  auto kernel = variant == 2 ? fused_fwd_kernel<true> : fused_fwd_kernel<false>;
+  allow_smem(kernel, t);
   // `grid` chunks: the same pairs per block as n_blocks chunks would give when n_blocks > n_pairs
-  fused_fwd_kernel1<<<grid, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, grid, pair_user, pair_item, P, Q,
-                                                                      packed, drop, score);
+  kernel<<<grid, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, grid, pair_user, pair_item, P, Q, packed, drop,
+                                                          score);
   CUDA_CHECK_LAUNCH();
 }
 
 void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, int variant) {
   check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  check_fused_variant("fused_tower_bwd", variant);
   if (!partial) throw_internal("fused_tower_bwd: partial is null");
-  allow_smem(fused_bwd_kernel1, t);
-  fused_bwd_kernel1<<<n_blocks, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, n_blocks, pair_user, pair_item,
-                                                                         P, Q, packed, drop, dscore, dp, dq, partial);
+  auto kernel = variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;
+  allow_smem(kernel, t);
+  kernel<<<n_blocks, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed,
+                                                              drop, dscore, dp, dq, partial);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -83,7 +83,7 @@ struct FusedOut {
 
 FusedOut run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop) {
   const int64_t n = int64_t(b.user.size());
-  std::vector<float> packed(size_t(2 * ft.n_params), -7.0f);
+  std::vector<float> packed(size_t(ft.packed_size()), -7.0f);
   fused_pack_cpu(ft, prm.net.data(), packed.data());
   const DropoutArgs drop{p_drop, 5, 11};
   FusedOut o;
@@ -172,13 +172,17 @@ TEST(FusedTower, PackMatchesCpuEngineAndIndexInverts) {
     const FusedTower ft = make_fused_tower(tower, Precision::FP32, 0);
     const Params<float> prm = make_params(tower, 1, 1, 3);
     CpuEngine<float> eng(ModelKind::ConvNCF, &tower, 1, 1, c.E, 1);
-    std::vector<float> want(size_t(eng.packed_size()), 0.0f), got(want.size(), -1.0f);
+    std::vector<float> want(size_t(eng.packed_size()), 0.0f), got(size_t(ft.packed_size()), -1.0f);
+    ASSERT_EQ(ft.wkt_base % 4, 0);
+    ASSERT_GE(ft.wkt_base, tower.n_params);
+    ASSERT_LT(ft.wkt_base, tower.n_params + 4);
     eng.pack(prm.net.data(), want.data());
     fused_pack_cpu(ft, prm.net.data(), got.data());
     for (int64_t i = 0; i < tower.n_params; ++i) ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << i;
-    for (const ConvLayer& l : tower.layers)  // the transposed copies of the conv weights
-      for (int64_t i = tower.n_params + l.w_offset; i < tower.n_params + l.w_offset + l.w_size(); ++i)
-        ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << i;
+    for (int64_t i = tower.n_params; i < ft.wkt_base; ++i) EXPECT_EQ(got[size_t(i)], 0.0f) << "padding " << i;
+    for (const ConvLayer& l : tower.layers)  // the transposed copies of the conv weights, from wkt_base
+      for (int64_t i = l.w_offset; i < l.w_offset + l.w_size(); ++i)
+        ASSERT_EQ(got[size_t(ft.wkt_base + i)], want[size_t(tower.n_params + i)]) << i;
     std::vector<int> seen(size_t(tower.n_params), 0);
     for (int64_t i = 0; i < tower.n_params; ++i) {
       const int64_t j = fused_packed_index(ft, i);
@@ -266,6 +270,60 @@ TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
       EXPECT_LT(rms_ratio(o.score, ref.score), tf ? 1e-3 : 1e-2);
     }
   }
+}
+
+// Variant 2's four-output functions equal four single calls, on every tiled layer of every case,
+// in every precision, on maps with zeros (ReLU off) and negatives: the same sums in the same
+// order, so only FMA contraction can differ (the host compiler contracts the two differently;
+// the difference is a last-bit one, bounded here by 1e-6 of the terms' size).
+TEST(FusedTower, FourOutputFunctionsEqualSingleCalls) {
+  int tiled_layers = 0;
+  for (const Case& c : cases()) {
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    const Params<float> prm = make_params(tower, 1, 1, 4);
+    for (const Precision prec : {Precision::FP32, Precision::TF32, Precision::BF16}) {
+      const FusedTower ft = make_fused_tower(tower, prec, 0);
+      std::vector<float> packed(size_t(ft.packed_size()));
+      fused_pack_cpu(ft, prm.net.data(), packed.data());
+      Rng rng(7, 3);
+      for (int li = 1; li < ft.L; ++li) {
+        const FusedLayer& l = ft.layer[li];
+        for (int a = 0; a < li; ++a) EXPECT_EQ(ft.layer[a].act_off % 4, 0);
+        if (!l.tiled) continue;
+        tiled_layers += prec == Precision::FP32;
+        SCOPED_TRACE(std::string(c.name) + " layer " + std::to_string(li + 1) + " " + precision_name(prec));
+        std::vector<float> X(size_t(l.in_size) * l.in_size * l.cin), G(size_t(l.out_size) * l.out_size * l.cout);
+        for (float& v : X) v = rng.uniform() < 0.3 ? 0.0f : float(rng.uniform());
+        for (float& v : G) v = float(rng.uniform() - 0.5);
+        // every term is below 1 in size, so a sum of K of them rounds within K * 2^-24
+        const double tol = 1e-6 * double(l.k * l.k * std::max(l.cin, l.cout) + l.out_size * l.out_size);
+        for (int pos = 0; pos < l.out_size * l.out_size; ++pos)
+          for (int co0 = 0; co0 < l.cout; co0 += 4) {
+            float o[4];
+            fused_conv4(ft, li, packed.data(), X.data(), pos, co0, o);
+            for (int q = 0; q < 4; ++q)
+              ASSERT_NEAR(o[q], fused_conv(ft, li, packed.data(), X.data(), pos * l.cout + co0 + q), tol) << pos << " " << co0;
+          }
+        for (int kk = 0; kk < l.k * l.k * l.cin; ++kk)
+          for (int co0 = 0; co0 < l.cout; co0 += 4) {
+            float a[4];
+            fused_dW4(ft, li, G.data(), X.data(), kk, co0, a);
+            for (int q = 0; q < 4; ++q)
+              ASSERT_NEAR(a[q], fused_dW(ft, li, G.data(), X.data(), kk * l.cout + co0 + q), tol) << kk << " " << co0;
+          }
+        for (int pin = 0; pin < l.in_size * l.in_size; ++pin)
+          for (int ci0 = 0; ci0 < l.cin; ci0 += 4) {
+            float o[4];
+            fused_dX4(ft, li, packed.data(), G.data(), X.data(), pin, ci0, o);
+            for (int q = 0; q < 4; ++q)
+              ASSERT_NEAR(o[q], fused_dX(ft, li, packed.data(), G.data(), X.data(), pin * l.cin + ci0 + q), tol) << pin;
+            for (int q = 0; q < 4; ++q)  // the ReLU mask exactly
+              ASSERT_EQ(o[q] == 0.0f, X[size_t(pin * l.cin + ci0 + q)] == 0.0f) << pin;
+          }
+      }
+    }
+  }
+  EXPECT_GE(tiled_layers, 3 + 5) << "the presets' layers 2..L should all be tiled";
 }
 
 TEST(FusedTower, ArgumentChecks) {

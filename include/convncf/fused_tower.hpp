@@ -57,19 +57,24 @@ inline constexpr int kFusedThreads = 256;  // threads per block of both kernels
 struct FusedLayer {
   int cin, cout, k, in_size, out_size;
   int64_t w_off, b_off;  // in the flat network array (and in the packed layout)
-  int act_off;           // this layer's output map in shared memory (floats)
+  int act_off;           // this layer's output map in shared memory (floats, a multiple of 4)
+  bool tiled;            // layers 2..L: cin, cout and w_off multiples of 4, so variant 2's
+                         // four-output functions below may use 16-byte loads
 };
 
 // The tower as the kernels take it (by value, a kernel parameter) with its shared-memory layout,
-// in floats: p (E), q (E), U and dU (S1*k1*C1 each), act[l] (S_l^2 * C_l each), h (C_L).
+// in floats: p (E), q (E), U and dU (S1*k1*C1 each), act[l] (S_l^2 * C_l each), h (C_L), each
+// starting at a multiple of 4. The packed weights: the first half at 0 (n_params), the
+// transposed conv weights from wkt_base (n_params rounded up to a multiple of 4).
 struct FusedTower {
   int E = 0, L = 0;
   FusedLayer layer[kFusedMaxLayers];
-  int64_t out_w_off = 0, out_b_off = 0, n_params = 0;
+  int64_t out_w_off = 0, out_b_off = 0, n_params = 0, wkt_base = 0;
   int p_off = 0, q_off = 0, u_off = 0, du_off = 0, h_off = 0, smem_floats = 0;
   Precision precision = Precision::FP32;
   CONVNCF_HD int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
   size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
+  CONVNCF_HD int64_t packed_size() const { return wkt_base + n_params; }
 };
 
 // Throws Error(kExitUsage) when the tower has more than kFusedMaxLayers layers or its shared
@@ -112,11 +117,13 @@ CONVNCF_HD float round_operand(float x, Precision p) {
 
 CONVNCF_HD float fused_relu(float v) { return v > 0.0f ? v : 0.0f; }
 
-// packed[i] for i in [0, 2*n_params) from the PyTorch-layout network (CpuEngine::pack); the
-// second half outside the conv weights is 0.
+// packed[i] for i in [0, packed_size()) from the PyTorch-layout network (CpuEngine::pack, with
+// its second half moved to wkt_base); the padding and the second half outside the conv weights
+// are 0.
 CONVNCF_HD float fused_pack_value(const FusedTower& t, const float* net, int64_t i) {
-  const bool second = i >= t.n_params;
-  const int64_t j = second ? i - t.n_params : i;
+  if (i >= t.n_params && i < t.wkt_base) return 0.0f;
+  const bool second = i >= t.wkt_base;
+  const int64_t j = second ? i - t.wkt_base : i;
   for (int l = 0; l < t.L; ++l) {
     const FusedLayer& c = t.layer[l];
     const int64_t K = int64_t(c.k) * c.k * c.cin;
@@ -249,12 +256,104 @@ CONVNCF_HD float fused_dX(const FusedTower& t, int li, const float* packed, cons
   const int ci = idx % Ci, pin = idx / Ci, xi = pin / Si, yi = pin % Si;
   const int x = xi / k, r = xi % k, y = yi / k, s = yi % k;
   const int kk = (r * k + s) * Ci + ci;
-  const float* WkT = packed + t.n_params + l.w_off;  // WkT[co*K + kk]
+  const float* WkT = packed + t.wkt_base + l.w_off;  // WkT[co*K + kk]
   const float* g = G + (x * So + y) * Co;
   float acc = 0.0f;
   for (int co = 0; co < Co; ++co)
     acc += round_operand(g[co], t.precision) * round_operand(WkT[int64_t(co) * K + kk], t.precision);
   return acc;
+}
+
+// ---- Variant 2: four outputs per thread, 16-byte loads (layers with FusedLayer::tiled) ----
+// Each computes four of the functions above at once, every output's sum in the same order with
+// the same operands: the results of four single calls up to FMA contraction.
+struct Float4 {
+  float x, y, z, w;
+};
+CONVNCF_HD Float4 fused_load4(const float* p) {  // p 16-byte aligned on the device
+#if defined(__CUDA_ARCH__)
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  return {v.x, v.y, v.z, v.w};
+#else
+  return {p[0], p[1], p[2], p[3]};
+#endif
+}
+
+// act[li] at (x*So+y)*Co + co0 .. co0+3 (co0 a multiple of 4) = fused_conv of each.
+CONVNCF_HD void fused_conv4(const FusedTower& t, int li, const float* packed, const float* X, int pos,
+                            int co0, float* out) {
+  const FusedLayer& l = t.layer[li];
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size, run = k * Ci;
+  const int x = pos / So, y = pos % So;
+  const Precision pr = t.precision;
+  const Float4 b = fused_load4(packed + l.b_off + co0);
+  float a0 = b.x, a1 = b.y, a2 = b.z, a3 = b.w;
+  for (int r = 0; r < k; ++r) {
+    const float* xr = X + ((x * k + r) * Si + y * k) * Ci;
+    const float* wr = packed + l.w_off + int64_t(r) * run * Co + co0;
+    for (int j = 0; j < run; ++j) {
+      const float xv = round_operand(xr[j], pr);
+      const Float4 w = fused_load4(wr + int64_t(j) * Co);
+      a0 += xv * round_operand(w.x, pr);
+      a1 += xv * round_operand(w.y, pr);
+      a2 += xv * round_operand(w.z, pr);
+      a3 += xv * round_operand(w.w, pr);
+    }
+  }
+  out[0] = fused_relu(a0);
+  out[1] = fused_relu(a1);
+  out[2] = fused_relu(a2);
+  out[3] = fused_relu(a3);
+}
+
+// fused_dW for w = kk*Co + co0 .. co0+3.
+CONVNCF_HD void fused_dW4(const FusedTower& t, int li, const float* G, const float* X, int kk, int co0,
+                          float* acc) {
+  const FusedLayer& l = t.layer[li];
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size;
+  const int ci = kk % Ci, rs = kk / Ci, r = rs / k, s = rs % k;
+  const Precision pr = t.precision;
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  for (int x = 0; x < So; ++x)
+    for (int y = 0; y < So; ++y) {
+      const Float4 g = fused_load4(G + (x * So + y) * Co + co0);
+      const float xv = round_operand(X[((x * k + r) * Si + y * k + s) * Ci + ci], pr);
+      a0 += round_operand(g.x, pr) * xv;
+      a1 += round_operand(g.y, pr) * xv;
+      a2 += round_operand(g.z, pr) * xv;
+      a3 += round_operand(g.w, pr) * xv;
+    }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+// fused_dX at (X*Si+Y)*Ci + ci0 .. ci0+3 (ci0 a multiple of 4), reading only those four of X.
+CONVNCF_HD void fused_dX4(const FusedTower& t, int li, const float* packed, const float* G, const float* X,
+                          int pin, int ci0, float* out) {
+  const FusedLayer& l = t.layer[li];
+  const int Co = l.cout, Ci = l.cin, k = l.k, Si = l.in_size, So = l.out_size;
+  const int K = k * k * Ci;
+  const int xi = pin / Si, yi = pin % Si, x = xi / k, r = xi % k, y = yi / k, s = yi % k;
+  const int kk0 = (r * k + s) * Ci + ci0;
+  const float* WkT = packed + t.wkt_base + l.w_off;
+  const float* g = G + (x * So + y) * Co;
+  const Precision pr = t.precision;
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  for (int co = 0; co < Co; ++co) {
+    const float gv = round_operand(g[co], pr);
+    const Float4 w = fused_load4(WkT + int64_t(co) * K + kk0);
+    a0 += gv * round_operand(w.x, pr);
+    a1 += gv * round_operand(w.y, pr);
+    a2 += gv * round_operand(w.z, pr);
+    a3 += gv * round_operand(w.w, pr);
+  }
+  const Float4 xv = fused_load4(X + pin * Ci + ci0);
+  out[0] = xv.x > 0.0f ? a0 : 0.0f;
+  out[1] = xv.y > 0.0f ? a1 : 0.0f;
+  out[2] = xv.z > 0.0f ? a2 : 0.0f;
+  out[3] = xv.w > 0.0f ? a3 : 0.0f;
 }
 
 // Layer 1 backward from G = act[0]'s masked gradient.
@@ -316,7 +415,10 @@ CONVNCF_HD PairRange fused_block_pairs(int64_t n, int n_blocks, int b) {
 
 // ---- Launchers (device pointers, asynchronous on `stream`) ----
 // Each checks its arguments (Error(kExitSoftware) naming the function) and launches nothing for
-// n_pairs == 0 (fused_tower_bwd still zero-fills the partial slices).
+// n_pairs == 0 (fused_tower_bwd still zero-fills the partial slices). variant 1: every element
+// by one thread (the plain port of the twin); variant 2: on the tiled layers, four outputs per
+// thread through the *4 functions (the same sums in the same order; layers that are not tiled
+// run as in 1).
 
 // Blocks of one kernel that fill the current device (SMs x resident blocks at the tower's shared
 // memory); the block count the engine passes to fused_tower_bwd and sizes `partial` with.
@@ -324,7 +426,7 @@ int fused_tower_grid(const FusedTower& t, bool backward);
 // The device's opt-in shared memory per block (bytes), for make_fused_tower.
 size_t fused_max_smem_bytes();
 
-// packed (2 * n_params) from net (n_params).
+// packed (packed_size()) from net (n_params).
 void fused_pack(const FusedTower& t, const float* net, float* packed, cudaStream_t stream);
 
 // score[k] of pair (user[k], item[k]); dropout on pair index k (training: 2t + side).
@@ -332,7 +434,7 @@ void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks,
                      const int32_t* pair_user, const int32_t* pair_item,
                      const float* P, const float* Q, const float* packed, DropoutArgs drop,
                      float* score,  // (n_pairs,)
-                     cudaStream_t stream);
+                     cudaStream_t stream, int variant);
 
 // Gradients of sum_k dscore[k] * score[k]: dp, dq (n_pairs, E) overwritten (0 where dscore is
 // 0: such pairs are skipped), partial (n_blocks, n_params) overwritten with each block's packed
@@ -341,7 +443,7 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks,
                      const int32_t* pair_user, const int32_t* pair_item,
                      const float* P, const float* Q, const float* packed, DropoutArgs drop,
                      const float* dscore,  // (n_pairs,)
-                     float* dp, float* dq, float* partial, cudaStream_t stream);
+                     float* dp, float* dq, float* partial, cudaStream_t stream, int variant);
 
 // dnet[i] = sum over blocks b in order of partial[b][fused_packed_index(i)] (overwritten).
 void fused_reduce_grads(const FusedTower& t, int n_blocks, const float* partial, float* dnet,
@@ -361,5 +463,6 @@ void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* part
 // Argument checks shared by each launcher and its twin (defined in host/fused_tower_cpu.cpp).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
+void check_fused_variant(const char* fn, int variant);  // 1 or 2
 
 }  // namespace convncf

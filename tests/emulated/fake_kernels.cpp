@@ -634,20 +634,21 @@ void fused_pack(const FusedTower& t, const float* net, float* packed, cudaStream
   emul::check_stream(stream, "fused_pack");
   check_fused_args("fused_pack", t, 1, 1, {net, packed});
   check_elems(net, t.n_params, "fused_pack", "net");
-  check_elems(packed, 2 * t.n_params, "fused_pack", "packed");
+  check_elems(packed, t.packed_size(), "fused_pack", "packed");
   fused_pack_cpu(t, net, packed);
 }
 
 void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
-                     DropoutArgs drop, float* score, cudaStream_t stream) {
+                     DropoutArgs drop, float* score, cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_fwd");
   check_fused_args("fused_tower_fwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
+  check_fused_variant("fused_tower_fwd", variant);
   if (n_pairs == 0) return;
   check_elems(pair_user, n_pairs, "fused_tower_fwd", "pair_user");
   check_elems(pair_item, n_pairs, "fused_tower_fwd", "pair_item");
   check_pairs("fused_tower_fwd", n_pairs, t.E, pair_user, pair_item, P, Q);
-  check_elems(packed, 2 * t.n_params, "fused_tower_fwd", "packed");
+  check_elems(packed, t.packed_size(), "fused_tower_fwd", "packed");
   check_elems(score, n_pairs, "fused_tower_fwd", "score");
   fused_tower_fwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score);
 }
@@ -655,8 +656,9 @@ void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
 void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_bwd");
+  check_fused_variant("fused_tower_bwd", variant);
   check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
   if (!partial) throw_internal("fused_tower_bwd: partial is null");
   check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_tower_bwd", "partial");
@@ -664,7 +666,7 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
     check_elems(pair_user, n_pairs, "fused_tower_bwd", "pair_user");
     check_elems(pair_item, n_pairs, "fused_tower_bwd", "pair_item");
     check_pairs("fused_tower_bwd", n_pairs, t.E, pair_user, pair_item, P, Q);
-    check_elems(packed, 2 * t.n_params, "fused_tower_bwd", "packed");
+    check_elems(packed, t.packed_size(), "fused_tower_bwd", "packed");
     check_elems(dscore, n_pairs, "fused_tower_bwd", "dscore");
     check_elems(dp, n_pairs * t.E, "fused_tower_bwd", "dp");
     check_elems(dq, n_pairs * t.E, "fused_tower_bwd", "dq");
