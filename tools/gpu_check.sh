@@ -20,6 +20,7 @@
 #              2048, when torch imports and sees the GPU), in one table with the targets; files
 #              in $LOGS/bench/ (table.md, table.json, lines.jsonl, each run's stderr)
 #   smoke      build/convncf train --device=cuda (ConvNCF, 2 epochs, the built-in synthetic data)
+#   smoke_fused  the same with --engine=fused --precision=tf32
 # Every step has a timeout and the whole run stays under 8 minutes. A failing step does not stop
 # the others; the exit status is non-zero if any failed. Logs go to $OUT (if set) or
 # build/gpu_check/, one file per step; the summary and the benchmark table are printed last.
@@ -216,12 +217,15 @@ if [[ -x build/convncf ]]; then
     run_step bench 130 python3 bench/bench_table.py --quick --bench-gpu build/bench/bench_gpu \
       --out "$LOGS/bench"
   fi
-  rm -rf "$LOGS/smoke_run"
+  rm -rf "$LOGS/smoke_run" "$LOGS/smoke_fused_run"
   run_step smoke 60 build/convncf train --device=cuda --verbose --epochs=2 --out="$LOGS/smoke_run"
+  run_step smoke_fused 60 build/convncf train --device=cuda --engine=fused --precision=tf32 --verbose --epochs=2 \
+    --out="$LOGS/smoke_fused_run"
 else
   skip_step selftest "no build/convncf"
   skip_step bench "no build/convncf"
   skip_step smoke "no build/convncf"
+  skip_step smoke_fused "no build/convncf"
   FAILED=1
 fi
 
