@@ -206,11 +206,10 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
 
 void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet) {
   check_fused_args("fused_reduce_grads_cpu", t, 1, n_blocks, {partial, dnet});
-  for (int64_t i = 0; i < t.n_params; ++i) {
-    const int64_t j = fused_packed_index(t, i);
+  for (int64_t j = 0; j < t.n_params; ++j) {
     float s = 0.0f;
     for (int b = 0; b < n_blocks; ++b) s += partial[int64_t(b) * t.n_params + j];
-    dnet[i] = s;
+    dnet[fused_unpacked_index(t, j)] = s;
   }
 }
 

@@ -189,6 +189,7 @@ TEST(FusedTower, PackMatchesCpuEngineAndIndexInverts) {
       ASSERT_GE(j, 0);
       ASSERT_LT(j, tower.n_params);
       EXPECT_EQ(got[size_t(j)], prm.net[size_t(i)]) << i;
+      EXPECT_EQ(fused_unpacked_index(ft, j), i) << "unpacked index of " << j;
       ++seen[size_t(j)];
     }
     EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), tower.n_params) << "not a permutation";

@@ -43,6 +43,9 @@ double tol_of(Precision p) { return p == Precision::FP32 ? 2e-5 : p == Precision
 
 TEST(FusedTowerGpu, KernelsMatchTwins) {
   CONVNCF_REQUIRE_GPU();
+  // A non-blocking stream, as the engine's; the uploads (pageable cudaMemcpy) and the poisoning
+  // (cudaMemset) run on the legacy stream, which such a stream does not wait for, so each is
+  // followed by a device synchronization before the kernels read or write those buffers.
   cudaStream_t stream = nullptr;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   for (const Case& c : cases()) {
@@ -54,12 +57,14 @@ TEST(FusedTowerGpu, KernelsMatchTwins) {
     const int64_t n = int64_t(b.user.size());
     const DeviceBuffer<float> P(prm.P), Q(prm.Q), net(prm.net), dscore(b.dscore);
     const DeviceBuffer<int32_t> user(b.user), item(b.item);
+    CUDA_CHECK(cudaDeviceSynchronize());
     for (const Precision prec : {Precision::FP32, Precision::TF32, Precision::BF16}) {
       const FusedTower ft = make_fused_tower(tower, prec, fused_max_smem_bytes());
       std::vector<float> packed(size_t(ft.packed_size()));
       fused_pack_cpu(ft, prm.net.data(), packed.data());
       DeviceBuffer<float> d_packed(packed.size());
       test::poison(d_packed);
+      CUDA_CHECK(cudaDeviceSynchronize());
       fused_pack(ft, net.data(), d_packed.data(), stream);
       CUDA_CHECK(cudaStreamSynchronize(stream));
       ASSERT_EQ(d_packed.download(), packed) << c.name << ": pack";
@@ -84,6 +89,7 @@ TEST(FusedTowerGpu, KernelsMatchTwins) {
             DeviceBuffer<float> d_score(score.size()), d_dp(dp.size()), d_dq(dq.size()), d_partial(partial.size()),
                 d_dnet(dnet.size());
             for (const DeviceBuffer<float>* x : {&d_score, &d_dp, &d_dq, &d_partial, &d_dnet}) test::poison(*x);
+            CUDA_CHECK(cudaDeviceSynchronize());
             fused_tower_fwd(ft, n, fused_tower_grid(ft, false), user.data(), item.data(), P.data(), Q.data(),
                             d_packed.data(), drop, d_score.data(), stream, variant);
             fused_tower_bwd(ft, n, n_blocks, user.data(), item.data(), P.data(), Q.data(), d_packed.data(), drop,

@@ -154,6 +154,21 @@ CONVNCF_HD int64_t fused_packed_index(const FusedTower& t, int64_t i) {
   return i;
 }
 
+// The inverse of fused_packed_index: the PyTorch-layout index of packed (first-half) index j.
+CONVNCF_HD int64_t fused_unpacked_index(const FusedTower& t, int64_t j) {
+  for (int l = 0; l < t.L; ++l) {
+    const FusedLayer& c = t.layer[l];
+    const int64_t K = int64_t(c.k) * c.k * c.cin;
+    if (j >= c.w_off && j < c.w_off + K * c.cout) {
+      const int64_t w = j - c.w_off;  // kk*cout + co, kk = (r*k + s)*cin + ci
+      const int64_t co = w % c.cout, kk = w / c.cout;
+      const int64_t ci = kk % c.cin, rs = kk / c.cin, r = rs / c.k, s = rs % c.k;
+      return c.w_off + ((co * c.cin + ci) * c.k + r) * c.k + s;
+    }
+  }
+  return j;
+}
+
 // U[idx], idx = (x*k+s)*C + c: the user's side of layer 1 (r in order, from 0).
 CONVNCF_HD float fused_user_side(const FusedTower& t, const float* packed, const float* p, int idx) {
   const FusedLayer& l = t.layer[0];
