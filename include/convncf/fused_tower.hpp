@@ -21,8 +21,8 @@
 // a fixed block count.
 //
 // Weights are read packed (CpuEngine::pack's layout, fused_pack builds it): per layer
-// Wt[((r*k+s)*cin+ci)*cout+co], bias, output layer; the second half (offset n_params) holds
-// WkT[co][(r*k+s)*cin+ci] for the input-gradient product. `partial` slices are in the packed
+// Wt[((r*k+s)*cin+ci)*cout+co], bias, output layer; the second half (from wkt_base, n_params
+// rounded up to a multiple of 4) holds WkT[co][(r*k+s)*cin+ci] for the input-gradient product. `partial` slices are in the packed
 // (first-half) layout; fused_reduce_grads writes PyTorch's layout.
 //
 // Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
