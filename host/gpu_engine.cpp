@@ -98,7 +98,7 @@ struct GpuEngine::Impl {
   bool fused = false;
   FusedTower ft;
   int grid_fwd = 0, grid_bwd = 0;
-  DeviceBuffer<float> packed, partial;  // (2 * n_params), (grid_bwd, n_params)
+  DeviceBuffer<float> packed, partial;  // (ft.packed_size()), (grid_bwd, n_params)
   bool packed_stale = true;
 
   void ensure_packed() {
