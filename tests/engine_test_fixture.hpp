@@ -47,8 +47,26 @@ inline Fixture make_setup(const std::vector<std::string>& args) {
   return s;
 }
 
-inline const EngineTolerance kFusedTf32Tolerance = engine_tolerance(Precision::TF32);
-inline const EngineTolerance kFusedBf16Tolerance = engine_tolerance(Precision::BF16);
+// The fused engine's comparisons, shared by the GPU and the emulated engine tests: the recbole
+// settings in each precision (tolerances by precision, engine_tolerance), the paper preset's
+// warm-up and main phases in fp32.
+struct EngineCase {
+  std::string name;
+  std::vector<std::string> args;
+  EngineTolerance tol;
+};
+inline std::vector<EngineCase> fused_recbole_cases() {
+  const std::vector<std::string> base = with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused"});
+  return {{"recbole fused", base, engine_tolerance(Precision::FP32)},
+          {"recbole fused tf32", with(base, {"--precision=tf32"}), engine_tolerance(Precision::TF32)},
+          {"recbole fused bf16", with(base, {"--precision=bf16"}), engine_tolerance(Precision::BF16)}};
+}
+inline std::vector<EngineCase> fused_paper_cases() {
+  const std::vector<std::string> base =
+      with(kSmall, {"--preset=paper", "--model=ConvNCF", "--drop_last_batch=false", "--engine=fused"});
+  return {{"paper warm-up fused", base, {1e-4, 1e-5, 1e-3}},
+          {"paper main fused", with(base, {"--warmup_epochs=0"}), {1e-4, 1e-5, 1e-3}}};
+}
 
 inline GpuEngineOptions options_for(const Config& cfg) {
   GpuEngineOptions o;

@@ -65,24 +65,12 @@ TEST(GpuEngine, PaperPresetMainStepsMatchCpuEngine) {
 // the losses and parameters move by about their rounding (the same bounds as Emulated.Fused*).
 TEST(GpuEngine, FusedRecBolePresetStepsMatchCpuEngine) {
   CONVNCF_REQUIRE_GPU();
-  run_case("recbole fused", with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused"}), {1e-4, 1e-5, 2e-3});
-  run_case("recbole fused tf32",
-           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused", "--precision=tf32"}),
-           kFusedTf32Tolerance);
-  run_case("recbole fused bf16",
-           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused", "--precision=bf16"}),
-           kFusedBf16Tolerance);
+  for (const EngineCase& c : fused_recbole_cases()) run_case(c.name, c.args, c.tol);
 }
 
 TEST(GpuEngine, FusedPaperPresetStepsMatchCpuEngine) {
   CONVNCF_REQUIRE_GPU();
-  run_case("paper warm-up fused",
-           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--drop_last_batch=false", "--engine=fused"}),
-           {1e-4, 1e-5, 1e-3});
-  run_case("paper main fused",
-           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0", "--drop_last_batch=false",
-                         "--engine=fused"}),
-           {1e-4, 1e-5, 1e-3});
+  for (const EngineCase& c : fused_paper_cases()) run_case(c.name, c.args, c.tol);
 }
 
 TEST(GpuEngine, BprStepsMatchCpuEngine) {
