@@ -1,7 +1,8 @@
 // The fused tower's kernels (kernels/fused_tower.cu, emulated: see shim.hpp) against their CPU
 // twins (host/fused_tower_cpu.cpp), bit for bit: every launcher, both variants, every precision,
-// dropout off and on, block counts 1, 7, the engine's grid and more blocks than pairs, each run
-// with the threads of every phase in ascending, descending and a random order. Then the
+// dropout off and on, block counts 1, 7, the engine's grid and more blocks than pairs, each
+// configuration run with the threads of every phase in one of ascending, descending and a
+// seeded random order (rotated: every order meets every block count and variant). Then the
 // emulator's own checks, each shown to fire on a small faulty kernel.
 //   build/tests/kernel_emulation/convncf_kernel_emulation_tests
 #include <gtest/gtest.h>
