@@ -137,13 +137,13 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
         const int c4 = l.cout / 4;
         for (int i = tid; i < K * c4; i += nt) {
           const int kk = i / c4, co0 = (i % c4) * 4;
-          float a[4];
-          fused_dW4(t, li, G, X, kk, co0, a);
+          float g4[4];
+          fused_dW4(t, li, G, X, kk, co0, g4);
           float* d = slice + l.w_off + int64_t(kk) * l.cout + co0;
-          d[0] += a[0];
-          d[1] += a[1];
-          d[2] += a[2];
-          d[3] += a[3];
+          d[0] += g4[0];
+          d[1] += g4[1];
+          d[2] += g4[2];
+          d[3] += g4[3];
         }
       } else {
         for (int w = tid; w < K * l.cout; w += nt) slice[l.w_off + w] += fused_dW(t, li, G, X, w);
