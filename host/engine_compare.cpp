@@ -105,13 +105,8 @@ EngineComparison compare_engines(const std::vector<std::string>& args, const Eng
   HostOptim cpu_opt(cfg, learner, lr_e, lr_n, prm), gpu_opt(cfg, learner, lr_e, lr_n, prm);
 
   CpuEngine<float> cpu(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, E, 1);
-  GpuEngineOptions go;
-  go.batch_cap = cfg.train_batch_size;
+  GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
   go.eval_pairs = 256;
-  go.deterministic = cfg.sparse_grad == "deterministic";
-  go.lazy_adam = cfg.embedding_update == "lazy";
-  go.fused = cfg.engine == "fused";
-  go.precision = parse_precision(cfg.precision);
   GpuEngine gpu(cfg.model, conv ? &tower : nullptr, split, E, go);
   gpu.upload_params(prm);
   gpu.upload_optimizers(phase, {&gpu_opt.P, &gpu_opt.Q, &gpu_opt.net});

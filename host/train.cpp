@@ -213,11 +213,9 @@ std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>
     if (cfg.device == Device::Cuda) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
     return nullptr;
   }
-  GpuEngineOptions go;
-  go.batch_cap = 1;  // no training
-  go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
-  go.fused = cfg.engine == "fused";
-  go.precision = parse_precision(cfg.precision);
+  GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
+  go.batch_cap = 1;          // no training
+  go.deterministic = true;   // scoring keeps deterministic cuDNN plans whatever sparse_grad says
   try {
     auto g = std::make_unique<GpuEngine>(prm.model, prm.model == ModelKind::ConvNCF ? &tower : nullptr, split, prm.E, go);
     g->upload_params(prm);
@@ -452,14 +450,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   CpuEngine<float> engine(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, prm.E, threads);
   std::unique_ptr<GpuEngine> gpu_engine;
   if (use_gpu) {
-    GpuEngineOptions go;
-    go.batch_cap = cfg.train_batch_size;
-    go.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
-    go.deterministic = cfg.sparse_grad == "deterministic";
-    go.lazy_adam = cfg.embedding_update == "lazy";
-    go.verbose = cfg.verbose;
-    go.fused = cfg.engine == "fused";
-    go.precision = parse_precision(cfg.precision);
+    const GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
     try {
       gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
       say(gpu_engine->describe());

@@ -69,13 +69,8 @@ inline std::vector<EngineCase> fused_paper_cases() {
 }
 
 inline GpuEngineOptions options_for(const Config& cfg) {
-  GpuEngineOptions o;
-  o.batch_cap = cfg.train_batch_size;
+  GpuEngineOptions o = GpuEngineOptions::from_config(cfg);
   o.eval_pairs = 300;
-  o.deterministic = cfg.sparse_grad == "deterministic";
-  o.lazy_adam = cfg.embedding_update == "lazy";
-  o.fused = cfg.engine == "fused";
-  o.precision = parse_precision(cfg.precision);
   return o;
 }
 

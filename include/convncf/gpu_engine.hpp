@@ -50,6 +50,10 @@ struct GpuEngineOptions {
   bool verbose = false;
   bool fused = false;                       // engine: fused (fused_tower.hpp) instead of cuDNN
   Precision precision = Precision::FP32;    // fused engine: products of layers 2..L (precision key)
+
+  // The configuration's choices: train_batch_size, eval_batch_size (at least 1), sparse_grad,
+  // embedding_update, verbose, engine and precision.
+  static GpuEngineOptions from_config(const Config& cfg);
 };
 
 // The host side of one optimizer: its spec, step count and state (as checkpoints hold it).
