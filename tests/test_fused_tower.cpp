@@ -77,27 +77,11 @@ double expect_close(const std::vector<float>& got, const std::vector<double>& wa
   return worst;
 }
 
-struct FusedOut {
-  std::vector<float> score, dp, dq, dnet;
-};
-
-FusedOut run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop) {
-  const int64_t n = int64_t(b.user.size());
+// The twins from net (packed here), with the reference's dropout seed and step.
+TwinOutputs run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop) {
   std::vector<float> packed(size_t(ft.packed_size()), -7.0f);
   fused_pack_cpu(ft, prm.net.data(), packed.data());
-  const DropoutArgs drop{p_drop, 5, 11};
-  FusedOut o;
-  o.score.assign(size_t(n), std::nanf(""));
-  o.dp.assign(size_t(n * ft.E), std::nanf(""));
-  o.dq.assign(o.dp.size(), std::nanf(""));
-  o.dnet.assign(size_t(ft.n_params), std::nanf(""));
-  std::vector<float> partial(size_t(n_blocks * ft.n_params), std::nanf(""));
-  fused_tower_fwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(), drop,
-                      o.score.data());
-  fused_tower_bwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(), drop,
-                      b.dscore.data(), o.dp.data(), o.dq.data(), partial.data());
-  fused_reduce_grads_cpu(ft, n_blocks, partial.data(), o.dnet.data());
-  return o;
+  return run_twins(ft, prm, b, packed.data(), n_blocks, DropoutArgs{p_drop, 5, 11});
 }
 
 }  // namespace
@@ -212,7 +196,7 @@ TEST(FusedTower, Fp32TwinsMatchCpuEngine) {
       std::vector<float> first_score;
       for (const int n_blocks : {1, 4, 25}) {
         SCOPED_TRACE("blocks " + std::to_string(n_blocks));
-        const FusedOut o = run_twin(ft, prm, b, n_blocks, p_drop);
+        const TwinOutputs o = run_twin(ft, prm, b, n_blocks, p_drop);
         expect_close(o.score, ref.score, 1e-5, "score");
         expect_close(o.dp, ref.dp, 1e-4, "dp");
         expect_close(o.dq, ref.dq, 1e-4, "dq");
@@ -251,11 +235,11 @@ TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
     const Params<float> prm = make_params(tower, 5, 9, 8);
     const Batch b = make_batch(7, 5, 9, 6);
     const Reference ref = reference(tower, prm, b.user, b.item, b.dscore, 0.0);
-    const FusedOut fp32 = run_twin(make_fused_tower(tower, Precision::FP32, 0), prm, b, 3, 0.0);
+    const TwinOutputs fp32 = run_twin(make_fused_tower(tower, Precision::FP32, 0), prm, b, 3, 0.0);
     for (const Precision p : {Precision::TF32, Precision::BF16}) {
       SCOPED_TRACE(std::string(c.name) + " " + precision_name(p));
       const bool tf = p == Precision::TF32;
-      const FusedOut o = run_twin(make_fused_tower(tower, p, 0), prm, b, 3, 0.0);
+      const TwinOutputs o = run_twin(make_fused_tower(tower, p, 0), prm, b, 3, 0.0);
       if (c.channels.size() == 2) {
         EXPECT_EQ(o.score, fp32.score) << "layer 1 must stay FP32";
         EXPECT_EQ(o.dnet, fp32.dnet) << "layer 1 must stay FP32";

@@ -74,20 +74,13 @@ void kernels_match_twins(bool presets) {
           const std::string tag = std::string(c.name) + " " + precision_name(prec) + " blocks " +
                                    std::to_string(n_blocks) + " dropout " + std::to_string(p_drop);
           const DropoutArgs drop{p_drop, 3, 8};
-          std::vector<float> score(static_cast<size_t>(n)), dp(static_cast<size_t>(n * c.E)), dq(dp.size()),
-              partial(static_cast<size_t>(n_blocks * ft.n_params)),
-              dnet(static_cast<size_t>(ft.n_params));
-          fused_tower_fwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
-                              drop, score.data());
-          fused_tower_bwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
-                              drop, b.dscore.data(), dp.data(), dq.data(), partial.data());
-          fused_reduce_grads_cpu(ft, n_blocks, partial.data(), dnet.data());
+          const TwinOutputs want = run_twins(ft, prm, b, packed.data(), n_blocks, drop);
           for (const int variant : {1, 2}) {
             const std::string what = tag + " variant " + std::to_string(variant);
             SCOPED_TRACE(what);
 
-            DeviceBuffer<float> d_score(score.size()), d_dp(dp.size()), d_dq(dq.size()), d_partial(partial.size()),
-                d_dnet(dnet.size());
+            DeviceBuffer<float> d_score(want.score.size()), d_dp(want.dp.size()), d_dq(want.dq.size()),
+                d_partial(want.partial.size()), d_dnet(want.dnet.size());
             for (const DeviceBuffer<float>* x : {&d_score, &d_dp, &d_dq, &d_partial, &d_dnet}) test::poison(*x);
             CUDA_CHECK(cudaDeviceSynchronize());
             fused_tower_fwd(ft, n, fused_tower_grid(ft, false), user.data(), item.data(), P.data(), Q.data(),
@@ -97,10 +90,10 @@ void kernels_match_twins(bool presets) {
             fused_reduce_grads(ft, n_blocks, d_partial.data(), d_dnet.data(), stream);
             CUDA_CHECK(cudaStreamSynchronize(stream));
             const double tol = tol_of(prec);
-            check(d_score.download(), score, tol, what + " score");
-            check(d_dp.download(), dp, tol * 10, what + " dp");
-            check(d_dq.download(), dq, tol * 10, what + " dq");
-            check(d_dnet.download(), dnet, tol, what + " dnet");
+            check(d_score.download(), want.score, tol, what + " score");
+            check(d_dp.download(), want.dp, tol * 10, what + " dp");
+            check(d_dq.download(), want.dq, tol * 10, what + " dq");
+            check(d_dnet.download(), want.dnet, tol, what + " dnet");
             // deterministic: a second backward gives the same bits
             const std::vector<float> first = d_dnet.download();
             fused_tower_bwd(ft, n, n_blocks, user.data(), item.data(), P.data(), Q.data(), d_packed.data(), drop,

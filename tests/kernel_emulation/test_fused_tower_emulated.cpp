@@ -101,13 +101,7 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
       // dropout off in fp32 only, as in the GPU test: the other precisions differ in layers 2..L only
       if (prec != Precision::FP32 && p_drop == 0.0) continue;
       const DropoutArgs drop{p_drop, 3, 8};
-      std::vector<float> score(size_t(n), kNaN), dp(size_t(n * c.E), kNaN), dq(dp.size(), kNaN),
-          partial(size_t(n_blocks) * size_t(ft.n_params), kNaN), dnet(size_t(ft.n_params), kNaN);
-      fused_tower_fwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
-                          drop, score.data());
-      fused_tower_bwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
-                          drop, b.dscore.data(), dp.data(), dq.data(), partial.data());
-      fused_reduce_grads_cpu(ft, n_blocks, partial.data(), dnet.data());
+      const fused_test::TwinOutputs want = fused_test::run_twins(ft, prm, b, packed.data(), n_blocks, drop);
       for (const int variant : {1, 2}) {
         {
           const emu::Order order = emu::Order((bi + (p_drop == 0.0 ? 0 : 2) + size_t(variant)) % 3);
@@ -117,19 +111,19 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
           SCOPED_TRACE(what);
           emu::order = order;
           emu::seed = 12345;
-          std::vector<float> s2(score.size(), kNaN), dp2(dp.size(), kNaN), dq2(dq.size(), kNaN),
-              pa2(partial.size(), kNaN), dn2(dnet.size(), kNaN);
+          std::vector<float> s2(want.score.size(), kNaN), dp2(want.dp.size(), kNaN), dq2(want.dq.size(), kNaN),
+              pa2(want.partial.size(), kNaN), dn2(want.dnet.size(), kNaN);
           fused_tower_fwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
                           drop, s2.data(), nullptr, variant);
           fused_tower_bwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed.data(),
                           drop, b.dscore.data(), dp2.data(), dq2.data(), pa2.data(), nullptr, variant);
           fused_reduce_grads(ft, n_blocks, pa2.data(), dn2.data(), nullptr);
           expect_no_emulation_errors(what);
-          expect_same_bits(s2, score, "score");
-          expect_same_bits(dp2, dp, "dp");
-          expect_same_bits(dq2, dq, "dq");
-          expect_same_bits(pa2, partial, "partial");
-          expect_same_bits(dn2, dnet, "dnet");
+          expect_same_bits(s2, want.score, "score");
+          expect_same_bits(dp2, want.dp, "dp");
+          expect_same_bits(dq2, want.dq, "dq");
+          expect_same_bits(pa2, want.partial, "partial");
+          expect_same_bits(dn2, want.dnet, "dnet");
           if (HasFailure()) return;  // one report per tower and precision
         }
       }
