@@ -15,6 +15,7 @@
 
 #include "convncf/cpu_engine.hpp"
 #include "convncf/optim.hpp"
+#include "convncf/options.hpp"
 #include "convncf/rng.hpp"
 
 using namespace convncf;

@@ -57,6 +57,7 @@
 #include "convncf/gpu.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/options.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pair_kernels.hpp"

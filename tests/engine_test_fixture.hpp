@@ -13,6 +13,7 @@
 #include "convncf/engine_compare.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/options.hpp"
 
 namespace convncf {
 namespace engine_test {
@@ -69,7 +70,7 @@ inline std::vector<EngineCase> fused_paper_cases() {
 }
 
 inline GpuEngineOptions options_for(const Config& cfg) {
-  GpuEngineOptions o = GpuEngineOptions::from_config(cfg);
+  GpuEngineOptions o = gpu_engine_options(cfg);
   o.eval_pairs = 300;
   return o;
 }

@@ -8,6 +8,7 @@
 #include "convncf/config.hpp"
 #include "convncf/fused_tower.hpp"
 #include "convncf/model.hpp"
+#include "convncf/options.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {

@@ -11,6 +11,7 @@
 
 #include "convncf/cpu_engine.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/options.hpp"
 #include "convncf/rng.hpp"
 
 using namespace convncf;

@@ -18,6 +18,7 @@
 #include "convncf/cpu_engine.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/model.hpp"
+#include "convncf/options.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pair_kernels.hpp"
 #include "convncf/rng.hpp"

@@ -14,8 +14,6 @@
 
 namespace convncf {
 
-inline constexpr const char* kVersionString = "0.2.0";
-
 template <typename T>
 CONVNCF_HD constexpr T ceil_div(T a, T b) { return (a + b - 1) / b; }
 

@@ -8,14 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace convncf {
+#include "convncf/kinds.hpp"
 
-enum class ModelKind { ConvNCF, BPR, Pop };
-enum class Preset { RecBole, Paper };
-enum class Learner { SGD, Adagrad, Adam };
-enum class RegType { Norm, Squared };  // RecBole's whole-table norms | the paper's squared row norms
-enum class InitKind { PyTorch, Paper }; // PyTorch defaults | truncated normals of the official code
-enum class Device { Auto, Cpu, Cuda };
+namespace convncf {
 
 struct Config {
   // model

@@ -37,6 +37,7 @@
 #include <string>
 
 #include "convncf/common.hpp"
+#include "convncf/kinds.hpp"
 #include "convncf/pair_kernels.hpp"
 
 struct CUstream_st;
@@ -46,8 +47,6 @@ namespace convncf {
 
 struct TowerSpec;
 
-// Input format of the products of layers 2..L in the fused engine (config key `precision`).
-enum class Precision : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 const char* precision_name(Precision p);             // "fp32" | "tf32" | "bf16"
 Precision parse_precision(const std::string& name);  // throws Error(kExitUsage) on another name
 

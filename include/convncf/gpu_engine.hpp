@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "convncf/config.hpp"
 #include "convncf/cpu_engine.hpp"
 #include "convncf/dataset.hpp"
+#include "convncf/engine.hpp"
 #include "convncf/eval_gpu.hpp"
 #include "convncf/fused_tower.hpp"
 #include "convncf/model.hpp"
@@ -42,19 +42,6 @@
 
 namespace convncf {
 
-struct GpuEngineOptions {
-  int64_t batch_cap = 2048;      // triples per step (the last batch of an epoch may be smaller)
-  int64_t eval_pairs = 4096;     // pairs per evaluation forward
-  bool deterministic = true;     // sparse_grad: deterministic | fast
-  bool lazy_adam = false;        // embedding_update: lazy
-  bool verbose = false;
-  bool fused = false;                       // engine: fused (fused_tower.hpp) instead of cuDNN
-  Precision precision = Precision::FP32;    // fused engine: products of layers 2..L (precision key)
-
-  // The configuration's choices: train_batch_size, eval_batch_size (at least 1), sparse_grad,
-  // embedding_update, verbose, engine and precision.
-  static GpuEngineOptions from_config(const Config& cfg);
-};
 
 // The host side of one optimizer: its spec, step count and state (as checkpoints hold it).
 struct OptimizerSet {

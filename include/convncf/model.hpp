@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "convncf/config.hpp"
+#include "convncf/kinds.hpp"
 
 namespace convncf {
 
@@ -50,13 +50,25 @@ struct Params {
   std::vector<T> net;  // (tower.n_params,)
 };
 
-// Initializes parameters as the configuration's init says:
+// How a model starts: which model, which initializer, E and the seed.
+struct InitSpec {
+  ModelKind model = ModelKind::ConvNCF;
+  InitKind init = InitKind::PyTorch;
+  int E = 64;
+  uint64_t seed = 2020;
+};
+
+// Initializes parameters as spec.init says:
 //   pytorch: Embedding N(0,1) (BPR: xavier_normal, as RecBole's BPR), Conv2d/Linear weight and
 //            bias U(-1/sqrt(fan_in), 1/sqrt(fan_in));
 //   paper:   embeddings truncated normal std 0.01, conv weights truncated normal std 0.1, conv
 //            biases 0.1, output weight and bias truncated normal std 0.1.
 // Draws come from Rng(seed, kStreamInit) in the order P, Q, net, so a seed fixes the model.
-Params<float> init_params(const Config& cfg, const TowerSpec* tower, int32_t n_users,
+// Pop: E = 0 and n_items zero counts (popularity_params fills them).
+Params<float> init_params(const InitSpec& spec, const TowerSpec* tower, int32_t n_users,
                           int32_t n_items);
+
+// The popularity model of a training set: net[i] = the training count of item i.
+Params<float> popularity_params(int32_t n_users, const std::vector<int64_t>& item_train_count);
 
 }  // namespace convncf

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "convncf/common.hpp"
-#include "convncf/config.hpp"
+#include "convncf/kinds.hpp"
 
 namespace convncf {
 
@@ -78,6 +78,8 @@ class Optimizer {
   void step_rows(T* p, const T* g, const std::vector<int32_t>& rows, int row_size);
   std::vector<T>& state0() { return m_s0; }  // Adagrad accumulator or Adam's m
   std::vector<T>& state1() { return m_s1; }  // Adam's v
+  const std::vector<T>& state0() const { return m_s0; }
+  const std::vector<T>& state1() const { return m_s1; }
 
  private:
   OptimizerSpec m_spec;

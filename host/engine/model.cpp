@@ -77,7 +77,7 @@ std::string TowerSpec::describe() const {
   return s.str();
 }
 
-Params<float> init_params(const Config& cfg, const TowerSpec* tower, int32_t n_users,
+Params<float> init_params(const InitSpec& cfg, const TowerSpec* tower, int32_t n_users,
                           int32_t n_items) {
   Params<float> prm;
   prm.model = cfg.model;
@@ -88,7 +88,7 @@ Params<float> init_params(const Config& cfg, const TowerSpec* tower, int32_t n_u
     prm.net.assign(size_t(n_items), 0.f);
     return prm;
   }
-  const int E = cfg.embedding_size;
+  const int E = cfg.E;
   prm.E = E;
   prm.P.resize(size_t(n_users) * E);
   prm.Q.resize(size_t(n_items) * E);
@@ -123,6 +123,16 @@ Params<float> init_params(const Config& cfg, const TowerSpec* tower, int32_t n_u
   for (int i = 0; i < C; ++i)
     prm.net[size_t(tower->out_w_offset + i)] = paper ? float(0.1 * rng.truncated_normal()) : uniform(bound);
   prm.net[size_t(tower->out_b_offset)] = paper ? float(0.1 * rng.truncated_normal()) : uniform(bound);
+  return prm;
+}
+
+Params<float> popularity_params(int32_t n_users, const std::vector<int64_t>& item_train_count) {
+  Params<float> prm;
+  prm.model = ModelKind::Pop;
+  prm.n_users = n_users;
+  prm.n_items = int32_t(item_train_count.size());
+  prm.net.resize(item_train_count.size());
+  for (size_t i = 0; i < item_train_count.size(); ++i) prm.net[i] = float(item_train_count[i]);
   return prm;
 }
 

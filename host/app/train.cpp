@@ -28,10 +28,12 @@
 #include "convncf/dataset.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/common.hpp"
+#include "convncf/version.hpp"
 #include "convncf/evaluate.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/model_io.hpp"
 #include "convncf/optim.hpp"
+#include "convncf/options.hpp"
 #include "convncf/prepare.hpp"
 #include "convncf/rng.hpp"
 
@@ -42,10 +44,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-const char* model_name(ModelKind m) {
-  return m == ModelKind::ConvNCF ? "ConvNCF" : m == ModelKind::BPR ? "BPR" : "Pop";
 }
 
 bool is_dir(const std::string& p) {
@@ -91,16 +89,6 @@ std::string prepare_run_dir(const Config& cfg) {
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) { write_file_atomic(path, text); }
-
-OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr) {
-  OptimizerSpec s;
-  s.learner = learner;
-  s.lr = lr;
-  s.weight_decay = cfg.weight_decay;
-  s.adagrad_initial_accumulator = cfg.adagrad_initial_accumulator;
-  s.adagrad_eps = cfg.adagrad_eps;
-  return s;
-}
 
 // The three optimizers of one phase: embeddings P and Q, and the network.
 struct Optimizers {
@@ -213,7 +201,7 @@ std::unique_ptr<GpuEngine> gpu_scorer_for(const Config& cfg, const Params<float>
     if (cfg.device == Device::Cuda) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
     return nullptr;
   }
-  GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
+  GpuEngineOptions go = gpu_engine_options(cfg);
   go.batch_cap = 1;          // no training
   go.deterministic = true;   // scoring keeps deterministic cuDNN plans whatever sparse_grad says
   try {
@@ -450,7 +438,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   CpuEngine<float> engine(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, prm.E, threads);
   std::unique_ptr<GpuEngine> gpu_engine;
   if (use_gpu) {
-    const GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
+    const GpuEngineOptions go = gpu_engine_options(cfg);
     try {
       gpu_engine = std::make_unique<GpuEngine>(cfg.model, conv ? &tower : nullptr, split, prm.E, go);
       say(gpu_engine->describe());

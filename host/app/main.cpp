@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "convncf/common.hpp"
+#include "convncf/version.hpp"
 #include "convncf/config.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"

@@ -168,18 +168,6 @@ struct GpuEngine::Impl {
   }
 };
 
-GpuEngineOptions GpuEngineOptions::from_config(const Config& cfg) {
-  GpuEngineOptions o;
-  o.batch_cap = cfg.train_batch_size;
-  o.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
-  o.deterministic = cfg.sparse_grad == "deterministic";
-  o.lazy_adam = cfg.embedding_update == "lazy";
-  o.verbose = cfg.verbose;
-  o.fused = cfg.engine == "fused";
-  o.precision = parse_precision(cfg.precision);
-  return o;
-}
-
 GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split, int E,
                      const GpuEngineOptions& options)
     : m(std::make_unique<Impl>()) {

@@ -12,6 +12,7 @@
 #include "convncf/dataset.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/options.hpp"
 #include "convncf/optim.hpp"
 #include "convncf/rng.hpp"
 
@@ -105,7 +106,7 @@ EngineComparison compare_engines(const std::vector<std::string>& args, const Eng
   HostOptim cpu_opt(cfg, learner, lr_e, lr_n, prm), gpu_opt(cfg, learner, lr_e, lr_n, prm);
 
   CpuEngine<float> cpu(cfg.model, conv ? &tower : nullptr, split.n_users, split.n_items, E, 1);
-  GpuEngineOptions go = GpuEngineOptions::from_config(cfg);
+  GpuEngineOptions go = gpu_engine_options(cfg);
   go.eval_pairs = 256;
   GpuEngine gpu(cfg.model, conv ? &tower : nullptr, split, E, go);
   gpu.upload_params(prm);
