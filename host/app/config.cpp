@@ -27,8 +27,14 @@
 #include <sstream>
 
 #include "convncf/errors.hpp"
+#include "convncf/util.hpp"
 
 namespace convncf {
+
+namespace {
+std::string trimmed(const std::string& s) { return std::string(trim(s)); }
+}  // namespace
+
 
 namespace {
 
@@ -68,13 +74,6 @@ struct BadValue {
 std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
-  return s.substr(b, e - b);
 }
 
 // ---- scalar parsers (strict: the whole text must be the number) ----
@@ -224,7 +223,7 @@ std::string text_of(const std::vector<std::string>& v);
 
 // Whether a YAML reader would not read `s` back as this exact plain string.
 bool needs_quotes(const std::string& s) {
-  if (s.empty() || s != trim(s)) return true;
+  if (s.empty() || s != trimmed(s)) return true;
   if (std::string("[]{}#&*!|>'\"%@`,?:-~").find(s[0]) != std::string::npos) return true;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos || s.back() == ':')
     return true;
@@ -751,7 +750,7 @@ bool rest_is_blank(const std::string& s, size_t i) {
 std::string plain_until_comment(const std::string& s, size_t i) {
   size_t e = i;
   while (e < s.size() && !(s[e] == '#' && e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))) ++e;
-  return trim(s.substr(i, e - i));
+  return trimmed(s.substr(i, e - i));
 }
 
 // Parses a flow list "[a, 'b', c]" on one line, starting at s[i] == '['; leaves i after ']'.
@@ -794,7 +793,7 @@ bool read_flow_list(const std::string& s, size_t& i, std::vector<std::string>& i
       while (i < s.size() && s[i] != ',' && s[i] != ']' && s[i] != '[' && s[i] != '{' && s[i] != '}' &&
              !(s[i] == '#' && (s[i - 1] == ' ' || s[i - 1] == '\t')))
         ++i;
-      item = trim(s.substr(b, i - b));
+      item = trimmed(s.substr(b, i - b));
     }
     items.push_back(item);
     while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
@@ -843,7 +842,7 @@ bool read_flow_map(const std::string& s, size_t& i, const std::string& prefix,
     } else {
       const size_t b = i;
       while (i < s.size() && s[i] != ':' && s[i] != ',' && s[i] != '}' && s[i] != '{' && s[i] != '[') ++i;
-      key = trim(s.substr(b, i - b));
+      key = trimmed(s.substr(b, i - b));
     }
     while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
     if (key.empty() || i >= s.size() || s[i] != ':') {
@@ -866,7 +865,7 @@ bool read_flow_map(const std::string& s, size_t& i, const std::string& prefix,
       } else {
         const size_t b = i;
         while (i < s.size() && s[i] != ',' && s[i] != '}') ++i;
-        v.scalar = trim(s.substr(b, i - b));
+        v.scalar = trimmed(s.substr(b, i - b));
         if (v.scalar.empty() || v.scalar == "~" || lower(v.scalar) == "null") {
           v.is_null = true;
           v.scalar.clear();
@@ -1060,7 +1059,7 @@ Value cli_value(const std::string& raw, bool takes_raw_string) {
     v.scalar = raw;
     return v;
   }
-  const std::string s = trim(raw);
+  const std::string s = trimmed(raw);
   size_t i = 0;
   std::string err;
   if (!s.empty() && s[0] == '[') {
@@ -1217,10 +1216,10 @@ Config Config::from_args(const std::vector<std::string>& args) {
       cfg.config_files.push_back(raw);
       continue;
     }
-    if (!trim(raw).empty() && trim(raw)[0] == '{') {  // --eval_args="{mode: full, order: TO}"
+    if (!trimmed(raw).empty() && trimmed(raw)[0] == '{') {  // --eval_args="{mode: full, order: TO}"
       std::vector<std::pair<std::string, Value>> flat;
       std::string err;
-      const std::string t = trim(raw);
+      const std::string t = trimmed(raw);
       size_t i = 0;
       if (!read_flow_map(t, i, key + ".", flat, err) || i != t.size())
         throw_usage("bad value '" + raw + "' for key '" + key + "': " + (err.empty() ? "unexpected text after the mapping" : err));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "convncf/commands.hpp"
 #include "convncf/common.hpp"
 #include "convncf/version.hpp"
 #include "convncf/config.hpp"
@@ -24,7 +25,7 @@ const char* kUsage =
     "       convncf eval RUN_DIR [--KEY=VALUE ...]\n"
     "       convncf recommend RUN_DIR --users=ID[,ID...] [--topk=K] [--format=table|jsonl] [--exclude=train|all|none]\n"
     "       convncf export RUN_DIR --out=FOLDER\n"
-    "       convncf info\n"
+    "       convncf info [--format=text|json]\n"
     "       convncf gpu-selftest\n"
     "       convncf --version | SUBCOMMAND --help\n"
     "\n"
@@ -56,8 +57,8 @@ const char* kExportHelp =
     "item_ids.npy (unicode) and index.json into FOLDER; refuses to overwrite any of them. In NumPy:\n"
     "  import numpy as np; P = np.load('FOLDER/user_embeddings.npy'); ids = np.load('FOLDER/user_ids.npy')\n";
 const char* kInfoHelp =
-    "usage: convncf info\n\nPrints the GPU, driver, CUDA and cuDNN versions, the CPU threads, and the engine\n"
-    "that device: auto picks.\n";
+    "usage: convncf info [--format=text|json]\n\nPrints the GPU, driver, CUDA and cuDNN versions, the CPU threads, and the engine\n"
+    "that device: auto picks; --format=json prints one JSON object instead.\n";
 
 void print_train_help() {
   std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
@@ -109,8 +110,7 @@ int main(int argc, char** argv) {
     const bool help = std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
     if (cmd == "info") {
       if (help) std::cout << kInfoHelp;
-      else if (!rest.empty()) throw_usage("info takes no arguments");
-      else run_info(std::cout);
+      else run_info(rest, std::cout);
       return kExitOk;
     }
     if (cmd == "eval" || cmd == "recommend" || cmd == "export") {

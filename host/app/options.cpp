@@ -5,13 +5,14 @@
 
 #include <algorithm>
 
+#include "convncf/errors.hpp"
+#include "convncf/evaluate.hpp"
+
 namespace convncf {
 
 TowerSpec tower_spec(const Config& cfg) {
   return TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
 }
-
-InitSpec init_spec(const Config& cfg) { return InitSpec{cfg.model, cfg.init, cfg.embedding_size, cfg.seed}; }
 
 OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr) {
   OptimizerSpec s;
@@ -54,6 +55,72 @@ EngineOptions engine_options(const Config& cfg, bool training) {
     o.cuda.deterministic = true;  // scoring keeps deterministic cuDNN plans whatever sparse_grad says
   }
   return o;
+}
+
+DataOptions data_options(const Config& cfg) {
+  DataOptions o;
+  o.dataset = cfg.dataset;
+  o.data_path = cfg.data_path;
+  o.seed = cfg.seed;
+  o.load.format = parse_data_format(cfg.data_format);
+  o.load.field_separator = cfg.field_separator;
+  o.load.user_field = cfg.user_id_field;
+  o.load.item_field = cfg.item_id_field;
+  o.load.rating_field = cfg.rating_field;
+  o.load.time_field = cfg.time_field;
+  o.load.load_col = cfg.load_col;
+  o.load.dup_rule = cfg.rm_dup_inter == "last" ? DupRule::Last : cfg.rm_dup_inter == "keep" ? DupRule::Keep : DupRule::First;
+  if (!cfg.val_interval.empty() && cfg.val_interval_field != cfg.rating_field)
+    throw_usage("val_interval filters on '" + cfg.val_interval_field + "', but RATING_FIELD is '" + cfg.rating_field +
+                "': only the rating column can be filtered");
+  o.filters = FilterSpec{cfg.val_interval, cfg.user_inter_num_interval, cfg.item_inter_num_interval};
+  o.split.file = cfg.split_file;
+  o.split.method = cfg.split;
+  o.split.ratios = cfg.split_ratios;
+  o.split.with_valid = cfg.split_ls == "valid_and_test";
+  o.split.order = cfg.split_order == "TO" ? SplitOrder::Time : SplitOrder::Random;
+  o.split.seed = cfg.seed;
+  return o;
+}
+
+ScheduleOptions schedule_options(const Config& cfg) {
+  ScheduleOptions o;
+  o.batch_size = cfg.train_batch_size;
+  o.drop_last = cfg.drop_last_batch;
+  o.warmup_epochs = cfg.warmup_epochs;
+  o.seed = cfg.seed;
+  o.dropout = cfg.dropout_prob;
+  o.reg = RegSpec{cfg.reg_type, cfg.reg_weights, true};
+  return o;
+}
+
+void check_run_config(const Config& cfg) {
+  // engine and precision that contradict each other: a usage error on every device, checked
+  // before any GPU is looked for, so a machine without one gives the same answer as one with
+  if (cfg.engine != "fused" && cfg.precision != "fp32")
+    throw_usage("precision: " + cfg.precision + " needs engine: fused; the cuDNN engine computes in FP32");
+  if (cfg.embedding_update == "lazy" && cfg.reg_type == RegType::Norm && !cfg.reg_weights.empty() &&
+      cfg.reg_weights[0] > 0)
+    throw_usage("embedding_update: lazy needs a regularizer that touches only the batch's rows, but reg_type norm "
+                "with reg_weights[0] > 0 puts a gradient on every row (use reg_type squared or reg_weights[0] = 0)");
+  const bool conv = cfg.model == ModelKind::ConvNCF;
+  if (conv) tower_spec(cfg);  // throws naming the layer
+  const size_t need_regs = cfg.reg_type == RegType::Squared ? (conv ? 3 : 1) : (conv ? 2 : 1);
+  if (cfg.model != ModelKind::Pop && cfg.reg_weights.size() < need_regs)
+    throw_usage("reg_weights needs " + std::to_string(need_regs) + " values for reg_type " +
+                (cfg.reg_type == RegType::Squared ? "squared" : "norm") + " and model " + model_name(cfg.model));
+  MetricSum probe(cfg.topk);
+  metric_value(probe.mean(), cfg.valid_metric);  // throws when valid_metric's K is not in topk
+}
+
+std::vector<std::string> shown_metrics(const Config& cfg) {
+  std::vector<std::string> names;
+  for (const std::string& m : cfg.metrics) {
+    if (m == "auc") names.push_back("auc");
+    else for (int k : cfg.topk) names.push_back(m + "@" + std::to_string(k));
+  }
+  if (std::find(names.begin(), names.end(), cfg.valid_metric) == names.end()) names.push_back(cfg.valid_metric);
+  return names;
 }
 
 }  // namespace convncf

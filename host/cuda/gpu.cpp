@@ -62,39 +62,64 @@ bool cuda_device_available(std::string* reason) {
   return true;
 }
 
-std::string cuda_device_summary() {
-  std::ostringstream s;
+CudaInfo cuda_info() {
+  CudaInfo info;
   int driver = 0, runtime = 0;
   cudaDriverGetVersion(&driver);  // 0 when no driver is installed
   cudaRuntimeGetVersion(&runtime);
-  s << "CUDA driver " << (driver > 0 ? cuda_version_string(driver) : std::string("none"))
-    << ", runtime " << cuda_version_string(runtime) << ", cuDNN " << cudnn_runtime_version()
-    << "\n";
-  std::string reason;
-  if (!cuda_device_available(&reason)) {
-    s << reason << "\n";
-    return s.str();
-  }
+  info.driver = driver > 0 ? cuda_version_string(driver) : std::string("none");
+  info.runtime = cuda_version_string(runtime);
+  info.cudnn = cudnn_runtime_version();
+  info.usable = cuda_device_available(&info.reason);
+  if (!info.usable) return info;
   int count = 0;
   cudaGetDeviceCount(&count);
   for (int d = 0; d < count; ++d) {
+    GpuDevice g;
+    g.index = d;
     cudaDeviceProp p{};
     const cudaError_t e = cudaGetDeviceProperties(&p, d);
     if (e != cudaSuccess) {
       cudaGetLastError();
-      s << "device " << d << ": cudaGetDeviceProperties returned " << cuda_error(e) << "\n";
+      g.error = "cudaGetDeviceProperties returned " + cuda_error(e);
+      info.devices.push_back(g);
       continue;
     }
     int sm_clock_khz = 0, mem_clock_khz = 0;
     cudaDeviceGetAttribute(&sm_clock_khz, cudaDevAttrClockRate, d);
     cudaDeviceGetAttribute(&mem_clock_khz, cudaDevAttrMemoryClockRate, d);
     cudaGetLastError();
+    g.name = p.name;
+    g.cc_major = p.major;
+    g.cc_minor = p.minor;
+    g.sms = p.multiProcessorCount;
+    g.memory_gib = static_cast<double>(p.totalGlobalMem) / (1 << 30);
+    g.l2_mib = p.l2CacheSize >> 20;
+    g.sm_clock_mhz = sm_clock_khz / 1000;
+    g.memory_clock_mhz = mem_clock_khz / 1000;
+    info.devices.push_back(g);
+  }
+  return info;
+}
+
+std::string cuda_device_summary() {
+  const CudaInfo info = cuda_info();
+  std::ostringstream s;
+  s << "CUDA driver " << info.driver << ", runtime " << info.runtime << ", cuDNN " << info.cudnn << "\n";
+  if (!info.usable) {
+    s << info.reason << "\n";
+    return s.str();
+  }
+  for (const GpuDevice& g : info.devices) {
+    if (!g.error.empty()) {
+      s << "device " << g.index << ": " << g.error << "\n";
+      continue;
+    }
     char mem[64];
-    std::snprintf(mem, sizeof mem, "%.1f GiB", static_cast<double>(p.totalGlobalMem) / (1 << 30));
-    s << "device " << d << ": " << p.name << ", compute capability " << p.major << "." << p.minor
-      << ", " << p.multiProcessorCount << " SMs, " << mem << ", L2 " << (p.l2CacheSize >> 20)
-      << " MiB, SM clock " << sm_clock_khz / 1000 << " MHz, memory clock " << mem_clock_khz / 1000
-      << " MHz\n";
+    std::snprintf(mem, sizeof mem, "%.1f GiB", g.memory_gib);
+    s << "device " << g.index << ": " << g.name << ", compute capability " << g.cc_major << "." << g.cc_minor << ", "
+      << g.sms << " SMs, " << mem << ", L2 " << g.l2_mib << " MiB, SM clock " << g.sm_clock_mhz
+      << " MHz, memory clock " << g.memory_clock_mhz << " MHz\n";
   }
   return s.str();
 }

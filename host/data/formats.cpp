@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "convncf/errors.hpp"
+#include "convncf/util.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
@@ -1005,12 +1006,6 @@ struct Interval {
   }
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::vector<Interval> parse_intervals(const std::string& text, const char* key) {
   std::vector<Interval> out;
   if (trim(text).empty()) return out;
@@ -1065,15 +1060,6 @@ struct Plan {
   bool split = false;  // the files give the roles
 };
 
-bool is_file(const std::string& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p, ec);
-}
-
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
 std::string dir_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash + 1);
@@ -1103,10 +1089,10 @@ Plan ngcf_plan(const std::string& dir) {
   p.format = DataFormat::Ngcf;
   p.name = base_name(dir);
   p.split = true;
-  require_file(join(dir, "train.txt"), "ngcf needs train.txt and test.txt");
-  require_file(join(dir, "test.txt"), "ngcf needs train.txt and test.txt");
-  p.parts.push_back({join(dir, "train.txt"), Kind::Ngcf, kRoleTrain});
-  p.parts.push_back({join(dir, "test.txt"), Kind::Ngcf, kRoleTest});
+  require_file(join_path(dir, "train.txt"), "ngcf needs train.txt and test.txt");
+  require_file(join_path(dir, "test.txt"), "ngcf needs train.txt and test.txt");
+  p.parts.push_back({join_path(dir, "train.txt"), Kind::Ngcf, kRoleTrain});
+  p.parts.push_back({join_path(dir, "test.txt"), Kind::Ngcf, kRoleTest});
   return p;
 }
 
@@ -1141,15 +1127,15 @@ Plan plan_folder(const std::string& dir, DataFormat forced) {
             ncf.end());
   const std::string base = base_name(dir);
   const auto atomic_file = [&]() -> std::string {
-    if (has(base + ".inter")) return join(dir, base + ".inter");
-    if (inter.size() == 1) return join(dir, inter[0]);
+    if (has(base + ".inter")) return join_path(dir, base + ".inter");
+    if (inter.size() == 1) return join_path(dir, inter[0]);
     return {};
   };
   const auto ncf_one = [&]() {
     if (ncf.size() > 1)
       throw_usage("folder " + dir + " holds several ncf datasets (" + ncf[0] + ", " + ncf[1] +
-                  "): name one file, e.g. " + join(dir, ncf[0] + ".train.rating"));
-    return ncf_plan(join(dir, ncf[0]));
+                  "): name one file, e.g. " + join_path(dir, ncf[0] + ".train.rating"));
+    return ncf_plan(join_path(dir, ncf[0]));
   };
   switch (forced) {
     case DataFormat::Ncf:
@@ -1165,11 +1151,11 @@ Plan plan_folder(const std::string& dir, DataFormat forced) {
       return one_file(forced, f);
     }
     case DataFormat::Ml100k:
-      return one_file(forced, join(dir, "u.data"));
+      return one_file(forced, join_path(dir, "u.data"));
     case DataFormat::Ml1m:
-      return one_file(forced, join(dir, "ratings.dat"));
+      return one_file(forced, join_path(dir, "ratings.dat"));
     case DataFormat::MlCsv:
-      return one_file(forced, join(dir, "ratings.csv"));
+      return one_file(forced, join_path(dir, "ratings.csv"));
     case DataFormat::Csv:
       throw_usage("data_format csv needs a file, not the folder " + dir);
     case DataFormat::Auto:
@@ -1178,9 +1164,9 @@ Plan plan_folder(const std::string& dir, DataFormat forced) {
   if (!ncf.empty()) return ncf_one();
   if (has("train.txt") && has("test.txt")) return ngcf_plan(dir);
   if (!atomic_file().empty()) return one_file(DataFormat::Atomic, atomic_file());
-  if (has("u.data")) return one_file(DataFormat::Ml100k, join(dir, "u.data"));
-  if (has("ratings.dat")) return one_file(DataFormat::Ml1m, join(dir, "ratings.dat"));
-  if (has("ratings.csv")) return one_file(DataFormat::MlCsv, join(dir, "ratings.csv"));
+  if (has("u.data")) return one_file(DataFormat::Ml100k, join_path(dir, "u.data"));
+  if (has("ratings.dat")) return one_file(DataFormat::Ml1m, join_path(dir, "ratings.dat"));
+  if (has("ratings.csv")) return one_file(DataFormat::MlCsv, join_path(dir, "ratings.csv"));
   const std::string what =
       "expected NAME.train.rating + NAME.test.rating (ncf), train.txt + test.txt (ngcf), " + base +
       ".inter (atomic), u.data, ratings.dat or ratings.csv; or set data_format";
@@ -1193,7 +1179,7 @@ Plan plan_file(const std::string& path, DataFormat forced) {
   std::string ncf_prefix;
   for (const char* suffix : {".train.rating", ".test.rating", ".test.negative"})
     if (ends_with(name, suffix)) ncf_prefix = path.substr(0, path.size() - std::strlen(suffix));
-  const bool ngcf_pair = name == "train.txt" && is_file(join(dir_of(path), "test.txt"));
+  const bool ngcf_pair = name == "train.txt" && is_file(join_path(dir_of(path), "test.txt"));
   DataFormat f = forced;
   if (f == DataFormat::Auto) {
     if (ends_with(name, ".inter"))

@@ -19,6 +19,12 @@ bool cuda_device_available(std::string* reason) {
 
 std::string cuda_device_summary() { return std::string("GPU: none (") + kNoCuda + ")"; }
 
+CudaInfo cuda_info() {
+  CudaInfo info;
+  info.reason = kNoCuda;
+  return info;
+}
+
 bool gpu_selftest(std::string*) { throw Error(kExitUnavailable, kNoCuda); }
 
 std::unique_ptr<Engine> make_cuda_engine(const EngineOptions&, const Split&) { throw Error(kExitUnavailable, kNoCuda); }

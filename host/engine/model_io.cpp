@@ -1,6 +1,8 @@
 // model_io.cpp: reading and writing model.bin (format in model_io.hpp).
 #include "convncf/model_io.hpp"
+#include "convncf/util.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -22,15 +24,6 @@ constexpr char kMagic[8] = {'C', 'O', 'N', 'V', 'N', 'C', 'F', '\0'};
 constexpr uint32_t kVersion = 1;
 
 }  // namespace
-
-uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 std::string model_bytes(const ModelFile& m) {
   const Params<float>& p = m.params;
@@ -147,6 +140,36 @@ ModelFile model_from_bytes(const std::string& buf, const std::string& path) {
   for (int32_t i = 0; i < m.params.n_items; ++i) m.item_ids.push_back(r.get_str<uint32_t>());
   if (r.at != body.size()) throw_data(path + ": trailing bytes after the id maps");
   return m;
+}
+
+Params<float> params_for_data(const ModelFile& m, const Interactions& in, const std::string& name) {
+  Params<float> p;
+  p.model = m.params.model;
+  p.E = m.params.E;
+  p.n_users = in.n_users();
+  p.n_items = in.n_items();
+  const size_t E = static_cast<size_t>(p.E);
+  auto remap = [&](const IdMap& ids, const std::vector<std::string>& raw, const std::vector<float>& src,
+                   std::vector<float>& dst, size_t width, const char* what) {
+    IdMap index;
+    for (const std::string& r : raw) index.get_or_add(r);
+    dst.assign(static_cast<size_t>(ids.size()) * width, 0.0f);
+    for (int32_t i = 0; i < ids.size(); ++i) {
+      const int32_t j = index.find(ids.raw(i));
+      if (j < 0)
+        throw_data(name + ": the model has no " + what + " '" + ids.raw(i) + "' of this dataset: it was trained on other data");
+      std::copy_n(src.begin() + static_cast<ptrdiff_t>(size_t(j) * width), width,
+                  dst.begin() + static_cast<ptrdiff_t>(size_t(i) * width));
+    }
+  };
+  if (p.model == ModelKind::Pop) {
+    remap(in.items, m.item_ids, m.params.net, p.net, 1, "item");
+    return p;
+  }
+  remap(in.users, m.user_ids, m.params.P, p.P, E, "user");
+  remap(in.items, m.item_ids, m.params.Q, p.Q, E, "item");
+  p.net = m.params.net;
+  return p;
 }
 
 }  // namespace convncf

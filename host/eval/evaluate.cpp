@@ -33,6 +33,7 @@
 
 #include "convncf/errors.hpp"
 #include "convncf/rng.hpp"
+#include "json_util.hpp"
 
 namespace convncf {
 
@@ -760,15 +761,7 @@ double metric_value(const Metrics& m, const std::string& name) {
   throw_usage("metric '" + name + "' is not computed; valid_metric must use a K listed in topk");
 }
 
-std::string metrics_json(const Metrics& m) {
-  std::string s = "{";
-  char buf[64];
-  for (size_t i = 0; i < m.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "%.10g", m[i].second);
-    s += (i ? ",\"" : "\"") + m[i].first + "\":" + buf;
-  }
-  return s + "}";
-}
+std::string metrics_json(const Metrics& m) { return metrics_object(m).dump(); }
 
 std::string metrics_brief(const Metrics& m, const std::vector<std::string>& names) {
   std::string s;

@@ -114,6 +114,7 @@ class Engine {
 // description) and warnings (options the chosen engine ignores).
 struct EngineNotes {
   std::vector<std::string> info, warnings;
+  std::string fallback;  // set when auto fell back to the CPU engine because the CUDA one failed to start
 };
 
 // The engine the options ask for, on `split`'s training data (kept by reference: it must outlive

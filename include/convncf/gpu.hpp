@@ -2,6 +2,7 @@
 // without a GPU or without a driver: they never throw and never abort.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace convncf {
 
@@ -9,6 +10,23 @@ namespace convncf {
 // says why in one line, e.g. "no CUDA device: cudaGetDeviceCount returned 'CUDA driver version is
 // insufficient for CUDA runtime version' (cudaErrorInsufficientDriver)".
 bool cuda_device_available(std::string* reason);
+
+// What the runtime says about the machine, for `convncf info` (text and JSON).
+struct GpuDevice {
+  int index = 0;
+  std::string name;          // empty when its properties could not be read (error says why)
+  int cc_major = 0, cc_minor = 0, sms = 0;
+  double memory_gib = 0;
+  int l2_mib = 0, sm_clock_mhz = 0, memory_clock_mhz = 0;
+  std::string error;
+};
+struct CudaInfo {
+  std::string driver = "none", runtime = "none", cudnn = "none";  // versions, or why not
+  bool usable = false;
+  std::string reason;        // why not usable
+  std::vector<GpuDevice> devices;
+};
+CudaInfo cuda_info();
 
 // Several lines: per device its name, compute capability, SMs, memory and clocks; the driver and
 // runtime versions; the cuDNN version (from libcudnn if the loader finds it). Without a device it

@@ -14,6 +14,7 @@
 
 #include "convncf/dataset.hpp"
 #include "convncf/model.hpp"
+#include "convncf/util.hpp"
 
 namespace convncf {
 
@@ -27,6 +28,11 @@ void save_model(const std::string& path, const ModelFile& m);
 // Throws Error(kExitNoInput) when missing, Error(kExitData) when corrupt, truncated or of
 // another version.
 ModelFile load_model(const std::string& path);
+
+// The model's parameters re-indexed to the id maps of `in`, by raw id (so a model can score
+// another split or format of its data). Throws kExitData naming the first user or item of the data
+// the model does not know; `name` is the model file in messages.
+Params<float> params_for_data(const ModelFile& m, const Interactions& in, const std::string& name);
 
 // The same format in memory (checkpoints embed it); `name` is used in messages.
 std::string model_bytes(const ModelFile& m);
@@ -44,6 +50,5 @@ std::string checked_body(const std::string& bytes, const char (&magic)[8], uint3
 // Whole file; Error(kExitNoInput) naming `what` when it cannot be opened.
 std::string read_file_bytes(const std::string& path, const char* what);
 
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 
 }  // namespace convncf

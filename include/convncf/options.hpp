@@ -3,10 +3,14 @@
 // application layer takes only these, never the whole Config.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "convncf/config.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/run_data.hpp"
+#include "convncf/schedule.hpp"
 
 namespace convncf {
 
@@ -15,7 +19,7 @@ namespace convncf {
 TowerSpec tower_spec(const Config& cfg);
 
 // model, init, embedding_size, seed.
-InitSpec init_spec(const Config& cfg);
+inline InitSpec init_spec(const Config& cfg) { return InitSpec{cfg.model, cfg.init, cfg.embedding_size, cfg.seed}; }
 
 // The configuration's initial parameters (init_params of init_spec(cfg)).
 inline Params<float> init_params(const Config& cfg, const TowerSpec* tower, int32_t n_users, int32_t n_items) {
@@ -35,5 +39,23 @@ EngineOptions engine_options(const Config& cfg, bool training = true);
 // The CUDA engine's choices alone: train_batch_size, eval_batch_size (at least 1), sparse_grad,
 // embedding_update, verbose, engine and precision.
 GpuEngineOptions gpu_engine_options(const Config& cfg);
+
+// The data stage: dataset, data_path, the format's keys, the filters, the split. Usage errors
+// that need no data (val_interval on a field other than RATING_FIELD) are thrown here.
+DataOptions data_options(const Config& cfg);
+
+// The training schedule: train_batch_size, drop_last_batch, warmup_epochs, seed, dropout_prob,
+// reg_type and reg_weights.
+ScheduleOptions schedule_options(const Config& cfg);
+
+// The configuration's contradictions that no single key shows, as usage errors (kExitUsage),
+// before anything is loaded or any device is asked: precision without engine: fused; lazy Adam
+// with whole-table norms; too few reg_weights for reg_type and model; a valid_metric whose K is
+// not in topk; a bad tower.
+void check_run_config(const Config& cfg);
+
+// The metric names the log prints: each of `metrics` at each K of `topk` (auc once), and
+// valid_metric if it is not among them.
+std::vector<std::string> shown_metrics(const Config& cfg);
 
 }  // namespace convncf

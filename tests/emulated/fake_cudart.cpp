@@ -386,4 +386,13 @@ std::string cuda_device_summary() {
   return "emulated device (tests/emulated: host fakes of cudart, kernels and cuDNN)";
 }
 
+CudaInfo cuda_info() {
+  CudaInfo info;
+  info.usable = true;
+  GpuDevice d;
+  d.name = "emulated device";
+  info.devices.push_back(d);
+  return info;
+}
+
 }  // namespace convncf

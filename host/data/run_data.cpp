@@ -1,0 +1,67 @@
+// run_data.cpp: options -> loaded, filtered, split data (see run_data.hpp).
+#include "convncf/run_data.hpp"
+
+#include <algorithm>
+
+#include "convncf/errors.hpp"
+#include "convncf/util.hpp"
+
+namespace convncf {
+
+namespace {
+void hash_csr(const Csr& c, uint64_t& h) {
+  h = fnv1a(c.offsets.data(), c.offsets.size() * sizeof(int64_t), h);
+  h = fnv1a(c.items.data(), c.items.size() * sizeof(int32_t), h);
+}
+}  // namespace
+
+RunData load_run_data(const DataOptions& cfg) {
+  RunData d;
+  if (cfg.dataset == "synthetic") {
+    d.data.inter = make_synthetic(cfg.seed);
+    d.summary = "data: built-in synthetic set (seed " + std::to_string(cfg.seed) + ")";
+  } else {
+    // A path, or RecBole's DATA_PATH/NAME
+    std::string path = cfg.dataset;
+    if (!path_exists(path) && path_exists(join_path(cfg.data_path, cfg.dataset))) path = join_path(cfg.data_path, cfg.dataset);
+    if (!path_exists(path))
+      throw_no_input("dataset " + cfg.dataset + ": neither " + cfg.dataset + " nor " +
+                     join_path(cfg.data_path, cfg.dataset) + " exists");
+    d.data = load_data(path, cfg.load);
+    d.summary = "data: " + path + " (" + data_format_name(d.data.format) + "); " + d.data.report.summary();
+  }
+  const FilterSpec& f = cfg.filters;
+  if (!f.val_interval.empty() || !f.user_inter_num_interval.empty() || !f.item_inter_num_interval.empty()) {
+    filter_interactions(d.data, f);
+    d.summary += "; filters removed " + std::to_string(d.data.report.filtered) + " interactions";
+  }
+  const Interactions& in = d.data.inter;
+  if (in.size() == 0) throw_data("dataset " + cfg.dataset + ": no interactions left after filtering");
+  const SplitOptions& sp = cfg.split;
+  if (!sp.file.empty()) {
+    d.split = read_split(sp.file, in);
+  } else if (!d.data.role.empty()) {
+    d.split = split_from_roles(in, d.data.role);
+  } else if (sp.method == "LS") {
+    d.split = leave_one_out(in, sp.with_valid);
+  } else {
+    d.split = ratio_split(in, sp.ratios, sp.order, sp.seed);
+  }
+  d.summary += "\ndata: " + std::to_string(in.n_users()) + " users, " + std::to_string(in.n_items()) + " items, " +
+               std::to_string(in.size()) + " interactions; split " + d.split.method + ": " +
+               std::to_string(d.split.train_user.size()) + " train, " + std::to_string(d.split.valid.items.size()) +
+               " valid, " + std::to_string(d.split.test.items.size()) + " test";
+  return d;
+}
+
+uint64_t data_fingerprint(const RunData& d) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const std::string& s : d.data.inter.users.raws()) h = fnv1a(s.data(), s.size() + 1, h);
+  for (const std::string& s : d.data.inter.items.raws()) h = fnv1a(s.data(), s.size() + 1, h);
+  hash_csr(d.split.train, h);
+  hash_csr(d.split.valid, h);
+  hash_csr(d.split.test, h);
+  return h;
+}
+
+}  // namespace convncf

@@ -1,0 +1,84 @@
+// engine.cpp: the engine factory and what every engine shares (see engine.hpp).
+#include "convncf/engine.hpp"
+
+#include <cmath>
+
+#include "convncf/errors.hpp"
+#include "convncf/fused_tower.hpp"
+#include "convncf/gpu.hpp"
+
+namespace convncf {
+
+void check_device(const EngineOptions& opts) {
+  if (opts.device != Device::Cuda) return;
+  std::string reason;
+  if (!cuda_device_available(&reason)) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
+}
+
+std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& split, EngineNotes* notes) {
+  EngineNotes dropped;
+  EngineNotes& n = notes ? *notes : dropped;
+  std::string reason;
+  const bool gpu = opts.device != Device::Cpu && cuda_device_available(&reason);
+  if (opts.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
+  const bool trains = opts.model != ModelKind::Pop;  // the popularity model only counts
+  std::unique_ptr<Engine> engine;
+  if (gpu && trains) {
+    try {
+      engine = make_cuda_engine(opts, split);
+      if (opts.device == Device::Auto) n.info.push_back("device auto: using the CUDA engine");
+      n.info.push_back(engine->describe());
+      return engine;
+    } catch (const Error& e) {  // e.g. cuDNN offers no plan for this tower, or out of memory
+      if (opts.device == Device::Cuda) throw;
+      n.fallback = std::string("device auto: the CUDA engine could not start (") + e.what() + "); using the CPU engine";
+      n.info.push_back(n.fallback);
+    }
+  } else if (opts.device == Device::Auto) {
+    n.info.push_back(std::string("device auto: using the CPU engine") +
+                     (gpu ? " (the popularity model does not train)" : " (" + reason + ")"));
+  }
+  if (trains && (opts.cuda.lazy_adam || !opts.cuda.deterministic))
+    n.warnings.push_back("warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates "
+                         "Adam densely and sums rows deterministically");
+  if (trains && (opts.cuda.fused || opts.cuda.precision != Precision::FP32))
+    n.warnings.push_back(std::string("warning: engine and precision are CUDA engine options: the CPU engine computes "
+                                     "in FP32 and ignores them (engine: ") +
+                         (opts.cuda.fused ? "fused" : "cudnn") + ", precision: " + precision_name(opts.cuda.precision) +
+                         ")");
+  return make_cpu_engine(opts, split);
+}
+
+NonFinite first_non_finite(const Params<float>& p, bool rows_only, const std::vector<int32_t>& users,
+                           const std::vector<int32_t>& items) {
+  NonFinite bad;
+  for (size_t k = 0; k < p.net.size(); ++k)
+    if (!std::isfinite(p.net[k])) {
+      bad.where = NonFinite::Where::Network;
+      bad.index = int64_t(k);
+      return bad;
+    }
+  if (p.P.empty()) return bad;
+  const size_t E = size_t(p.E);
+  auto row_bad = [E](const std::vector<float>& t, int32_t r) {
+    for (size_t j = 0; j < E; ++j)
+      if (!std::isfinite(t[size_t(r) * E + j])) return true;
+    return false;
+  };
+  auto scan = [&](const std::vector<float>& t, const std::vector<int32_t>& touched, int32_t n_rows,
+                  NonFinite::Where where) {
+    if (rows_only) {
+      for (int32_t r : touched)
+        if (row_bad(t, r)) return NonFinite{where, r, ""};
+    } else {
+      for (int32_t r = 0; r < n_rows; ++r)
+        if (row_bad(t, r)) return NonFinite{where, r, ""};
+    }
+    return NonFinite{};
+  };
+  bad = scan(p.P, users, p.n_users, NonFinite::Where::User);
+  if (!bad.any()) bad = scan(p.Q, items, p.n_items, NonFinite::Where::Item);
+  return bad;
+}
+
+}  // namespace convncf
