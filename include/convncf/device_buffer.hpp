@@ -54,4 +54,64 @@ class DeviceBuffer {
   size_t m_size = 0;
 };
 
+// Pinned (page-locked) host memory of n elements, for asynchronous copies back from the device.
+template <typename T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t n) : m_size(n) {
+    if (n > 0) CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&m_ptr), n * sizeof(T)));
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  PinnedBuffer(PinnedBuffer&& o) noexcept
+      : m_ptr(std::exchange(o.m_ptr, nullptr)), m_size(std::exchange(o.m_size, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    std::swap(m_ptr, o.m_ptr);
+    std::swap(m_size, o.m_size);
+    return *this;
+  }
+  ~PinnedBuffer() {
+    if (m_ptr) CUDA_CHECK_NOTHROW(cudaFreeHost(m_ptr));
+  }
+  T* data() const { return m_ptr; }
+  size_t size() const { return m_size; }
+
+ private:
+  T* m_ptr = nullptr;
+  size_t m_size = 0;
+};
+
+// A non-blocking stream, synchronized and destroyed with its owner.
+class CudaStream {
+ public:
+  CudaStream() { CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking)); }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  ~CudaStream() {
+    if (!m_stream) return;
+    CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
+    CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_stream));
+  }
+  cudaStream_t get() const { return m_stream; }
+
+ private:
+  cudaStream_t m_stream = nullptr;
+};
+
+// An event without timing, for ordering one stream after another.
+class CudaEvent {
+ public:
+  CudaEvent() { CUDA_CHECK(cudaEventCreateWithFlags(&m_event, cudaEventDisableTiming)); }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  ~CudaEvent() {
+    if (m_event) CUDA_CHECK_NOTHROW(cudaEventDestroy(m_event));
+  }
+  cudaEvent_t get() const { return m_event; }
+
+ private:
+  cudaEvent_t m_event = nullptr;
+};
+
 }  // namespace convncf
