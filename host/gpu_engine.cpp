@@ -29,7 +29,6 @@ namespace {
 enum Scalar { kBpr = 0, kRowReg = 1, kSumP = 2, kSumQ = 3, kTerms = 4 };
 constexpr int kMaxScalars = 256;
 enum Count { kBadP = 0, kBadQ = 1, kBadNet = 2, kCounts = 3 };
-constexpr int kFusedVariant = 2;  // fused_tower.hpp: four outputs per thread on the tiled layers
 
 // The forward (and, for training, backward) buffers of the tower for a fixed number of pairs.
 struct Tower {
@@ -141,7 +140,7 @@ struct GpuEngine::Impl {
     if (fused) {
       ensure_packed();
       fused_tower_fwd(ft, t.N, grid_fwd, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), packed.data(), drop,
-                      t.score.data(), stream, kFusedVariant);
+                      t.score.data(), stream, fused_engine_variant(ft));
       return;
     }
     outer_product_fwd(t.N, E, t.pair_user.data(), t.pair_item.data(), P.data(), Q.data(), t.X[0].data(),
@@ -158,7 +157,7 @@ struct GpuEngine::Impl {
     if (fused) {  // only the n real pairs, straight into `out`
       ensure_packed();
       fused_tower_fwd(ft, n, grid_fwd, eval.pair_user.data(), eval.pair_item.data(), P.data(), Q.data(), packed.data(),
-                      DropoutArgs{}, out, stream, kFusedVariant);
+                      DropoutArgs{}, out, stream, fused_engine_variant(ft));
     } else if (conv) {
       forward(eval, DropoutArgs{});
       if (n) CUDA_CHECK(cudaMemcpyAsync(out, eval.score.data(), size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
@@ -286,7 +285,8 @@ std::string GpuEngine::describe() const {
     << m->Bc << " triples and evaluation launches of " << m->eval.N << " pairs; sparse gradients "
     << (m->opt.deterministic ? "deterministic" : "fast (atomics)");
   if (m->fused)
-    s << "; fused tower (" << precision_name(m->ft.precision) << "), " << (m->ft.smem_bytes() + 1023) / 1024
+    s << "; fused tower (" << precision_name(m->ft.precision) << ", variant " << fused_engine_variant(m->ft)
+      << (m->ft.tc.ok ? ": tensor cores" : "") << "), " << (fused_engine_smem_bytes(m->ft) + 1023) / 1024
       << " KiB of shared memory per block, " << m->grid_fwd << " forward and " << m->grid_bwd << " backward blocks";
   if (m->opt.verbose && m->conv)
     for (size_t l = 0; l < m->train.plans.size(); ++l)
@@ -382,7 +382,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   if (g.fused) {
     fused_tower_bwd(g.ft, t.N, g.grid_bwd, t.pair_user.data(), t.pair_item.data(), g.P.data(), g.Q.data(),
                     g.packed.data(), drop, t.dscore.data(), g.dp_pairs.data(), g.dq_pairs.data(), g.partial.data(), s,
-                    kFusedVariant);
+                    fused_engine_variant(g.ft));
     fused_reduce_grads(g.ft, g.grid_bwd, g.partial.data(), g.dnet.data(), s);
     gather_row_grads(Bc, n, E, g.dp_pairs.data(), g.dq_pairs.data(), g.rows.data(), s);
   } else if (g.conv) {

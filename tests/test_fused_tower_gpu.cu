@@ -74,7 +74,7 @@ void kernels_match_twins(bool presets) {
           const std::string tag = std::string(c.name) + " " + precision_name(prec) + " blocks " +
                                    std::to_string(n_blocks) + " dropout " + std::to_string(p_drop);
           const DropoutArgs drop{p_drop, 3, 8};
-          const TwinOutputs want = run_twins(ft, prm, b, packed.data(), n_blocks, drop);
+          const TwinOutputs want = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 1);
           for (const int variant : {1, 2}) {
             const std::string what = tag + " variant " + std::to_string(variant);
             SCOPED_TRACE(what);
