@@ -4,11 +4,14 @@
 // whose lanes all wait at a warp call run it (after checking that the lanes agree); when no warp
 // call is pending, the block must agree on the barrier it waits at, and every thread goes on. The
 // fibers of a block share one scheduler context; nothing runs in parallel.
+// A warp's call runs as soon as its last lane arrives; its lanes then go on first, so that one
+// warp can run ahead of the rest of the block up to the next barrier.
 #include <ucontext.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -296,7 +299,7 @@ void run_grid(std::uintptr_t kernel, long long grid, long long block, size_t sme
   grid_dim = {unsigned(grid), 1, 1};
   block_dim = {unsigned(block), 1, 1};
   std::vector<Fiber> fs(nt);
-  std::vector<size_t> run_order(nt), warp_order((nt + 31) / 32);
+  std::vector<size_t> run_order(nt);
   for (long long b = 0; b < grid; ++b) {
     block_idx = {unsigned(b), 0, 0};
     const std::string blk = "block " + std::to_string(b);
@@ -311,29 +314,43 @@ void run_grid(std::uintptr_t kernel, long long grid, long long block, size_t sme
       start_fiber(fs[t], stacks[t].get());
     }
     bool diverged = false, warp_diverged = false;
+    std::deque<size_t> queue;
+    std::vector<size_t> lanes_order(32);
     for (;;) {
       for (size_t i = 0; i < nt; ++i) run_order[i] = i;
       if (order == kDescending) std::reverse(run_order.begin(), run_order.end());
       if (order == kRandom) std::shuffle(run_order.begin(), run_order.end(), rng);
-      for (const size_t t : run_order) {
+      queue.assign(run_order.begin(), run_order.end());
+      // A warp runs its call as soon as its last lane arrives, and its lanes go on at once (at
+      // the queue's front), before the threads that have not run yet: a warp may race ahead of
+      // the rest of the block up to the next barrier, so a missing barrier shows.
+      bool warp_calls = false;
+      while (!queue.empty()) {
+        const size_t t = queue.front();
+        queue.pop_front();
         if (fs[t].state != kRunnable) continue;
         current = t;
         thread_idx = {unsigned(t), 0, 0};
         resume_fiber(fs[t]);
-      }
-      // Every fiber is blocked or done. First the warps' pending calls, in the phase order.
-      for (size_t w = 0; w < warp_order.size(); ++w) warp_order[w] = w;
-      if (order == kDescending) std::reverse(warp_order.begin(), warp_order.end());
-      if (order == kRandom) std::shuffle(warp_order.begin(), warp_order.end(), rng);
-      bool warp_calls = false;
-      for (const size_t w : warp_order) {
-        const size_t lo = w * 32, hi = std::min(nt, lo + 32);
-        bool any = false;
-        for (size_t t = lo; t < hi; ++t) any = any || fs[t].state == kAtWarpCall;
-        if (!any) continue;
-        // the warp's lanes see their own index while the call runs (lane_id, stack_offset)
+        if (fs[t].state != kAtWarpCall) continue;
+        const size_t lo = t / 32 * 32, hi = std::min(nt, lo + 32);
+        bool blocked = true;
+        for (size_t u = lo; u < hi; ++u) blocked = blocked && fs[u].state != kRunnable;
+        if (!blocked) continue;
         current = lo;
-        warp_calls = settle_warp(fs, lo, hi, blk, warp_diverged) || warp_calls;
+        settle_warp(fs, lo, hi, blk, warp_diverged);
+        warp_calls = true;
+        size_t n = 0;
+        for (size_t u = lo; u < hi; ++u) lanes_order[n++] = u;
+        if (order == kDescending) std::reverse(lanes_order.begin(), lanes_order.begin() + long(n));
+        if (order == kRandom) std::shuffle(lanes_order.begin(), lanes_order.begin() + long(n), rng);
+        for (size_t i = n; i-- > 0;) queue.push_front(lanes_order[i]);
+      }
+      // A warp whose last lane stopped at a barrier or exited while others wait at a warp call:
+      // divergence (settle_warp reports it and lets the waiting lanes go on).
+      for (size_t lo = 0; lo < nt; lo += 32) {
+        current = lo;
+        warp_calls = settle_warp(fs, lo, std::min(nt, lo + 32), blk, warp_diverged) || warp_calls;
       }
       if (warp_calls) continue;
       // Then the barrier: every live thread waits at the same one, with the same count; none has exited.
