@@ -198,6 +198,14 @@ void forward_pair(const FusedTower& t, const float* P, const float* Q, const flo
   for (int c = 0; c < last.cout; ++c) sm[t.h_off + c] = fused_head_sum(t, sm + last.act_off, c);
 }
 
+// A pair with dscore 0: its dp and dq rows are zeroed and it is skipped (the kernels' skip_pair).
+bool skip_pair(float ds, int64_t k, int E, float* dp, float* dq) {
+  if (ds != 0.0f) return false;
+  std::fill(dp + k * E, dp + (k + 1) * E, 0.0f);
+  std::fill(dq + k * E, dq + (k + 1) * E, 0.0f);
+  return true;
+}
+
 // The output layer's backward (dw_out, db_out into the slice; h becomes dh), shared by both twins.
 void head_backward(const FusedTower& t, float ds, const DropoutArgs& drop, int64_t k, const float* packed, float* h,
                    float* slice) {
@@ -314,11 +322,7 @@ void bwd_tc(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* p
     int32_t cur_user = -1;
     for (int64_t k = r.lo; k < r.hi; ++k) {
       const float ds = dscore[k];
-      if (ds == 0.0f) {
-        std::fill(dp + k * E, dp + (k + 1) * E, 0.0f);
-        std::fill(dq + k * E, dq + (k + 1) * E, 0.0f);
-        continue;
-      }
+      if (skip_pair(ds, k, E, dp, dq)) continue;
       forward_pair_tc<T>(t, P, Q, packed, rowq.data(), pair_user[k], pair_item[k], cur_user, sm);
       float* h = sm + tc.h_off;
       head_backward(t, ds, drop, k, packed, h, slice);
@@ -423,11 +427,7 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
     int32_t cur_user = -1;
     for (int64_t k = r.lo; k < r.hi; ++k) {
       const float ds = dscore[k];
-      if (ds == 0.0f) {
-        std::fill(dp + k * E, dp + (k + 1) * E, 0.0f);
-        std::fill(dq + k * E, dq + (k + 1) * E, 0.0f);
-        continue;
-      }
+      if (skip_pair(ds, k, E, dp, dq)) continue;
       forward_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
       // output layer; h becomes dh
       const FusedLayer& last = t.layer[t.L - 1];

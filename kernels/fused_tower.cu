@@ -73,6 +73,17 @@ __device__ void stage_pair(const FusedTower& t, const float* __restrict__ P, con
   }
 }
 
+// A pair with dscore 0 contributes nothing: its dp and dq rows are zeroed and it is skipped (the
+// branch is uniform: every thread reads the same dscore).
+__device__ bool skip_pair(const FusedTower& t, float ds, int64_t k, float* __restrict__ dp, float* __restrict__ dq) {
+  if (ds != 0.0f) return false;
+  for (int e = threadIdx.x; e < t.E; e += blockDim.x) {
+    dp[k * t.E + e] = 0.0f;
+    dq[k * t.E + e] = 0.0f;
+  }
+  return true;
+}
+
 // The output layer's backward: dw_out and db_out into the slice, h becomes dh.
 __device__ void head_bwd(const FusedTower& t, const float* __restrict__ packed, float ds, const DropoutArgs& drop,
                          int64_t k, float* h, float* __restrict__ slice) {
@@ -154,7 +165,7 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
                   const float* __restrict__ dscore, float* __restrict__ dp, float* __restrict__ dq,
                   float* __restrict__ partial) {
   extern __shared__ __align__(32) float sm[];  // float4 views: 16 bytes (variant 3: 32)
-  const int tid = threadIdx.x, nt = blockDim.x, E = t.E;
+  const int tid = threadIdx.x, nt = blockDim.x;
   float* slice = partial + int64_t(blockIdx.x) * t.n_params;
   for (int64_t i = tid; i < t.n_params; i += nt) slice[i] = 0.0f;
   __syncthreads();  // the zeros are visible to every thread before any slice update
@@ -162,13 +173,7 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
   int32_t cur_user = -1;
   for (int64_t k = r.lo; k < r.hi; ++k) {
     const float ds = dscore[k];
-    if (ds == 0.0f) {  // uniform: every thread reads the same dscore
-      for (int e = tid; e < E; e += nt) {
-        dp[k * E + e] = 0.0f;
-        dq[k * E + e] = 0.0f;
-      }
-      continue;
-    }
+    if (skip_pair(t, ds, k, dp, dq)) continue;
     fwd_pair<kTiled>(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
     const FusedLayer& last = t.layer[t.L - 1];
     float* h = sm + t.h_off;
@@ -359,7 +364,7 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc_bwd_kernel(const FusedTower t, int64_t 
   using T = typename Tc<Pr>::T;
   constexpr int kK = Tc<Pr>::kK;
   extern __shared__ __align__(32) float sm[];  // WMMA pointers: 32 bytes (256 bits)
-  const int tid = threadIdx.x, nt = blockDim.x, E = t.E, warp = tid / 32, n_warps = nt / 32;
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32, n_warps = nt / 32;
   const FusedTc& tc = t.tc;
   float* slice = partial + int64_t(blockIdx.x) * t.n_params;
   for (int64_t i = tid; i < t.n_params; i += nt) slice[i] = 0.0f;
@@ -376,13 +381,7 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc_bwd_kernel(const FusedTower t, int64_t 
   int32_t cur_user = -1;
   for (int64_t k = r.lo; k < r.hi; ++k) {
     const float ds = dscore[k];
-    if (ds == 0.0f) {  // uniform: every thread reads the same dscore
-      for (int e = tid; e < E; e += nt) {
-        dp[k * E + e] = 0.0f;
-        dq[k * E + e] = 0.0f;
-      }
-      continue;
-    }
+    if (skip_pair(t, ds, k, dp, dq)) continue;
     tc_fwd_pair<Pr>(t, P, Q, packed, rowq, pair_user[k], pair_item[k], cur_user, sm);
     float* h = sm + tc.h_off;
     head_bwd(t, packed, ds, drop, k, h, slice);

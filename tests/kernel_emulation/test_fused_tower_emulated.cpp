@@ -551,6 +551,38 @@ TEST(KernelEmulator, ReportsTf32OperandsThatAreNotTf32Values) {
   EXPECT_TRUE(emu::take_errors().empty());
 }
 
+// Every thread writes part of C, then (with or without the barrier) warp 0 loads C as an
+// accumulator and stores it to D: without the barrier warp 0 runs ahead of warp 1.
+template <bool kBarrier>
+void write_then_load_kernel(float* out) {
+  float* sm = emu::shared_memory<float>(32);
+  for (unsigned i = threadIdx.x; i < 256; i += blockDim.x) sm[kC + i] = float(i);
+  if (kBarrier) __syncthreads();
+  Tf32Acc c;
+  wmma::load_matrix_sync(c, sm + kC, 16, wmma::mem_row_major);
+  if (threadIdx.x < 32) wmma::store_matrix_sync(sm + kD, c, 16, wmma::mem_row_major);
+  __syncthreads();
+  for (unsigned i = threadIdx.x; i < 256; i += blockDim.x) out[i] = sm[kD + i];
+}
+
+TEST(KernelEmulator, WarpsRunAheadToExposeAMissingBarrier) {
+  std::vector<float> want(256);
+  for (int i = 0; i < 256; ++i) want[size_t(i)] = float(i);
+  for (const emu::Order order : {emu::kAscending, emu::kDescending, emu::kRandom}) {
+    emu::order = order;
+    std::vector<float> out(256, kNaN);
+    emu::launch(write_then_load_kernel<true>, emu::LaunchConfig(1, 64, kTileSmem * sizeof(float)), out.data());
+    EXPECT_EQ(out, want) << order_name(order);
+    EXPECT_TRUE(emu::take_errors().empty());
+  }
+  // ascending: warp 0's lanes arrive first and load before warp 1 has written its elements
+  emu::order = emu::kAscending;
+  std::vector<float> out(256, kNaN);
+  emu::launch(write_then_load_kernel<false>, emu::LaunchConfig(1, 64, kTileSmem * sizeof(float)), out.data());
+  EXPECT_TRUE(emu::take_errors().empty());
+  EXPECT_TRUE(std::isnan(out[32])) << "warp 0 did not run ahead of warp 1";
+}
+
 // float4 views of shared memory: aligned only as far as the declaration says.
 void float4_view_kernel(float* out, int align_offset) {
   float* sm = emu::shared_memory<float>(size_t(align_offset / 100));
