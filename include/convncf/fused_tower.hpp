@@ -28,8 +28,11 @@
 // Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
 // (kernels/fused_tower.cu) and by their CPU twins (host/fused_tower_cpu.cpp), which loop over
 // blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
-// contraction. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
-// tests/test_fused_tower_gpu.cu (kernels against twins).
+// contraction. Variant 3 (FusedTc, tf32/bf16) runs layers 2..L as WMMA tile products on the
+// tensor cores over its own layout; its twin sums each tile product in the order documented at
+// "Variant 3" below. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
+// tests/test_fused_tower_gpu.cu (kernels against twins on a GPU), tests/kernel_emulation (the
+// kernels on an emulated device, WMMA included, against twins bit for bit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
