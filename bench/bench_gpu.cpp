@@ -16,7 +16,9 @@
 //             precision's dense tensor-core peak: TF32 495 TFLOP/s for the fp32 and tf32
 //             engines, BF16 989 TFLOP/s). An engine the device cannot hold (the fused tower
 //             larger than shared memory: GpuEngine's constructor throws) gives a line with
-//             "skipped" and the message instead of a rate.
+//             "skipped" and the message instead of a rate. Fused lines carry "fused_variant"
+//             and "tensor_cores" (variant 3 runs layers 2..L on the tensor cores in tf32 and
+//             bf16 where the tower allows; fp32 runs variant 2 on FP32 cores).
 // eval_full   evaluate_gpu's full ranking of a 30,000-user x 41,000-item catalogue (the recbole
 //             tower, random parameters, each user's training and validation items masked) for
 //             each engine in LIST, after checking 4096 of the engine's scores against the CPU
@@ -298,6 +300,15 @@ std::string line_head(const char* bench, const EngineChoice& ec, const char* pre
          "\",\"precision\":\"" + ec.precision + "\",\"preset\":\"" + preset + "\"";
 }
 
+// Which fused variant the engine runs for this tower (fused_engine_variant: 3, the tensor cores,
+// for tf32/bf16 where the tower allows; else 2): bench_table.py's tensor-core rows.
+std::string variant_keys(const EngineChoice& ec, const TowerSpec& tower) {
+  if (!ec.fused) return "";
+  const FusedTower ft = make_fused_tower(tower, ec.fused_precision, fused_max_smem_bytes());
+  const int v = fused_engine_variant(ft);
+  return ",\"fused_variant\":" + std::to_string(v) + ",\"tensor_cores\":" + (v == 3 ? "true" : "false");
+}
+
 // The line of a configuration whose engine could not be built (e.g. the fused tower does not fit
 // in shared memory): the constructor's message, not a crash.
 void emit_skipped(const std::string& head, const Error& e) {
@@ -368,7 +379,7 @@ void bench_train(const std::vector<const EngineChoice*>& engines,
                       "\"of_fp32_floor\":%.4g,\"of_tc_floor\":%.4g,\"tc_peak_tflops\":%.0f,",
                       (long long)steps, tps, flop, tps * flop / g_peak_fp32,
                       tps * flop / ec->tc_peak, ec->tc_peak / 1e12);
-        emit(head + b + g_meta + "}");
+        emit(head + variant_keys(*ec, tower) + b + g_meta + "}");
       }
     }
   }
@@ -432,6 +443,7 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
       emit_skipped(head, e);
       continue;
     }
+    const std::string head_v = head + variant_keys(*ec, tower);
     eng->upload_params(prm);
     CUDA_CHECK(cudaDeviceSynchronize());  // d_cu, d_ci came by the legacy stream
     // in launches of at most max_pairs (--eval-pairs may be below n_check)
@@ -456,7 +468,7 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
                     ",\"error\":\"scores differ from the CPU engine: max |gpu - cpu| / max |cpu| "
                     "= %.3g over %zu pairs (tolerance %.0e); not timed\",",
                     err, n_check, tol);
-      emit(head + b + g_meta + "}");
+      emit(head_v + b + g_meta + "}");
       g_failed = true;
       continue;
     }
@@ -470,7 +482,7 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
         "\"pairs_per_second\":%.4g,\"score_check_rel_err\":%.2e,\"ndcg@10\":%.5f,",
         (long long)timed.size(), sec, sec * scale, extrapolated ? "true" : "false",
         double(timed.size()) * n_items / sec, err, metric_value(m, "ndcg@10"));
-    emit(head + b + g_meta + "}");
+    emit(head_v + b + g_meta + "}");
   }
 }
 

@@ -150,6 +150,25 @@ class Targets(unittest.TestCase):
         self.assertEqual(v["full_ranking"]["verdict"], "met")
         self.assertEqual(v["full_ranking"]["where"], "fused bf16")
 
+    def test_tensor_core_rows(self):  # bench_gpu says where the fused tower ran
+        rows = [
+            {"bench": "train_step", "engine": "fused", "precision": "tf32", "preset": "recbole",
+             "batch": 16384, "triples_per_second": 41e6, "fused_variant": 3, "tensor_cores": True},
+            {"bench": "train_step", "engine": "fused", "precision": "bf16", "preset": "recbole",
+             "batch": 16384, "triples_per_second": 90e6, "fused_variant": 2, "tensor_cores": False},
+            {"bench": "train_step", "engine": "fused", "precision": "bf16", "preset": "recbole",
+             "batch": 2048, "triples_per_second": 79.9e6, "fused_variant": 3, "tensor_cores": True},
+        ]
+        v = self.verdicts(rows)
+        self.assertEqual(v["fused_tc_rate"]["measured"], 79.9e6)  # the FP32-core row does not count
+        self.assertEqual(v["fused_tc_rate"]["where"], "fused bf16, batch 2048")
+        self.assertEqual(v["fused_tf32_goal"]["verdict"], "met")
+        self.assertEqual(v["fused_bf16_goal"]["verdict"], "not met")
+        train, evals, _ = bench_table.merge(rows)
+        text = bench_table.render(train, evals, bench_table.verdicts(train, evals), {})
+        self.assertIn("| fused tf32 (tensor cores) | recbole | 16384 | 41,000,000 |", text)
+        self.assertIn("| fused bf16 (FP32 cores) | recbole | 16384 | 90,000,000 |", text)
+
     def test_no_eager_no_speedup(self):
         rows = [{"bench": "train_step", "engine": "cudnn", "precision": "fp32", "preset": "recbole",
                  "batch": 2048, "triples_per_second": 9e9}]
@@ -180,7 +199,7 @@ class Cli(unittest.TestCase):
             with open(out, encoding="utf-8") as f:
                 doc = json.load(f)
             self.assertEqual([t["verdict"] for t in doc["targets"]],
-                             ["met", "met", "met", "met (extrapolated)"])
+                             ["met", "met", "not met", "not met", "met", "met (extrapolated)"])
             self.assertEqual(len(doc["lines"]), 23)
             self.assertEqual(len(doc["train"]), 18)
             self.assertEqual(len(doc["eval"]), 4)

@@ -4,6 +4,7 @@
 // functions, so it reproduces the kernel's sums in the kernel's order.
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,62 @@ Precision parse_precision(const std::string& name) {
   if (name == "bf16") return Precision::BF16;
   throw_usage("precision must be fp32, tf32 or bf16, got '" + name + "'");
 }
+
+namespace {
+
+int round_up(int64_t n, int m) { return int(std::min<int64_t>((n + m - 1) / m * m, INT_MAX / 8)); }
+
+// Variant 3's layout (FusedTc) after p, q, U and dU; t.tc.ok stays false where it does not apply.
+void make_tc_layout(FusedTower& t, size_t max_smem_bytes) {
+  FusedTc& tc = t.tc;
+  tc = FusedTc{};
+  if (t.precision == Precision::FP32 || t.L < 2) return;
+  const int64_t elem = t.precision == Precision::BF16 ? 2 : 4;  // bytes of an operand
+  int64_t off = round_up(int64_t(t.du_off) + t.u_size(), 8);
+  auto next = [&off](int64_t floats) {  // each array at a multiple of 8 floats (32 bytes)
+    const int64_t at = off;
+    off = std::min<int64_t>(round_up(off + floats, 8), INT_MAX / 8);
+    return int(at);
+  };
+  auto operand_floats = [elem](int64_t n) { return (n * elem + 3) / 4; };
+  tc.np0 = round_up(t.layer[0].cout, 16);
+  for (int li = 1; li < t.L; ++li) {
+    const FusedLayer& l = t.layer[li];
+    FusedTcLayer& c = tc.layer[li];
+    c.rows = l.out_size * l.out_size;
+    c.mrows = round_up(c.rows, 16);
+    c.np = round_up(l.cout, 16);
+    c.kp = l.k * l.k * (li == 1 ? tc.np0 : tc.layer[li - 1].np);
+    c.tile0 = tc.tiles;
+    tc.tiles += c.kp / 16 * (c.np / 16);
+  }
+  // map li: the output of layer li as written (rows x np) and as the next layer's input (mrows x kp)
+  for (int li = 0; li + 1 < t.L; ++li) {
+    const FusedTcLayer& n = tc.layer[li + 1];
+    const int64_t as_out = li == 0 ? 0 : int64_t(tc.layer[li].mrows) * tc.layer[li].np;
+    tc.layer[li].map_off = next(operand_floats(std::max<int64_t>(as_out, int64_t(n.mrows) * n.kp)));
+  }
+  const FusedLayer& last = t.layer[t.L - 1];
+  tc.last_off = next(int64_t(last.out_size) * last.out_size * last.cout);
+  tc.glast_off = next(operand_floats(int64_t(tc.layer[t.L - 1].mrows) * tc.layer[t.L - 1].np));
+  tc.stage_off = next(int64_t(kFusedWarps) * 256);
+  tc.rowq_off = next(int64_t(t.layer[0].out_size) * t.layer[0].out_size);
+  tc.h_off = next(last.cout);
+  tc.smem_floats = int(off);
+  // the tensor-core weights after variant 2's packed halves
+  int64_t w = (t.wkt_base + t.n_params + 7) / 8 * 8;
+  tc.w_base = w;
+  for (int li = 1; li < t.L; ++li) {
+    FusedTcLayer& c = tc.layer[li];
+    c.w_off = w;
+    w = (w + operand_floats(int64_t(c.kp) * c.np) + 7) / 8 * 8;
+  }
+  tc.w_end = w;
+  tc.ok = off < INT_MAX / 8 && tc.tiles <= kFusedWarps * kFusedTcSlots &&
+          (max_smem_bytes == 0 || tc.smem_bytes() <= max_smem_bytes);
+}
+
+}  // namespace
 
 FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t max_smem_bytes) {
   const int L = int(tower.layers.size());
@@ -74,6 +131,7 @@ FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t 
                 std::to_string((bytes + 1023) / 1024) + " KiB per block, the device allows " +
                 std::to_string(max_smem_bytes / 1024) + " KiB; use engine: cudnn");
   t.smem_floats = int(off);
+  make_tc_layout(t, max_smem_bytes);
   return t;
 }
 
@@ -93,9 +151,13 @@ void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int 
   }
 }
 
-void check_fused_variant(const char* fn, int variant) {
-  if (variant != 1 && variant != 2)
-    throw_internal(std::string(fn) + ": variant must be 1 or 2, got " + std::to_string(variant));
+void check_fused_variant(const char* fn, const FusedTower& t, int variant) {
+  if (variant < 1 || variant > 3)
+    throw_internal(std::string(fn) + ": variant must be 1, 2 or 3, got " + std::to_string(variant));
+  if (variant == 3 && !t.tc.ok)
+    throw_internal(std::string(fn) + ": variant 3 (tensor cores) needs a tf32 or bf16 tower of at least two layers "
+                   "whose weight-gradient tiles and shared memory fit (FusedTc::ok); this one is " +
+                   precision_name(t.precision) + " with " + std::to_string(t.L) + " layers");
 }
 
 void fused_pack_cpu(const FusedTower& t, const float* net, float* packed) {
@@ -105,9 +167,10 @@ void fused_pack_cpu(const FusedTower& t, const float* net, float* packed) {
 
 namespace {
 
-// One pair's forward into the block's shared memory `sm` (the kernel's fwd_pair, phase by phase).
-void forward_pair(const FusedTower& t, const float* P, const float* Q, const float* packed,
-                  int32_t user, int32_t item, int32_t& cur_user, float* sm) {
+// A pair's rows of P and Q, and the user's side U when the user changes (the kernels' first
+// phases).
+void stage_pair(const FusedTower& t, const float* P, const float* Q, const float* packed, int32_t user,
+                int32_t item, int32_t& cur_user, float* sm) {
   const int E = t.E;
   const bool new_user = user != cur_user;
   if (new_user)
@@ -117,6 +180,12 @@ void forward_pair(const FusedTower& t, const float* P, const float* Q, const flo
     for (int i = 0; i < t.u_size(); ++i) sm[t.u_off + i] = fused_user_side(t, packed, sm + t.p_off, i);
     cur_user = user;
   }
+}
+
+// One pair's forward into the block's shared memory `sm` (the kernel's fwd_pair, phase by phase).
+void forward_pair(const FusedTower& t, const float* P, const float* Q, const float* packed,
+                  int32_t user, int32_t item, int32_t& cur_user, float* sm) {
+  stage_pair(t, P, Q, packed, user, item, cur_user, sm);
   const FusedLayer& l0 = t.layer[0];
   for (int i = 0; i < l0.out_size * l0.out_size * l0.cout; ++i)
     sm[l0.act_off + i] = fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, i);
@@ -129,12 +198,198 @@ void forward_pair(const FusedTower& t, const float* P, const float* Q, const flo
   for (int c = 0; c < last.cout; ++c) sm[t.h_off + c] = fused_head_sum(t, sm + last.act_off, c);
 }
 
+// A pair with dscore 0: its dp and dq rows are zeroed and it is skipped (the kernels' skip_pair).
+bool skip_pair(float ds, int64_t k, int E, float* dp, float* dq) {
+  if (ds != 0.0f) return false;
+  std::fill(dp + k * E, dp + (k + 1) * E, 0.0f);
+  std::fill(dq + k * E, dq + (k + 1) * E, 0.0f);
+  return true;
+}
+
+// The output layer's backward (dw_out, db_out into the slice; h becomes dh), shared by both twins.
+void head_backward(const FusedTower& t, float ds, const DropoutArgs& drop, int64_t k, const float* packed, float* h,
+                   float* slice) {
+  const int C = t.layer[t.L - 1].cout;
+  for (int c = 0; c < C; ++c) {
+    slice[t.out_w_off + c] += fused_dw_out(ds, h[c], drop, k, c);
+    h[c] = fused_dh(t, packed, ds, drop, k, c);
+  }
+  slice[t.out_b_off] += ds;
+}
+
+// Layer 1's backward through U from its masked gradient g (read as g(x, y, c)): dq, the bias and
+// dW1 into the slice, dp. dU is written at du_off.
+template <typename GAt>
+void layer1_backward(const FusedTower& t, const GAt& g, const float* packed, float* sm, int64_t k, float* dp,
+                     float* dq, float* slice) {
+  const FusedLayer& l0 = t.layer[0];
+  const int E = t.E;
+  float* dU = sm + t.du_off;
+  for (int i = 0; i < t.u_size(); ++i) dU[i] = fused_dU_at(t, g, sm + t.q_off, i);
+  for (int e = 0; e < E; ++e) dq[k * E + e] = fused_dq_at(t, g, sm + t.u_off, e);
+  for (int c = 0; c < l0.cout; ++c) slice[l0.b_off + c] += fused_db0_at(t, g, c);
+  for (int w = 0; w < l0.k * l0.k * l0.cout; ++w) slice[l0.w_off + w] += fused_dW1(t, sm + t.p_off, dU, w);
+  for (int e = 0; e < E; ++e) dp[k * E + e] = fused_dp(t, packed, dU, e);
+}
+
+// ---- Variant 3's twin: the same layout (FusedTc), the tile products summed per element over
+// the padded reduction index in order, as the emulated mma_sync sums them. T: the operand format.
+template <typename T>
+T* tc_map(float* sm, int off) {
+  return reinterpret_cast<T*>(sm + off);
+}
+template <typename T>
+const T* tc_weights(const FusedTower& t, int li, const float* packed) {
+  return reinterpret_cast<const T*>(packed + t.tc.layer[li].w_off);
+}
+
+std::vector<int> tc_rows(const FusedTower& t) {
+  const int S = t.layer[0].out_size;
+  std::vector<int> rowq(size_t(S) * size_t(S));
+  for (int x = 0; x < S; ++x)
+    for (int y = 0; y < S; ++y) rowq[size_t(x * S + y)] = fused_tc_row(t, x, y);
+  return rowq;
+}
+
+// One pair's forward (the kernel's tc_fwd_pair): map 0 in its rows, then each layer's product.
+template <typename T>
+void forward_pair_tc(const FusedTower& t, const float* P, const float* Q, const float* packed, const int* rowq,
+                     int32_t user, int32_t item, int32_t& cur_user, float* sm) {
+  const FusedTc& tc = t.tc;
+  stage_pair(t, P, Q, packed, user, item, cur_user, sm);
+  const FusedLayer& l0 = t.layer[0];
+  T* m0 = tc_map<T>(sm, tc.layer[0].map_off);
+  for (int i = 0; i < l0.out_size * l0.out_size * l0.cout; ++i)
+    fused_tc_put(m0, int64_t(rowq[i / l0.cout]) * tc.np0 + i % l0.cout,
+                 fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, i), true);
+  float* last = sm + tc.last_off;
+  for (int li = 1; li < t.L; ++li) {
+    const FusedTcLayer& c = tc.layer[li];
+    const T* A = tc_map<T>(sm, tc.layer[li - 1].map_off);
+    const T* W = tc_weights<T>(t, li, packed);
+    T* out = tc_map<T>(sm, c.map_off);
+    const int cout = t.layer[li].cout;
+    for (int r = 0; r < c.rows; ++r)
+      for (int co = 0; co < cout; ++co) {
+        float acc = 0.0f;
+        for (int kk = 0; kk < c.kp; ++kk)
+          acc += fused_tc_get(A, int64_t(r) * c.kp + kk) * fused_tc_get(W, int64_t(kk) * c.np + co);
+        const float v = fused_tc_out(t, li, packed, acc, co);
+        if (li + 1 < t.L) {
+          fused_tc_put(out, int64_t(r) * c.np + co, v, true);
+        } else {
+          last[r * cout + co] = v;
+        }
+      }
+  }
+  const FusedLayer& lastl = t.layer[t.L - 1];
+  for (int co = 0; co < lastl.cout; ++co) sm[tc.h_off + co] = fused_head_sum(t, last, co);
+}
+
+template <typename T>
+void fwd_tc(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user, const int32_t* pair_item,
+            const float* P, const float* Q, const float* packed, DropoutArgs drop, float* score) {
+  std::vector<float> buf(size_t(t.tc.smem_floats));
+  float* sm = buf.data();
+  const std::vector<int> rowq = tc_rows(t);
+  for (int b = 0; b < n_blocks; ++b) {
+    std::memset(sm, 0, buf.size() * sizeof(float));  // the padding of every map is 0
+    const PairRange r = fused_block_pairs(n_pairs, n_blocks, b);
+    int32_t cur_user = -1;
+    for (int64_t k = r.lo; k < r.hi; ++k) {
+      forward_pair_tc<T>(t, P, Q, packed, rowq.data(), pair_user[k], pair_item[k], cur_user, sm);
+      score[k] = fused_score(t, packed, sm + t.tc.h_off, drop, k);
+    }
+  }
+}
+
+template <typename T>
+void bwd_tc(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user, const int32_t* pair_item,
+            const float* P, const float* Q, const float* packed, DropoutArgs drop, const float* dscore, float* dp,
+            float* dq, float* partial) {
+  const FusedTc& tc = t.tc;
+  const int E = t.E, L = t.L;
+  std::vector<float> buf(size_t(tc.smem_floats));
+  float* sm = buf.data();
+  const std::vector<int> rowq = tc_rows(t);
+  std::vector<std::vector<float>> dw(static_cast<size_t>(L));  // the register tiles: layer li's W (kp x np)
+  for (int b = 0; b < n_blocks; ++b) {
+    float* slice = partial + int64_t(b) * t.n_params;
+    std::fill(slice, slice + t.n_params, 0.0f);
+    std::memset(sm, 0, buf.size() * sizeof(float));
+    for (int li = 1; li < L; ++li) dw[size_t(li)].assign(size_t(tc.layer[li].kp) * size_t(tc.layer[li].np), 0.0f);
+    const PairRange r = fused_block_pairs(n_pairs, n_blocks, b);
+    int32_t cur_user = -1;
+    for (int64_t k = r.lo; k < r.hi; ++k) {
+      const float ds = dscore[k];
+      if (skip_pair(ds, k, E, dp, dq)) continue;
+      forward_pair_tc<T>(t, P, Q, packed, rowq.data(), pair_user[k], pair_item[k], cur_user, sm);
+      float* h = sm + tc.h_off;
+      head_backward(t, ds, drop, k, packed, h, slice);
+      // the last map's masked gradient
+      const FusedTcLayer& cl = tc.layer[L - 1];
+      T* glast = tc_map<T>(sm, tc.glast_off);
+      for (int row = 0; row < cl.rows; ++row)
+        for (int co = 0; co < t.layer[L - 1].cout; ++co)
+          fused_tc_put(glast, int64_t(row) * cl.np + co, fused_tc_glast(t, sm + tc.last_off, h, row, co), true);
+      // layers L .. 2: dW += X^T G (over the padded rows, in order), db, then X becomes its gradient
+      for (int li = L - 1; li >= 1; --li) {
+        const FusedTcLayer& c = tc.layer[li];
+        const FusedLayer& l = t.layer[li];
+        T* X = tc_map<T>(sm, tc.layer[li - 1].map_off);
+        const T* G = li == L - 1 ? glast : tc_map<T>(sm, c.map_off);
+        const T* W = tc_weights<T>(t, li, packed);
+        float* d = dw[size_t(li)].data();
+        for (int kk = 0; kk < c.kp; ++kk)
+          for (int co = 0; co < c.np; ++co) {
+            float acc = d[kk * c.np + co];
+            for (int row = 0; row < c.mrows; ++row)
+              acc += fused_tc_get(X, int64_t(row) * c.kp + kk) * fused_tc_get(G, int64_t(row) * c.np + co);
+            d[kk * c.np + co] = acc;
+          }
+        for (int co = 0; co < l.cout; ++co) slice[l.b_off + co] += fused_tc_db(t, li, G, co);
+        const int npp = li == 1 ? tc.np0 : tc.layer[li - 1].np;
+        for (int row = 0; row < c.rows; ++row)
+          for (int kk = 0; kk < c.kp; ++kk) {
+            if (kk % npp >= l.cin) continue;  // padding stays 0
+            float acc = 0.0f;
+            for (int co = 0; co < c.np; ++co)
+              acc += fused_tc_get(G, int64_t(row) * c.np + co) * fused_tc_get(W, int64_t(kk) * c.np + co);
+            const int64_t idx = int64_t(row) * c.kp + kk;
+            fused_tc_put(X, idx, fused_tc_get(X, idx) > 0.0f ? acc : 0.0f, li > 1);
+          }
+      }
+      const FusedTcMap0<T> g0{tc_map<T>(sm, tc.layer[0].map_off), rowq.data(), t.layer[0].out_size, tc.np0};
+      layer1_backward(t, g0, packed, sm, k, dp, dq, slice);
+    }
+    // the register tiles into the slice
+    for (int j = 0; j < tc.tiles; ++j) {
+      const FusedTcTile tile = fused_tc_tile(t, j);
+      const FusedTcLayer& c = tc.layer[tile.li];
+      for (int e = 0; e < 256; ++e) {
+        const int kk = tile.kt * 16 + e / 16, co = tile.nt * 16 + e % 16;
+        const int64_t idx = fused_tc_weight_index(t, tile.li, kk, co);
+        if (idx >= 0) slice[idx] = dw[size_t(tile.li)][size_t(kk * c.np + co)];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void fused_tower_fwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const int32_t* pair_user, const int32_t* pair_item, const float* P,
-                         const float* Q, const float* packed, DropoutArgs drop, float* score) {
+                         const float* Q, const float* packed, DropoutArgs drop, float* score, int variant) {
   check_fused_args("fused_tower_fwd_cpu", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
+  check_fused_variant("fused_tower_fwd_cpu", t, variant);
+  if (variant == 3) {
+    if (t.precision == Precision::BF16) {
+      fwd_tc<uint16_t>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score);
+    } else {
+      fwd_tc<float>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score);
+    }
+    return;
+  }
   std::vector<float> sm(size_t(t.smem_floats));
   for (int b = 0; b < n_blocks; ++b) {
     const PairRange r = fused_block_pairs(n_pairs, n_blocks, b);
@@ -149,10 +404,19 @@ void fused_tower_fwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
 void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const int32_t* pair_user, const int32_t* pair_item, const float* P,
                          const float* Q, const float* packed, DropoutArgs drop,
-                         const float* dscore, float* dp, float* dq, float* partial) {
+                         const float* dscore, float* dp, float* dq, float* partial, int variant) {
   check_fused_args("fused_tower_bwd_cpu", t, n_pairs, n_blocks,
                    {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  check_fused_variant("fused_tower_bwd_cpu", t, variant);
   if (!partial) throw_internal("fused_tower_bwd_cpu: partial is null");
+  if (variant == 3) {
+    if (t.precision == Precision::BF16) {
+      bwd_tc<uint16_t>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial);
+    } else {
+      bwd_tc<float>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial);
+    }
+    return;
+  }
   const int E = t.E;
   std::vector<float> buf(size_t(t.smem_floats));
   float* sm = buf.data();
@@ -163,20 +427,12 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
     int32_t cur_user = -1;
     for (int64_t k = r.lo; k < r.hi; ++k) {
       const float ds = dscore[k];
-      if (ds == 0.0f) {
-        std::fill(dp + k * E, dp + (k + 1) * E, 0.0f);
-        std::fill(dq + k * E, dq + (k + 1) * E, 0.0f);
-        continue;
-      }
+      if (skip_pair(ds, k, E, dp, dq)) continue;
       forward_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
       // output layer; h becomes dh
       const FusedLayer& last = t.layer[t.L - 1];
       float* h = sm + t.h_off;
-      for (int c = 0; c < last.cout; ++c) {
-        slice[t.out_w_off + c] += fused_dw_out(ds, h[c], drop, k, c);
-        h[c] = fused_dh(t, packed, ds, drop, k, c);
-      }
-      slice[t.out_b_off] += ds;
+      head_backward(t, ds, drop, k, packed, h, slice);
       // spatial sum and the last ReLU: the last map becomes its masked gradient
       float* a = sm + last.act_off;
       for (int i = 0; i < last.out_size * last.out_size * last.cout; ++i)
@@ -193,13 +449,7 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
       }
       // layer 1 through the user's side
       const FusedLayer& l0 = t.layer[0];
-      const float* G = sm + l0.act_off;
-      float* dU = sm + t.du_off;
-      for (int i = 0; i < t.u_size(); ++i) dU[i] = fused_dU(t, G, sm + t.q_off, i);
-      for (int e = 0; e < E; ++e) dq[k * E + e] = fused_dq(t, G, sm + t.u_off, e);
-      for (int c = 0; c < l0.cout; ++c) slice[l0.b_off + c] += fused_db(t, 0, G, c);
-      for (int w = 0; w < l0.k * l0.k * l0.cout; ++w) slice[l0.w_off + w] += fused_dW1(t, sm + t.p_off, dU, w);
-      for (int e = 0; e < E; ++e) dp[k * E + e] = fused_dp(t, packed, dU, e);
+      layer1_backward(t, FusedNaturalMap{sm + l0.act_off, l0.out_size, l0.cout}, packed, sm, k, dp, dq, slice);
     }
   }
 }

@@ -1,14 +1,17 @@
 // fused_tower.cu: the fused ConvNCF tower (engine: fused; see include/convncf/fused_tower.hpp for
-// the algorithm and the shared-memory layout). CPU twins: host/fused_tower_cpu.cpp. Tests:
-// tests/test_fused_tower_gpu.cu, each kernel against its twin:
+// the algorithm and the shared-memory layouts). CPU twins: host/fused_tower_cpu.cpp. Tests:
+// tests/test_fused_tower_gpu.cu, each kernel against its twin on a GPU:
 //   build/convncf_tests --gtest_filter='FusedTowerGpu.*'
+// and, on any machine, tests/kernel_emulation (this file's kernels on an emulated device, bit for
+// bit against the twins):
+//   build/tests/kernel_emulation/convncf_kernel_emulation_tests
 //
 // One block of kFusedThreads per chunk of pairs, every phase a block-strided loop over the
-// phase's elements, each element computed by the shared element function, __syncthreads()
-// between phases. FP32 CUDA cores for every precision: tf32 and bf16 round the operands of
-// layers 2..L exactly as the tensor cores' input formats do, so they give the numbers of a
-// tensor-core version, not yet its speed.
-//   fused_fwd_kernel<false>  variant 1, the plain port of the twin: score of each pair
+// phase's elements (or, in variant 3, a warp-strided loop over 16 x 16 output tiles), each element
+// computed by a shared element function, __syncthreads() between phases.
+//   fused_fwd_kernel<false>  variant 1, the plain port of the twin: score of each pair; FP32 CUDA
+//                            cores in every precision (tf32 and bf16 round the operands of layers
+//                            2..L exactly as the tensor cores' input formats do)
 //   fused_bwd_kernel<false>  variant 1: recomputes a pair's forward, then backward in place;
 //                            weight gradients go to the block's own slice of `partial` (no
 //                            atomics: each slice element has one owning thread per phase, and a
@@ -17,11 +20,27 @@
 //                            four outputs (conv: four output channels of a position; dW: four
 //                            output channels of a weight row; dX: four input channels of a
 //                            position) with 16-byte weight loads, so a loaded operand feeds four
-//                            FMAs instead of one; the same sums in the same order as variant 1
+//                            FMAs instead of one; the same sums in the same order as variant 1.
+//                            The engine's variant in fp32.
+//   fused_tc_*_kernel<P>     variant 3, tf32 and bf16 (the engine's where FusedTc::ok): layers
+//                            2..L forward, dX = dY.W^T and dW = X^T.dY as WMMA tile products
+//                            (m16n16k8 tf32, m16n16k16 bf16, FP32 accumulators) on the tensor
+//                            cores, one warp per 16 x 16 output tile, through a per-warp staging
+//                            tile for the element-wise epilogue (bias, ReLU, mask, rounding).
+//                            Maps are stored in the rows the next layer's patches read (FusedTc),
+//                            in the operand format, zero-padded; the weights come pre-rounded and
+//                            padded from fused_pack. Each warp keeps its weight-gradient tiles in
+//                            registers over all of the block's pairs and writes them to the slice
+//                            once. Layer 1, the head and layer 1's backward stay on FP32 cores as
+//                            in variant 1. One pair at a time per block, as in 1 and 2: the small
+//                            last maps use a fraction of a 16-row tile (bench/NOTES.md).
 //   fused_pack_kernel1, fused_reduce_kernel1: one thread per element
 // Weights are read from global memory (L1/L2-resident: the packed recbole tower is 25,249
-// parameters, 101 KB, plus as much for the transposed copy).
+// parameters, 101 KB, plus as much for the transposed copy and, with tc.ok, the padded
+// operand-format copy).
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -37,10 +56,10 @@ constexpr int64_t kMaxGrid = 65536;
 
 // One pair's forward into shared memory (the twin's forward_pair). cur_user is the same in every
 // thread, so the branches on it are uniform.
-template <bool kTiled>
-__device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
-                         const float* __restrict__ packed, int32_t user, int32_t item, int32_t& cur_user,
-                         float* sm) {
+// The pair's rows of P and Q into shared memory, and the user's side U when the user changes.
+__device__ void stage_pair(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
+                           const float* __restrict__ packed, int32_t user, int32_t item, int32_t& cur_user,
+                           float* sm) {
   const int tid = threadIdx.x, nt = blockDim.x, E = t.E;
   const bool new_user = user != cur_user;
   if (new_user)
@@ -52,6 +71,52 @@ __device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const
     cur_user = user;
     __syncthreads();
   }
+}
+
+// A pair with dscore 0 contributes nothing: its dp and dq rows are zeroed and it is skipped (the
+// branch is uniform: every thread reads the same dscore).
+__device__ bool skip_pair(const FusedTower& t, float ds, int64_t k, float* __restrict__ dp, float* __restrict__ dq) {
+  if (ds != 0.0f) return false;
+  for (int e = threadIdx.x; e < t.E; e += blockDim.x) {
+    dp[k * t.E + e] = 0.0f;
+    dq[k * t.E + e] = 0.0f;
+  }
+  return true;
+}
+
+// The output layer's backward: dw_out and db_out into the slice, h becomes dh.
+__device__ void head_bwd(const FusedTower& t, const float* __restrict__ packed, float ds, const DropoutArgs& drop,
+                         int64_t k, float* h, float* __restrict__ slice) {
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int c = tid; c < t.layer[t.L - 1].cout; c += nt) {
+    slice[t.out_w_off + c] += fused_dw_out(ds, h[c], drop, k, c);
+    h[c] = fused_dh(t, packed, ds, drop, k, c);
+  }
+  if (tid == 0) slice[t.out_b_off] += ds;
+}
+
+// Layer 1's backward from its masked gradient g(x, y, c): dU, dq and db1, then dW1 and dp.
+template <typename GAt>
+__device__ void layer1_bwd(const FusedTower& t, const GAt& g, const float* __restrict__ packed, float* sm, int64_t k,
+                           float* __restrict__ dp, float* __restrict__ dq, float* __restrict__ slice) {
+  const int tid = threadIdx.x, nt = blockDim.x, E = t.E;
+  const FusedLayer& l0 = t.layer[0];
+  float* dU = sm + t.du_off;
+  for (int i = tid; i < t.u_size(); i += nt) dU[i] = fused_dU_at(t, g, sm + t.q_off, i);
+  for (int e = tid; e < E; e += nt) dq[k * E + e] = fused_dq_at(t, g, sm + t.u_off, e);
+  for (int c = tid; c < l0.cout; c += nt) slice[l0.b_off + c] += fused_db0_at(t, g, c);
+  __syncthreads();
+  for (int w = tid; w < l0.k * l0.k * l0.cout; w += nt) slice[l0.w_off + w] += fused_dW1(t, sm + t.p_off, dU, w);
+  for (int e = tid; e < E; e += nt) dp[k * E + e] = fused_dp(t, packed, dU, e);
+  __syncthreads();  // the next pair overwrites p, q and the maps
+}
+
+template <bool kTiled>
+__device__ void fwd_pair(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
+                         const float* __restrict__ packed, int32_t user, int32_t item, int32_t& cur_user,
+                         float* sm) {
+  const int tid = threadIdx.x, nt = blockDim.x;
+  stage_pair(t, P, Q, packed, user, item, cur_user, sm);
   const FusedLayer& l0 = t.layer[0];
   for (int i = tid; i < l0.out_size * l0.out_size * l0.cout; i += nt)
     sm[l0.act_off + i] = fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, i);
@@ -83,7 +148,7 @@ CONVNCF_HOT_KERNEL void fused_fwd_kernel(const FusedTower t, int64_t n_pairs, in
                   const int32_t* __restrict__ pair_item, const float* __restrict__ P,
                   const float* __restrict__ Q, const float* __restrict__ packed, DropoutArgs drop,
                   float* __restrict__ score) {
-  extern __shared__ float sm[];
+  extern __shared__ __align__(32) float sm[];  // float4 views: 16 bytes (variant 3: 32)
   const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
   int32_t cur_user = -1;
   for (int64_t k = r.lo; k < r.hi; ++k) {
@@ -99,8 +164,8 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
                   const float* __restrict__ Q, const float* __restrict__ packed, DropoutArgs drop,
                   const float* __restrict__ dscore, float* __restrict__ dp, float* __restrict__ dq,
                   float* __restrict__ partial) {
-  extern __shared__ float sm[];
-  const int tid = threadIdx.x, nt = blockDim.x, E = t.E;
+  extern __shared__ __align__(32) float sm[];  // float4 views: 16 bytes (variant 3: 32)
+  const int tid = threadIdx.x, nt = blockDim.x;
   float* slice = partial + int64_t(blockIdx.x) * t.n_params;
   for (int64_t i = tid; i < t.n_params; i += nt) slice[i] = 0.0f;
   __syncthreads();  // the zeros are visible to every thread before any slice update
@@ -108,21 +173,11 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
   int32_t cur_user = -1;
   for (int64_t k = r.lo; k < r.hi; ++k) {
     const float ds = dscore[k];
-    if (ds == 0.0f) {  // uniform: every thread reads the same dscore
-      for (int e = tid; e < E; e += nt) {
-        dp[k * E + e] = 0.0f;
-        dq[k * E + e] = 0.0f;
-      }
-      continue;
-    }
+    if (skip_pair(t, ds, k, dp, dq)) continue;
     fwd_pair<kTiled>(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
     const FusedLayer& last = t.layer[t.L - 1];
     float* h = sm + t.h_off;
-    for (int c = tid; c < last.cout; c += nt) {
-      slice[t.out_w_off + c] += fused_dw_out(ds, h[c], drop, k, c);
-      h[c] = fused_dh(t, packed, ds, drop, k, c);
-    }
-    if (tid == 0) slice[t.out_b_off] += ds;
+    head_bwd(t, packed, ds, drop, k, h, slice);
     __syncthreads();
     float* a = sm + last.act_off;
     for (int i = tid; i < last.out_size * last.out_size * last.cout; i += nt)
@@ -164,15 +219,229 @@ CONVNCF_HOT_KERNEL void fused_bwd_kernel(const FusedTower t, int64_t n_pairs, in
       __syncthreads();
     }
     const FusedLayer& l0 = t.layer[0];
-    const float* G = sm + l0.act_off;
-    float* dU = sm + t.du_off;
-    for (int i = tid; i < t.u_size(); i += nt) dU[i] = fused_dU(t, G, sm + t.q_off, i);
-    for (int e = tid; e < E; e += nt) dq[k * E + e] = fused_dq(t, G, sm + t.u_off, e);
-    for (int c = tid; c < l0.cout; c += nt) slice[l0.b_off + c] += fused_db(t, 0, G, c);
+    layer1_bwd(t, FusedNaturalMap{sm + l0.act_off, l0.out_size, l0.cout}, packed, sm, k, dp, dq, slice);
+  }
+}
+
+// ---- Variant 3: the tensor cores ----
+namespace wmma = nvcuda::wmma;
+
+// The WMMA shapes and types of each precision; T is the operand format in memory (fused_tc_get).
+template <Precision Pr>
+struct Tc;
+template <>
+struct Tc<Precision::TF32> {
+  using T = float;
+  using Mem = float;  // what load_matrix_sync reads
+  using Elem = wmma::precision::tf32;
+  static constexpr int kK = 8;
+};
+template <>
+struct Tc<Precision::BF16> {
+  using T = uint16_t;
+  using Mem = __nv_bfloat16;
+  using Elem = __nv_bfloat16;
+  static constexpr int kK = 16;
+};
+template <Precision Pr>
+using TcAcc = wmma::fragment<wmma::accumulator, 16, 16, Tc<Pr>::kK, float>;
+
+// acc += sum over n_steps k-steps of A-tile(s) . B-tile(s), the tiles at a + s*a_step and
+// b + s*b_step (elements), leading dimensions lda and ldb. Warp-collective.
+template <Precision Pr, typename LayoutA, typename LayoutB>
+__device__ __forceinline__ void tc_mma(TcAcc<Pr>& acc, const typename Tc<Pr>::T* a, unsigned lda, int a_step,
+                                       const typename Tc<Pr>::T* b, unsigned ldb, int b_step, int n_steps) {
+  using Mem = typename Tc<Pr>::Mem;
+  for (int s = 0; s < n_steps; ++s) {
+    wmma::fragment<wmma::matrix_a, 16, 16, Tc<Pr>::kK, typename Tc<Pr>::Elem, LayoutA> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, Tc<Pr>::kK, typename Tc<Pr>::Elem, LayoutB> fb;
+    // the operands are stored rounded (tf32 values, bf16): no conversion after the load
+    wmma::load_matrix_sync(fa, reinterpret_cast<const Mem*>(a + int64_t(s) * a_step), lda);
+    wmma::load_matrix_sync(fb, reinterpret_cast<const Mem*>(b + int64_t(s) * b_step), ldb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+}
+
+// The accumulator tile through the warp's staging tile: f(i, j, value) for each of its 256
+// elements (row i, column j), each by one lane. Warp-collective.
+template <Precision Pr, typename F>
+__device__ __forceinline__ void tc_epilogue(const TcAcc<Pr>& acc, float* stage, const F& f) {
+  wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
+  __syncwarp();
+  for (int e = int(threadIdx.x % 32); e < 256; e += 32) f(e / 16, e % 16, stage[e]);
+  __syncwarp();  // the next tile's store overwrites the staging tile
+}
+
+template <Precision Pr>
+__device__ typename Tc<Pr>::T* tc_map(float* sm, int off) {
+  return reinterpret_cast<typename Tc<Pr>::T*>(sm + off);
+}
+
+// Variant 3's zero-filled maps (their padding stays 0) and map 0's row table, before any pair.
+__device__ void tc_init(const FusedTower& t, float* sm, int* rowq) {
+  const int tid = threadIdx.x, nt = blockDim.x, S = t.layer[0].out_size;
+  for (int i = t.tc.layer[0].map_off + tid; i < t.tc.stage_off; i += nt) sm[i] = 0.0f;
+  for (int i = tid; i < S * S; i += nt) rowq[i] = fused_tc_row(t, i / S, i % S);
+}
+
+// One pair's forward (the twin's forward_pair_tc): layer 1 into map 0's rows, layers 2..L as
+// tile products, the head's sums.
+template <Precision Pr>
+__device__ void tc_fwd_pair(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
+                            const float* __restrict__ packed, const int* rowq, int32_t user, int32_t item,
+                            int32_t& cur_user, float* sm) {
+  using T = typename Tc<Pr>::T;
+  constexpr int kK = Tc<Pr>::kK;
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32, n_warps = nt / 32;
+  const FusedTc& tc = t.tc;
+  stage_pair(t, P, Q, packed, user, item, cur_user, sm);
+  const FusedLayer& l0 = t.layer[0];
+  T* m0 = tc_map<Pr>(sm, tc.layer[0].map_off);
+  for (int i = tid; i < l0.out_size * l0.out_size * l0.cout; i += nt)
+    fused_tc_put(m0, int64_t(rowq[i / l0.cout]) * tc.np0 + i % l0.cout,
+                 fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, i), true);
+  __syncthreads();
+  float* stage = sm + tc.stage_off + warp * 256;
+  float* last = sm + tc.last_off;
+  for (int li = 1; li < t.L; ++li) {
+    const FusedTcLayer& c = tc.layer[li];
+    const int cout = t.layer[li].cout, n_nt = c.np / 16;
+    const T* A = tc_map<Pr>(sm, tc.layer[li - 1].map_off);
+    const T* W = reinterpret_cast<const T*>(packed + c.w_off);
+    T* out = tc_map<Pr>(sm, c.map_off);
+    const bool is_last = li + 1 == t.L;
+    for (int tile = warp; tile < c.mrows / 16 * n_nt; tile += n_warps) {  // warp-uniform
+      const int mt = tile / n_nt, ntile = tile % n_nt;
+      TcAcc<Pr> acc;
+      wmma::fill_fragment(acc, 0.0f);
+      tc_mma<Pr, wmma::row_major, wmma::row_major>(acc, A + int64_t(mt) * 16 * c.kp, c.kp, kK, W + ntile * 16, c.np,
+                                                  kK * c.np, c.kp / kK);
+      tc_epilogue<Pr>(acc, stage, [&](int i, int j, float v) {
+        const int row = mt * 16 + i, co = ntile * 16 + j;
+        if (row >= c.rows || co >= cout) return;
+        const float o = fused_tc_out(t, li, packed, v, co);
+        if (is_last) {
+          last[row * cout + co] = o;
+        } else {
+          fused_tc_put(out, int64_t(row) * c.np + co, o, true);
+        }
+      });
+    }
     __syncthreads();
-    for (int w = tid; w < l0.k * l0.k * l0.cout; w += nt) slice[l0.w_off + w] += fused_dW1(t, sm + t.p_off, dU, w);
-    for (int e = tid; e < E; e += nt) dp[k * E + e] = fused_dp(t, packed, dU, e);
-    __syncthreads();  // the next pair overwrites p, q and the maps
+  }
+  const FusedLayer& lastl = t.layer[t.L - 1];
+  for (int co = tid; co < lastl.cout; co += nt) sm[tc.h_off + co] = fused_head_sum(t, last, co);
+  __syncthreads();
+}
+
+template <Precision Pr>
+CONVNCF_TENSOR_CORE_KERNEL void fused_tc_fwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks,
+                                                    const int32_t* __restrict__ pair_user,
+                                                    const int32_t* __restrict__ pair_item, const float* __restrict__ P,
+                                                    const float* __restrict__ Q, const float* __restrict__ packed,
+                                                    DropoutArgs drop, float* __restrict__ score) {
+  extern __shared__ __align__(32) float sm[];  // WMMA pointers: 32 bytes (256 bits)
+  int* rowq = reinterpret_cast<int*>(sm + t.tc.rowq_off);
+  tc_init(t, sm, rowq);
+  __syncthreads();
+  const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
+  int32_t cur_user = -1;
+  for (int64_t k = r.lo; k < r.hi; ++k) {
+    tc_fwd_pair<Pr>(t, P, Q, packed, rowq, pair_user[k], pair_item[k], cur_user, sm);
+    if (threadIdx.x == 0) score[k] = fused_score(t, packed, sm + t.tc.h_off, drop, k);
+    __syncthreads();
+  }
+}
+
+template <Precision Pr>
+CONVNCF_TENSOR_CORE_KERNEL void fused_tc_bwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks,
+                                                    const int32_t* __restrict__ pair_user,
+                                                    const int32_t* __restrict__ pair_item, const float* __restrict__ P,
+                                                    const float* __restrict__ Q, const float* __restrict__ packed,
+                                                    DropoutArgs drop, const float* __restrict__ dscore,
+                                                    float* __restrict__ dp, float* __restrict__ dq,
+                                                    float* __restrict__ partial) {
+  using T = typename Tc<Pr>::T;
+  constexpr int kK = Tc<Pr>::kK;
+  extern __shared__ __align__(32) float sm[];  // WMMA pointers: 32 bytes (256 bits)
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32, n_warps = nt / 32;
+  const FusedTc& tc = t.tc;
+  float* slice = partial + int64_t(blockIdx.x) * t.n_params;
+  for (int64_t i = tid; i < t.n_params; i += nt) slice[i] = 0.0f;
+  int* rowq = reinterpret_cast<int*>(sm + tc.rowq_off);
+  tc_init(t, sm, rowq);
+  // This warp's weight-gradient tiles j = warp + s * kFusedWarps (fused_tc_tile_slot), summed over
+  // all of the block's pairs.
+  TcAcc<Pr> dw[kFusedTcSlots];
+#pragma unroll
+  for (int s = 0; s < kFusedTcSlots; ++s) wmma::fill_fragment(dw[s], 0.0f);
+  __syncthreads();
+  float* stage = sm + tc.stage_off + warp * 256;
+  const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
+  int32_t cur_user = -1;
+  for (int64_t k = r.lo; k < r.hi; ++k) {
+    const float ds = dscore[k];
+    if (skip_pair(t, ds, k, dp, dq)) continue;
+    tc_fwd_pair<Pr>(t, P, Q, packed, rowq, pair_user[k], pair_item[k], cur_user, sm);
+    float* h = sm + tc.h_off;
+    head_bwd(t, packed, ds, drop, k, h, slice);
+    __syncthreads();
+    const FusedLayer& lastl = t.layer[t.L - 1];
+    const FusedTcLayer& cl = tc.layer[t.L - 1];
+    T* glast = tc_map<Pr>(sm, tc.glast_off);
+    for (int i = tid; i < cl.rows * lastl.cout; i += nt) {
+      const int row = i / lastl.cout, co = i % lastl.cout;
+      fused_tc_put(glast, int64_t(row) * cl.np + co, fused_tc_glast(t, sm + tc.last_off, h, row, co), true);
+    }
+    __syncthreads();
+    for (int li = t.L - 1; li >= 1; --li) {
+      const FusedTcLayer& c = tc.layer[li];
+      const FusedLayer& l = t.layer[li];
+      T* X = tc_map<Pr>(sm, tc.layer[li - 1].map_off);
+      const T* G = li + 1 == t.L ? glast : tc_map<Pr>(sm, c.map_off);
+      const T* W = reinterpret_cast<const T*>(packed + c.w_off);
+      // dW += X^T G over this pair's (padded) rows, in the warp's register tiles of this layer
+      const int n_nt = c.np / 16, n_tiles = c.kp / 16 * n_nt;
+#pragma unroll
+      for (int s = 0; s < kFusedTcSlots; ++s) {
+        const int local = warp + s * kFusedWarps - c.tile0;  // warp-uniform
+        if (local < 0 || local >= n_tiles) continue;
+        const int kt = local / n_nt, ntile = local % n_nt;
+        tc_mma<Pr, wmma::col_major, wmma::row_major>(dw[s], X + kt * 16, c.kp, kK * c.kp, G + ntile * 16, c.np,
+                                                    kK * c.np, c.mrows / kK);
+      }
+      for (int co = tid; co < l.cout; co += nt) slice[l.b_off + co] += fused_tc_db(t, li, G, co);
+      __syncthreads();  // X is read by the weight gradient before it becomes its own gradient
+      // dX = G W^T, masked, into X in place
+      const int npp = li == 1 ? tc.np0 : tc.layer[li - 1].np, n_kt = c.kp / 16;
+      for (int tile = warp; tile < c.mrows / 16 * n_kt; tile += n_warps) {
+        const int mt = tile / n_kt, kt = tile % n_kt;
+        TcAcc<Pr> acc;
+        wmma::fill_fragment(acc, 0.0f);
+        tc_mma<Pr, wmma::row_major, wmma::col_major>(acc, G + int64_t(mt) * 16 * c.np, c.np, kK,
+                                                    W + int64_t(kt) * 16 * c.np, c.np, kK, c.np / kK);
+        tc_epilogue<Pr>(acc, stage, [&](int i, int j, float v) {
+          const int row = mt * 16 + i, kk = kt * 16 + j;
+          if (row >= c.rows || kk % npp >= l.cin) return;  // the padding stays 0
+          const int64_t idx = int64_t(row) * c.kp + kk;
+          fused_tc_put(X, idx, fused_tc_get(X, idx) > 0.0f ? v : 0.0f, li > 1);
+        });
+      }
+      __syncthreads();
+    }
+    layer1_bwd(t, FusedTcMap0<T>{tc_map<Pr>(sm, tc.layer[0].map_off), rowq, t.layer[0].out_size, tc.np0}, packed,
+               sm, k, dp, dq, slice);
+  }
+  // The register tiles into the slice (their elements are written only here).
+#pragma unroll
+  for (int s = 0; s < kFusedTcSlots; ++s) {
+    const int j = warp + s * kFusedWarps;
+    if (j >= tc.tiles) continue;
+    const FusedTcTile tile = fused_tc_tile(t, j);
+    tc_epilogue<Pr>(dw[s], stage, [&](int i, int jj, float v) {
+      const int64_t idx = fused_tc_weight_index(t, tile.li, tile.kt * 16 + i, tile.nt * 16 + jj);
+      if (idx >= 0) slice[idx] = v;
+    });
   }
 }
 
@@ -202,14 +471,32 @@ unsigned grid_for(int64_t n) {
 // to the device's maximum, the same value for every tower, so that engines with different towers
 // on several host threads cannot lower it under each other's launches.
 template <typename K>
-void allow_smem(K kernel, const FusedTower& t) {
+void allow_smem(K kernel, size_t bytes) {
   const size_t max = fused_max_smem_bytes();
-  if (t.smem_bytes() > max)
-    throw Error(kExitUsage, "engine: fused: the tower needs " + std::to_string(t.smem_bytes() / 1024) +
+  if (bytes > max)
+    throw Error(kExitUsage, "engine: fused: the tower needs " + std::to_string(bytes / 1024) +
                                 " KiB of shared memory per block, the device allows " + std::to_string(max / 1024) +
                                 " KiB; use engine: cudnn");
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(max)));
 }
+
+using FwdKernel = void (*)(const FusedTower, int64_t, int, const int32_t*, const int32_t*, const float*, const float*,
+                           const float*, DropoutArgs, float*);
+using BwdKernel = void (*)(const FusedTower, int64_t, int, const int32_t*, const int32_t*, const float*, const float*,
+                           const float*, DropoutArgs, const float*, float*, float*, float*);
+
+// Each variant's kernels and shared memory (check_fused_variant has accepted the variant).
+FwdKernel fwd_kernel(const FusedTower& t, int variant) {
+  if (variant == 3)
+    return t.precision == Precision::BF16 ? fused_tc_fwd_kernel<Precision::BF16> : fused_tc_fwd_kernel<Precision::TF32>;
+  return variant == 2 ? fused_fwd_kernel<true> : fused_fwd_kernel<false>;
+}
+BwdKernel bwd_kernel(const FusedTower& t, int variant) {
+  if (variant == 3)
+    return t.precision == Precision::BF16 ? fused_tc_bwd_kernel<Precision::BF16> : fused_tc_bwd_kernel<Precision::TF32>;
+  return variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;
+}
+size_t smem_of(const FusedTower& t, int variant) { return variant == 3 ? t.tc.smem_bytes() : t.smem_bytes(); }
 
 }  // namespace
 
@@ -225,19 +512,21 @@ int fused_tower_grid(const FusedTower& t, bool backward) {
   int dev = 0, sms = 0, per_sm = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  // variant 2's kernels, the engine's (variant 1's use the same shared memory)
+  // the engine variant's kernels (variant 1's use variant 2's shared memory)
+  const int variant = fused_engine_variant(t);
+  const size_t smem = smem_of(t, variant);
   if (backward) {
-    allow_smem(fused_bwd_kernel<true>, t);
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_bwd_kernel<true>, kFusedThreads,
-                                                             t.smem_bytes()));
+    const BwdKernel kernel = bwd_kernel(t, variant);
+    allow_smem(kernel, smem);
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFusedThreads, smem));
   } else {
-    allow_smem(fused_fwd_kernel<true>, t);
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fused_fwd_kernel<true>, kFusedThreads,
-                                                             t.smem_bytes()));
+    const FwdKernel kernel = fwd_kernel(t, variant);
+    allow_smem(kernel, smem);
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFusedThreads, smem));
   }
   if (per_sm < 1)
     throw Error(kExitUsage, "engine: fused: no block of the tower's kernel fits on an SM (" +
-                                std::to_string(t.smem_bytes() / 1024) + " KiB of shared memory); use engine: cudnn");
+                                std::to_string(smem / 1024) + " KiB of shared memory); use engine: cudnn");
   return std::max(1, sms * per_sm);
 }
 
@@ -251,14 +540,14 @@ void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
                      DropoutArgs drop, float* score, cudaStream_t stream, int variant) {
   check_fused_args("fused_tower_fwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
-  check_fused_variant("fused_tower_fwd", variant);
+  check_fused_variant("fused_tower_fwd", t, variant);
   if (n_pairs == 0) return;
   const int grid = int(std::min<int64_t>(n_blocks, n_pairs));
-  auto kernel = variant == 2 ? fused_fwd_kernel<true> : fused_fwd_kernel<false>;
-  allow_smem(kernel, t);
+  const FwdKernel kernel = fwd_kernel(t, variant);
+  const size_t smem = smem_of(t, variant);
+  allow_smem(kernel, smem);
   // `grid` chunks: the same pairs per block as n_blocks chunks would give when n_blocks > n_pairs
-  kernel<<<grid, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, grid, pair_user, pair_item, P, Q, packed, drop,
-                                                          score);
+  kernel<<<grid, kFusedThreads, smem, stream>>>(t, n_pairs, grid, pair_user, pair_item, P, Q, packed, drop, score);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -267,12 +556,13 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
   check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
-  check_fused_variant("fused_tower_bwd", variant);
+  check_fused_variant("fused_tower_bwd", t, variant);
   if (!partial) throw_internal("fused_tower_bwd: partial is null");
-  auto kernel = variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;
-  allow_smem(kernel, t);
-  kernel<<<n_blocks, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed,
-                                                              drop, dscore, dp, dq, partial);
+  const BwdKernel kernel = bwd_kernel(t, variant);
+  const size_t smem = smem_of(t, variant);
+  allow_smem(kernel, smem);
+  kernel<<<n_blocks, kFusedThreads, smem, stream>>>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop,
+                                                    dscore, dp, dq, partial);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -67,14 +67,14 @@ inline Batch make_batch(int64_t triples, int32_t n_users, int32_t n_items, uint6
   return b;
 }
 
-// What the CPU twins give for a batch from the packed weights: the forward's scores, the
+// What the CPU twins of `variant` give for a batch from the packed weights: the forward's scores, the
 // backward's row gradients and block slices, and the reduced network gradient (outputs NaN-filled
 // first, so an element the twins never write shows).
 struct TwinOutputs {
   std::vector<float> score, dp, dq, partial, dnet;
 };
 inline TwinOutputs run_twins(const FusedTower& ft, const Params<float>& prm, const Batch& b, const float* packed,
-                             int n_blocks, const DropoutArgs& drop) {
+                             int n_blocks, const DropoutArgs& drop, int variant) {
   const int64_t n = int64_t(b.user.size());
   const float nan = std::numeric_limits<float>::quiet_NaN();
   TwinOutputs o;
@@ -84,9 +84,9 @@ inline TwinOutputs run_twins(const FusedTower& ft, const Params<float>& prm, con
   o.partial.assign(size_t(n_blocks) * size_t(ft.n_params), nan);
   o.dnet.assign(size_t(ft.n_params), nan);
   fused_tower_fwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed, drop,
-                      o.score.data());
+                      o.score.data(), variant);
   fused_tower_bwd_cpu(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), packed, drop,
-                      b.dscore.data(), o.dp.data(), o.dq.data(), o.partial.data());
+                      b.dscore.data(), o.dp.data(), o.dq.data(), o.partial.data(), variant);
   fused_reduce_grads_cpu(ft, n_blocks, o.partial.data(), o.dnet.data());
   return o;
 }

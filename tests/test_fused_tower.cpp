@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -78,10 +79,11 @@ double expect_close(const std::vector<float>& got, const std::vector<double>& wa
 }
 
 // The twins from net (packed here), with the reference's dropout seed and step.
-TwinOutputs run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop) {
+TwinOutputs run_twin(const FusedTower& ft, const Params<float>& prm, const Batch& b, int n_blocks, double p_drop,
+                     int variant = 1) {
   std::vector<float> packed(size_t(ft.packed_size()), -7.0f);
   fused_pack_cpu(ft, prm.net.data(), packed.data());
-  return run_twins(ft, prm, b, packed.data(), n_blocks, DropoutArgs{p_drop, 5, 11});
+  return run_twins(ft, prm, b, packed.data(), n_blocks, DropoutArgs{p_drop, 5, 11}, variant);
 }
 
 }  // namespace
@@ -229,6 +231,8 @@ double rms_ratio(const std::vector<float>& got, const std::vector<double>& want)
 // cases: up to 12% of max|dq| for tf32, 24% for bf16, where FP32 is within 5e-7): the forward's
 // rounding flips the ReLUs of layer-1 units near zero, and each flip reroutes a whole unit's
 // gradient; the RMS error stays at a few percent. A tower of one layer has no rounded product.
+// Variant 3's twin (the tensor cores' tile products, maps held in the operand format) keeps the
+// same bounds.
 TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
   for (const Case& c : cases()) {
     const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
@@ -236,10 +240,14 @@ TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
     const Batch b = make_batch(7, 5, 9, 6);
     const Reference ref = reference(tower, prm, b.user, b.item, b.dscore, 0.0);
     const TwinOutputs fp32 = run_twin(make_fused_tower(tower, Precision::FP32, 0), prm, b, 3, 0.0);
-    for (const Precision p : {Precision::TF32, Precision::BF16}) {
-      SCOPED_TRACE(std::string(c.name) + " " + precision_name(p));
+    for (const Precision p : {Precision::TF32, Precision::BF16})
+     for (const int variant : {1, 3}) {
+      const FusedTower ft = make_fused_tower(tower, p, 0);
+      EXPECT_EQ(ft.tc.ok, c.channels.size() > 2) << c.name;
+      if (variant == 3 && !ft.tc.ok) continue;
+      SCOPED_TRACE(std::string(c.name) + " " + precision_name(p) + " variant " + std::to_string(variant));
       const bool tf = p == Precision::TF32;
-      const TwinOutputs o = run_twin(make_fused_tower(tower, p, 0), prm, b, 3, 0.0);
+      const TwinOutputs o = run_twin(ft, prm, b, 3, 0.0, variant);
       if (c.channels.size() == 2) {
         EXPECT_EQ(o.score, fp32.score) << "layer 1 must stay FP32";
         EXPECT_EQ(o.dnet, fp32.dnet) << "layer 1 must stay FP32";
@@ -311,6 +319,105 @@ TEST(FusedTower, FourOutputFunctionsEqualSingleCalls) {
   EXPECT_GE(tiled_layers, 3 + 5) << "the presets' layers 2..L should all be tiled";
 }
 
+// Variant 3's layout: map 0's rows are a permutation of its positions, in which every patch of
+// layer 2 is one row; the padded sizes; the tiles; the packed operand-format weights.
+TEST(FusedTower, TensorCoreLayout) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    EXPECT_FALSE(make_fused_tower(tower, Precision::FP32, 0).tc.ok) << "fp32 keeps the FP32 cores";
+    for (const Precision prec : {Precision::TF32, Precision::BF16}) {
+      const FusedTower ft = make_fused_tower(tower, prec, 0);
+      if (ft.L < 2) {
+        EXPECT_FALSE(ft.tc.ok);
+        EXPECT_EQ(ft.packed_size(), ft.wkt_base + ft.n_params);
+        continue;
+      }
+      ASSERT_TRUE(ft.tc.ok);
+      const FusedTc& tc = ft.tc;
+      const int S = ft.layer[0].out_size, k2 = ft.layer[1].k;
+      std::vector<int> seen(size_t(S * S), 0);
+      for (int x = 0; x < S; ++x)
+        for (int y = 0; y < S; ++y) {
+          const int q = fused_tc_row(ft, x, y);
+          ASSERT_GE(q, 0);
+          ASSERT_LT(q, S * S);
+          ++seen[size_t(q)];
+          // the row of layer 2's patch: q / k2^2 is the output position's row, q % k2^2 = r*k2 + s
+          EXPECT_EQ(q % (k2 * k2), (x % k2) * k2 + y % k2);
+        }
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), S * S) << "not a permutation";
+      EXPECT_EQ(tc.np0 % 16, 0);
+      int tiles = 0;
+      for (int li = 1; li < ft.L; ++li) {
+        const FusedTcLayer& l = tc.layer[li];
+        EXPECT_EQ(l.rows, ft.layer[li].out_size * ft.layer[li].out_size);
+        EXPECT_EQ(l.mrows % 16, 0);
+        EXPECT_GE(l.mrows, l.rows);
+        EXPECT_EQ(l.np % 16, 0);
+        EXPECT_EQ(l.kp, ft.layer[li].k * ft.layer[li].k * (li == 1 ? tc.np0 : tc.layer[li - 1].np));
+        EXPECT_EQ(l.tile0, tiles);
+        EXPECT_EQ(l.w_off % 8, 0);
+        EXPECT_EQ(tc.layer[li - 1].map_off % 8, 0);
+        tiles += l.kp / 16 * (l.np / 16);
+      }
+      EXPECT_EQ(tc.tiles, tiles);
+      for (int j = 0; j < tiles; ++j) {
+        const FusedTcTile t = fused_tc_tile(ft, j);
+        EXPECT_EQ(tc.layer[t.li].tile0 + t.kt * (tc.layer[t.li].np / 16) + t.nt, j);
+      }
+      EXPECT_LT(tc.glast_off, tc.stage_off);
+      EXPECT_LE(tc.smem_floats, 64 * 1024);
+      // the packed weights: each real weight once, rounded, at its padded place; padding 0
+      const Params<float> prm = make_params(tower, 1, 1, 4);
+      std::vector<float> packed(size_t(ft.packed_size()), -1.0f);
+      fused_pack_cpu(ft, prm.net.data(), packed.data());
+      int64_t real = 0;
+      for (int li = 1; li < ft.L; ++li) {
+        const FusedTcLayer& l = tc.layer[li];
+        for (int kk = 0; kk < l.kp; ++kk)
+          for (int co = 0; co < l.np; ++co) {
+            const int64_t e = int64_t(kk) * l.np + co, j = fused_tc_weight_index(ft, li, kk, co);
+            float v;
+            if (prec == Precision::TF32) {
+              v = packed[size_t(l.w_off + e)];
+            } else {
+              uint16_t h[2];
+              std::memcpy(h, &packed[size_t(l.w_off + e / 2)], sizeof h);
+              v = fused_bf16_float(h[e % 2]);
+            }
+            if (j < 0) {
+              ASSERT_EQ(v, 0.0f) << li << " " << kk << " " << co;
+            } else {
+              ++real;
+              ASSERT_EQ(v, round_operand(prm.net[size_t(fused_unpacked_index(ft, j))], prec)) << li << " " << kk;
+            }
+          }
+      }
+      int64_t conv_weights = 0;
+      for (size_t li = 1; li < tower.layers.size(); ++li) conv_weights += tower.layers[li].w_size();
+      EXPECT_EQ(real, conv_weights);
+    }
+  }
+  // the presets: the tiles fit the registers; variant 3's shared memory
+  const TowerSpec rb = TowerSpec::make(64, {1, 32, 32, 32, 32}, {4, 4, 2, 2}, {4, 4, 2, 2});
+  const FusedTower r = make_fused_tower(rb, Precision::TF32, 227 * 1024);
+  EXPECT_EQ(r.tc.tiles, 96);
+  EXPECT_TRUE(r.tc.ok);
+  EXPECT_EQ(fused_engine_variant(r), 3);
+  EXPECT_EQ(fused_engine_variant(make_fused_tower(rb, Precision::FP32, 0)), 2);
+  const TowerSpec pp = TowerSpec::make(64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2});
+  const FusedTower pb = make_fused_tower(pp, Precision::BF16, 227 * 1024);
+  EXPECT_EQ(pb.tc.tiles, 80);
+  EXPECT_TRUE(pb.tc.ok);
+  // a tower with more weight-gradient tiles than the registers hold runs variant 2
+  const TowerSpec wide = TowerSpec::make(16, {1, 64, 128}, {2, 2}, {2, 2});
+  const FusedTower w = make_fused_tower(wide, Precision::TF32, 0);
+  EXPECT_GT(w.tc.tiles, kFusedWarps * kFusedTcSlots);
+  EXPECT_FALSE(w.tc.ok);
+  EXPECT_EQ(fused_engine_variant(w), 2);
+}
+
 TEST(FusedTower, ArgumentChecks) {
   const TowerSpec tower = TowerSpec::make(4, {1, 3}, {2}, {2});
   const FusedTower ft = make_fused_tower(tower, Precision::FP32, 0);
@@ -333,6 +440,15 @@ TEST(FusedTower, ArgumentChecks) {
             }),
             kExitSoftware);
   EXPECT_EQ(code([&] { fused_tower_fwd_cpu(FusedTower{}, 2, 1, ids.data(), ids.data(), v.data(), v.data(), v.data(), {}, v.data()); }),
+            kExitSoftware);
+  // variant 3 only where the tower has a tensor-core layout
+  EXPECT_EQ(code([&] {
+              fused_tower_fwd_cpu(ft, 2, 1, ids.data(), ids.data(), v.data(), v.data(), v.data(), {}, v.data(), 3);
+            }),
+            kExitSoftware);
+  EXPECT_EQ(code([&] {
+              fused_tower_fwd_cpu(ft, 2, 1, ids.data(), ids.data(), v.data(), v.data(), v.data(), {}, v.data(), 4);
+            }),
             kExitSoftware);
   // no pairs: nothing read, the block slices still zeroed
   std::fill(partial.begin(), partial.end(), 3.0f);

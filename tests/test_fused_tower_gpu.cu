@@ -1,10 +1,11 @@
 // test_fused_tower_gpu.cu: the fused tower's kernels (kernels/fused_tower.cu) against their CPU
 // twins (host/fused_tower_cpu.cpp) on the towers of fused_test_util.hpp, in every precision, at
 // the engine's block count and at a small one (several pairs per block, a user's two pairs split
-// across blocks), both variants (2: four outputs per thread on the tiled layers), outputs poisoned
-// first. The twins run the kernels' element functions in the
-// kernels' order; what differs is FMA contraction, and in tf32/bf16 an operand that lands on the
-// other side of a rounding boundary after such a difference, hence the tolerances by precision.
+// across blocks), every variant (2: four outputs per thread on the tiled layers; 3, tf32 and
+// bf16: the tensor cores), outputs poisoned first. The twins run the kernels' element functions
+// in the kernels' order; what differs is FMA contraction, in variant 3 the tensor cores' own
+// summation inside a tile product, and in tf32/bf16 an operand that lands on the other side of a
+// rounding boundary after such a difference, hence the tolerances by precision.
 // Skips with the reason when no CUDA device is usable.
 //   build/convncf_tests --gtest_filter='FusedTowerGpu.*'
 #include <cuda_runtime.h>
@@ -74,8 +75,13 @@ void kernels_match_twins(bool presets) {
           const std::string tag = std::string(c.name) + " " + precision_name(prec) + " blocks " +
                                    std::to_string(n_blocks) + " dropout " + std::to_string(p_drop);
           const DropoutArgs drop{p_drop, 3, 8};
-          const TwinOutputs want = run_twins(ft, prm, b, packed.data(), n_blocks, drop);
-          for (const int variant : {1, 2}) {
+          const TwinOutputs want12 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 1);
+          TwinOutputs want3;
+          if (ft.tc.ok) want3 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 3);
+          EXPECT_EQ(ft.tc.ok, prec != Precision::FP32 && ft.L > 1) << tag;
+          for (const int variant : {1, 2, 3}) {
+            if (variant == 3 && !ft.tc.ok) continue;
+            const TwinOutputs& want = variant == 3 ? want3 : want12;
             const std::string what = tag + " variant " + std::to_string(variant);
             SCOPED_TRACE(what);
 
@@ -135,6 +141,18 @@ TEST(FusedTowerGpu, EmptyBatchZeroFills) {
   fused_tower_bwd(ft, 0, n_blocks, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
                   partial.data(), nullptr, 2);
   fused_reduce_grads(ft, n_blocks, partial.data(), dnet.data(), nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(partial.download(), std::vector<float>(partial.size(), 0.0f));
+  EXPECT_EQ(dnet.download(), std::vector<float>(dnet.size(), 0.0f));
+  // variant 3 (its register tiles written once per block)
+  const FusedTower tc = make_fused_tower(tower, Precision::BF16, fused_max_smem_bytes());
+  ASSERT_TRUE(tc.tc.ok);
+  test::poison(partial);
+  test::poison(dnet);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  fused_tower_bwd(tc, 0, n_blocks, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
+                  partial.data(), nullptr, 3);
+  fused_reduce_grads(tc, n_blocks, partial.data(), dnet.data(), nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_EQ(partial.download(), std::vector<float>(partial.size(), 0.0f));
   EXPECT_EQ(dnet.download(), std::vector<float>(dnet.size(), 0.0f));

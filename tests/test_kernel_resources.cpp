@@ -1,6 +1,8 @@
 // test_kernel_resources.cpp: runs everywhere (no GPU needed). Reads the ptxas resource report
 // that the build writes for every kernel file (tools/kernel_resources.sh, target
-// kernel_resources) and fails when a kernel marked CONVNCF_HOT_KERNEL spills registers.
+// kernel_resources) and fails when a kernel marked CONVNCF_HOT_KERNEL or
+// CONVNCF_TENSOR_CORE_KERNEL spills registers, or when a CONVNCF_TENSOR_CORE_KERNEL has no HMMA
+// instruction in its SASS (skipped, with the reason, where the build found no cuobjdump).
 #include <gtest/gtest.h>
 #include <dirent.h>
 
@@ -22,6 +24,7 @@ namespace {
 
 struct Usage {
   long registers = -1, stack = -1, spill_stores = -1, spill_loads = -1;
+  long hmma = -1;  // HMMA instructions in the SASS ("sass:" lines), -1 where not reported
 };
 
 // Mangled kernel name -> its usage, from ptxas's "Compiling entry function", "N bytes stack
@@ -31,6 +34,12 @@ std::map<std::string, Usage> parse_report(const std::string& text) {
   std::istringstream in(text);
   std::string line, current;
   while (std::getline(in, line)) {
+    char name[4096];
+    long n = 0;
+    if (line.rfind("sass: ", 0) == 0 && std::sscanf(line.c_str(), "sass: %4095s HMMA %ld", name, &n) == 2) {
+      out[name].hmma = n;
+      continue;
+    }
     const size_t entry = line.find("Compiling entry function '");
     if (entry != std::string::npos) {
       const size_t b = entry + 26, e = line.find('\'', b);
@@ -51,8 +60,17 @@ std::map<std::string, Usage> parse_report(const std::string& text) {
   return out;
 }
 
-// Names declared `CONVNCF_HOT_KERNEL void NAME(` in kernels/*.cu.
-std::vector<std::string> hot_kernels() {
+// The report's "sass: unavailable: WHY", or "".
+std::string sass_unavailable(const std::string& text) {
+  const std::string mark = "sass: unavailable: ";
+  const size_t at = text.find(mark);
+  if (at == std::string::npos) return "";
+  return text.substr(at + mark.size(), text.find('\n', at) - at - mark.size());
+}
+
+// Names declared `MARK void NAME(` in kernels/*.cu (MARK: CONVNCF_HOT_KERNEL or
+// CONVNCF_TENSOR_CORE_KERNEL).
+std::vector<std::string> marked_kernels(const std::string& mark_name) {
   std::vector<std::string> names;
   const std::string dir = std::string(CONVNCF_SOURCE_DIR) + "/kernels";
   DIR* d = opendir(dir.c_str());
@@ -62,7 +80,7 @@ std::vector<std::string> hot_kernels() {
     if (f.size() < 3 || f.compare(f.size() - 3, 3, ".cu") != 0) continue;
     std::ifstream in(dir + "/" + f);
     std::string line;
-    const std::string mark = "CONVNCF_HOT_KERNEL void ";
+    const std::string mark = mark_name + " void ";
     while (std::getline(in, line)) {
       const size_t at = line.find(mark);
       if (at == std::string::npos || line.find("#define") != std::string::npos) continue;
@@ -73,8 +91,6 @@ std::vector<std::string> hot_kernels() {
   closedir(d);
   return names;
 }
-
-}  // namespace
 
 TEST(KernelResources, ReportParsesPtxasLines) {
   const auto r = parse_report(
@@ -89,13 +105,58 @@ TEST(KernelResources, ReportParsesPtxasLines) {
   EXPECT_EQ(r.at("_Z3fooPf").spill_loads, 4);
 }
 
-TEST(KernelResources, NoSpillsInHotKernels) {
+std::vector<std::string> hot_kernels() {
+  std::vector<std::string> names = marked_kernels("CONVNCF_HOT_KERNEL");
+  for (const std::string& n : marked_kernels("CONVNCF_TENSOR_CORE_KERNEL")) names.push_back(n);
+  return names;
+}
+
+std::string read_report() {
   std::ifstream f(CONVNCF_KERNEL_RESOURCES);
-  ASSERT_TRUE(f.good()) << "no " << CONVNCF_KERNEL_RESOURCES << ": the build writes it (target kernel_resources)";
+  if (!f.good()) return "";
   std::stringstream ss;
   ss << f.rdbuf();
-  const auto report = parse_report(ss.str());
-  ASSERT_FALSE(report.empty()) << "the report names no kernel:\n" << ss.str();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(KernelResources, ReportParsesSassLines) {
+  const auto r = parse_report("sass: _Z3fooPf HMMA 28\nsass: _Z3barPf HMMA 0\n");
+  ASSERT_EQ(r.count("_Z3fooPf"), 1u);
+  EXPECT_EQ(r.at("_Z3fooPf").hmma, 28);
+  EXPECT_EQ(r.at("_Z3barPf").hmma, 0);
+  EXPECT_EQ(sass_unavailable("x\nsass: unavailable: cuobjdump not found\n"), "cuobjdump not found");
+  EXPECT_EQ(sass_unavailable("sass: _Z3fooPf HMMA 28\n"), "");
+}
+
+// Where cuobjdump is found: each kernel marked CONVNCF_TENSOR_CORE_KERNEL (every instantiation)
+// has HMMA instructions in its sm_ARCH SASS.
+TEST(KernelResources, TensorCoreKernelsUseHmma) {
+  const std::string text = read_report();
+  ASSERT_FALSE(text.empty()) << "no " << CONVNCF_KERNEL_RESOURCES << ": the build writes it (target kernel_resources)";
+  const std::string why = sass_unavailable(text);
+  if (!why.empty()) GTEST_SKIP() << "no SASS in the report: " << why;
+  const auto report = parse_report(text);
+  const std::vector<std::string> tc = marked_kernels("CONVNCF_TENSOR_CORE_KERNEL");
+  ASSERT_FALSE(tc.empty()) << "no kernel is marked CONVNCF_TENSOR_CORE_KERNEL in kernels/*.cu";
+  for (const std::string& name : tc) {
+    int found = 0;
+    for (const auto& [mangled, u] : report) {
+      if (mangled.find(std::to_string(name.size()) + name) == std::string::npos) continue;
+      ++found;
+      std::printf("%s: %ld HMMA instructions\n", name.c_str(), u.hmma);
+      EXPECT_GT(u.hmma, 0) << name << " (" << mangled << ") has no HMMA instruction in its SASS";
+    }
+    EXPECT_GT(found, 0) << "tensor-core kernel " << name << " is not in the report";
+  }
+}
+
+TEST(KernelResources, NoSpillsInHotKernels) {
+  const std::string text = read_report();
+  ASSERT_FALSE(text.empty()) << "no " << CONVNCF_KERNEL_RESOURCES << ": the build writes it (target kernel_resources)";
+  const auto report = parse_report(text);
+  ASSERT_FALSE(report.empty()) << "the report names no kernel:\n" << text;
   const std::vector<std::string> hot = hot_kernels();
   ASSERT_FALSE(hot.empty()) << "no kernel is marked CONVNCF_HOT_KERNEL in kernels/*.cu";
   for (const std::string& name : hot) {

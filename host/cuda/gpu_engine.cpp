@@ -35,7 +35,6 @@ namespace {
 enum Scalar { kBpr = 0, kRowReg = 1, kSumP = 2, kSumQ = 3, kTerms = 4 };
 constexpr int kMaxScalars = 256;
 enum Count { kBadP = 0, kBadQ = 1, kBadNet = 2, kCounts = 3 };
-constexpr int kFusedVariant = 2;  // fused_tower.hpp: four outputs per thread on the tiled layers
 
 // A named range of a step for Nsight Systems (nsys profile --trace=cuda,nvtx): sample, forward,
 // backward, combine, update, evaluate. No cost without a profiler attached.
@@ -228,13 +227,13 @@ class FusedTowerModel final : public PairModel {
       NvtxRange r("forward");
       ensure_packed();
       fused_tower_fwd(m_ft, N, m_grid_fwd, m.pair_user.data(), m.pair_item.data(), m.P.data(), m.Q.data(),
-                      m_packed.data(), drop, m_score.data(), m.stream, kFusedVariant);
+                      m_packed.data(), drop, m_score.data(), m.stream, fused_engine_variant(m_ft));
       bpr_loss_grad(m.Bc, n, m_score.data(), m.loss_t.data(), m_dscore.data(), m.stream);
     }
     NvtxRange r("backward");
     fused_tower_bwd(m_ft, N, m_grid_bwd, m.pair_user.data(), m.pair_item.data(), m.P.data(), m.Q.data(),
                     m_packed.data(), drop, m_dscore.data(), m_dp.data(), m_dq.data(), m_partial.data(), m.stream,
-                    kFusedVariant);
+                    fused_engine_variant(m_ft));
     fused_reduce_grads(m_ft, m_grid_bwd, m_partial.data(), m.dnet.data(), m.stream);
     gather_row_grads(m.Bc, n, m.E, m_dp.data(), m_dq.data(), m.rows.data(), m.stream);
   }
@@ -242,14 +241,15 @@ class FusedTowerModel final : public PairModel {
   void score(int64_t n, float* out) override {  // only the n real pairs, straight into `out`
     ensure_packed();
     fused_tower_fwd(m_ft, n, m_grid_fwd, m.eval_user.data(), m.eval_item.data(), m.P.data(), m.Q.data(),
-                    m_packed.data(), DropoutArgs{}, out, m.stream, kFusedVariant);
+                    m_packed.data(), DropoutArgs{}, out, m.stream, fused_engine_variant(m_ft));
   }
 
   void params_changed() override { m_packed_stale = true; }
 
   std::string describe(bool) const override {
     std::ostringstream s;
-    s << "; fused tower (" << precision_name(m_ft.precision) << "), " << (m_ft.smem_bytes() + 1023) / 1024
+    s << "; fused tower (" << precision_name(m_ft.precision) << ", variant " << fused_engine_variant(m_ft)
+      << (m_ft.tc.ok ? ": tensor cores" : "") << "), " << (fused_engine_smem_bytes(m_ft) + 1023) / 1024
       << " KiB of shared memory per block, " << m_grid_fwd << " forward and " << m_grid_bwd << " backward blocks";
     return s.str();
   }

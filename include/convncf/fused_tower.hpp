@@ -28,8 +28,11 @@
 // Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
 // (kernels/fused_tower.cu) and by their CPU twins (host/fused_tower_cpu.cpp), which loop over
 // blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
-// contraction. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
-// tests/test_fused_tower_gpu.cu (kernels against twins).
+// contraction. Variant 3 (FusedTc, tf32/bf16) runs layers 2..L as WMMA tile products on the
+// tensor cores over its own layout; its twin sums each tile product in the order documented at
+// "Variant 3" below. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
+// tests/test_fused_tower_gpu.cu (kernels against twins on a GPU), tests/kernel_emulation (the
+// kernels on an emulated device, WMMA included, against twins bit for bit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +46,11 @@
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
 
+// Marks a hot kernel that must run on the tensor cores: tests/test_kernel_resources.cpp checks it
+// for spills as CONVNCF_HOT_KERNEL and, where cuobjdump is found, for HMMA instructions in its
+// SASS.
+#define CONVNCF_TENSOR_CORE_KERNEL __global__
+
 namespace convncf {
 
 struct TowerSpec;
@@ -52,6 +60,11 @@ Precision parse_precision(const std::string& name);  // throws Error(kExitUsage)
 
 inline constexpr int kFusedMaxLayers = 16;
 inline constexpr int kFusedThreads = 256;  // threads per block of both kernels
+inline constexpr int kFusedWarps = kFusedThreads / 32;
+// Variant 3 (tensor cores): weight-gradient accumulator tiles (16 x 16 floats) each warp keeps in
+// registers across a block's pairs; a tower with more tiles than kFusedWarps * kFusedTcSlots
+// (recbole: 96 = 8 * 12, paper: 80) runs variant 2 instead.
+inline constexpr int kFusedTcSlots = 12;
 
 struct FusedLayer {
   int cin, cout, k, in_size, out_size;
@@ -59,6 +72,41 @@ struct FusedLayer {
   int act_off;           // this layer's output map in shared memory (floats, a multiple of 4)
   bool tiled;            // layers 2..L: cin, cout and w_off multiples of 4, so variant 2's
                          // four-output functions below may use 16-byte loads
+};
+
+// Variant 3's view of layer li >= 1 as a tile product, per pair: out (rows x np) = in (rows x kp) .
+// W (kp x np), rows = out_size^2 output positions, np = cout and kp = k*k*np(li-1) rounded up to 16
+// (np(0) = layer 1's cout rounded up to 16); the padding is zeros. Every map is stored in the
+// order the next layer's patches read it (below), so the input of layer li is the previous
+// layer's output seen with leading dimension kp: no copy, no index arithmetic in the product.
+struct FusedTcLayer {
+  int rows = 0, mrows = 0;  // output positions per pair; rounded up to 16 (the tiles' rows)
+  int np = 0, kp = 0;       // see above; multiples of 16
+  int map_off = 0;          // the output map (li < L-1) in shared memory (floats, a multiple of 8)
+  int64_t w_off = 0;        // W (kp x np, row-major, operand format) in the packed array (floats)
+  int tile0 = 0;            // its first weight-gradient tile (kp/16 x np/16 of them, row by row)
+};
+
+// Variant 3's shared-memory layout (floats; p, q, U and dU as in variants 1 and 2, then these,
+// each at a multiple of 8 floats, 32 bytes, as WMMA's pointers need), and where it applies.
+// Map li's row of position (x, y) is fused_tc_row: the last map's rows are its positions in
+// order; the rows of the map before a layer of kernel k are (row of the next layer's output
+// position) * k*k + r*k + s for the patch element (r, s). Map 0 (layer 1's output) is at
+// layer[0].map_off with row length np(0) (tc0_np). Operand format: tf32 as floats holding tf32
+// values, bf16 as bf16 bits (uint16_t), 2 per float.
+struct FusedTc {
+  bool ok = false;       // precision tf32/bf16, L >= 2, the tiles fit the slots and smem fits
+  int smem_floats = 0;
+  int np0 = 0;           // map 0's row length
+  FusedTcLayer layer[kFusedMaxLayers];  // [0]: only map_off; [li >= 1] as above
+  int last_off = 0;      // the last map, FP32, positions x channels (the head's input)
+  int glast_off = 0;     // its masked gradient (mrows x np of the last layer, operand format)
+  int stage_off = 0;     // kFusedWarps tiles of 16 x 16 floats: each warp's epilogue staging
+  int rowq_off = 0;      // int[S1*S1]: map 0's row of each layer-1 position (x*S1 + y)
+  int h_off = 0;         // the head sums (C_L)
+  int tiles = 0;         // weight-gradient tiles of layers 2..L
+  int64_t w_base = 0, w_end = 0;  // the packed tensor-core weights [w_base, w_end)
+  size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
 };
 
 // The tower as the kernels take it (by value, a kernel parameter) with its shared-memory layout,
@@ -71,9 +119,11 @@ struct FusedTower {
   int64_t out_w_off = 0, out_b_off = 0, n_params = 0, wkt_base = 0;
   int p_off = 0, q_off = 0, u_off = 0, du_off = 0, h_off = 0, smem_floats = 0;
   Precision precision = Precision::FP32;
+  FusedTc tc;  // variant 3
   CONVNCF_HD int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
   size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
-  CONVNCF_HD int64_t packed_size() const { return wkt_base + n_params; }
+  // variants 1, 2: [0, wkt_base + n_params); with tc.ok the tensor-core weights follow
+  CONVNCF_HD int64_t packed_size() const { return tc.ok ? tc.w_end : wkt_base + n_params; }
 };
 
 // Throws Error(kExitUsage) when the tower has more than kFusedMaxLayers layers or its shared
@@ -117,9 +167,11 @@ CONVNCF_HD float round_operand(float x, Precision p) {
 CONVNCF_HD float fused_relu(float v) { return v > 0.0f ? v : 0.0f; }
 
 // packed[i] for i in [0, packed_size()) from the PyTorch-layout network (CpuEngine::pack, with
-// its second half moved to wkt_base); the padding and the second half outside the conv weights
-// are 0.
+// its second half moved to wkt_base; with tc.ok, variant 3's weights after it); the padding and
+// the second half outside the conv weights are 0.
+CONVNCF_HD float fused_tc_pack_value(const FusedTower& t, const float* net, int64_t i);  // variant 3's part
 CONVNCF_HD float fused_pack_value(const FusedTower& t, const float* net, int64_t i) {
+  if (i >= t.wkt_base + t.n_params) return fused_tc_pack_value(t, net, i);
   if (i >= t.n_params && i < t.wkt_base) return 0.0f;
   const bool second = i >= t.wkt_base;
   const int64_t j = second ? i - t.wkt_base : i;
@@ -370,30 +422,52 @@ CONVNCF_HD void fused_dX4(const FusedTower& t, int li, const float* packed, cons
   out[3] = xv.w > 0.0f ? a3 : 0.0f;
 }
 
-// Layer 1 backward from G = act[0]'s masked gradient.
+// Layer 1 backward from G = act[0]'s masked gradient, read through g(x, y, c) (variants 1 and 2:
+// FusedNaturalMap, act[0] itself; variant 3: FusedTcMap0, map 0 in its rows).
+struct FusedNaturalMap {
+  const float* p;
+  int S, C;
+  CONVNCF_HD float operator()(int x, int y, int c) const { return p[(x * S + y) * C + c]; }
+};
 // dU[idx], idx = (x*k+s)*C + c: sum_y G[(x*S+y)*C + c] * q[y*k+s].
-CONVNCF_HD float fused_dU(const FusedTower& t, const float* G, const float* q, int idx) {
+template <typename GAt>
+CONVNCF_HD float fused_dU_at(const FusedTower& t, const GAt& g, const float* q, int idx) {
   const FusedLayer& l = t.layer[0];
   const int C = l.cout, k = l.k, S = l.out_size;
   const int c = idx % C, xs = idx / C, x = xs / k, s = xs % k;
   float acc = 0.0f;
-  for (int y = 0; y < S; ++y) acc += G[(x * S + y) * C + c] * q[y * k + s];
+  for (int y = 0; y < S; ++y) acc += g(x, y, c) * q[y * k + s];
   return acc;
 }
+CONVNCF_HD float fused_dU(const FusedTower& t, const float* G, const float* q, int idx) {
+  return fused_dU_at(t, FusedNaturalMap{G, t.layer[0].out_size, t.layer[0].cout}, q, idx);
+}
 // dq[e], e = y*k+s: sum_x (sum_c G[(x*S+y)*C + c] * U[(x*k+s)*C + c]).
-CONVNCF_HD float fused_dq(const FusedTower& t, const float* G, const float* U, int e) {
+template <typename GAt>
+CONVNCF_HD float fused_dq_at(const FusedTower& t, const GAt& g, const float* U, int e) {
   const FusedLayer& l = t.layer[0];
   const int C = l.cout, k = l.k, S = l.out_size;
   const int y = e / k, s = e % k;
   float total = 0.0f;
   for (int x = 0; x < S; ++x) {
-    const float* g = G + (x * S + y) * C;
     const float* u = U + (x * k + s) * C;
     float acc = 0.0f;
-    for (int c = 0; c < C; ++c) acc += g[c] * u[c];
+    for (int c = 0; c < C; ++c) acc += g(x, y, c) * u[c];
     total += acc;
   }
   return total;
+}
+CONVNCF_HD float fused_dq(const FusedTower& t, const float* G, const float* U, int e) {
+  return fused_dq_at(t, FusedNaturalMap{G, t.layer[0].out_size, t.layer[0].cout}, U, e);
+}
+// Layer 1's bias gradient: sum over positions (x, y in order) of G[x][y][c] (= fused_db(t, 0, ..)).
+template <typename GAt>
+CONVNCF_HD float fused_db0_at(const FusedTower& t, const GAt& g, int c) {
+  const int S = t.layer[0].out_size;
+  float acc = 0.0f;
+  for (int x = 0; x < S; ++x)
+    for (int y = 0; y < S; ++y) acc += g(x, y, c);
+  return acc;
 }
 // Packed dW1[w], w = (r*k+s)*C + c: sum_x p[x*k+r] * dU[(x*k+s)*C + c].
 CONVNCF_HD float fused_dW1(const FusedTower& t, const float* p, const float* dU, int w) {
@@ -416,6 +490,112 @@ CONVNCF_HD float fused_dp(const FusedTower& t, const float* packed, const float*
   return acc;
 }
 
+// ---- Variant 3: layers 2..L as tile products on the tensor cores (FusedTc) ----
+// The products themselves are WMMA tiles in the kernels; their twins (host/fused_tower_cpu.cpp)
+// sum each output element over the padded reduction index in order (k in order within a k-step,
+// k-steps in order), as the emulated mma_sync does (tests/kernel_emulation). The padding adds
+// exact zeros (0 * 0). Bias, ReLU, masks and layer 1 are these functions on FP32 cores.
+
+// Map 0's row of layer-1 position (x, y) (see FusedTc).
+CONVNCF_HD int fused_tc_row(const FusedTower& t, int x, int y) {
+  int q = 0, mult = 1;
+  for (int li = 1; li < t.L; ++li) {
+    const int k = t.layer[li].k;
+    q += ((x % k) * k + y % k) * mult;
+    mult *= k * k;
+    x /= k;
+    y /= k;
+  }
+  return q + (x * t.layer[t.L - 1].out_size + y) * mult;
+}
+
+// The operand format: tf32 values in floats, bf16 as its bits.
+CONVNCF_HD uint16_t fused_bf16_bits(float x) {
+  const uint32_t u = fused_float_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);  // NaN stays NaN
+  return uint16_t(fused_float_bits(round_operand(x, Precision::BF16)) >> 16);
+}
+CONVNCF_HD float fused_bf16_float(uint16_t b) { return fused_bits_float(uint32_t(b) << 16); }
+CONVNCF_HD float fused_tc_get(const float* p, int64_t i) { return p[i]; }
+CONVNCF_HD float fused_tc_get(const uint16_t* p, int64_t i) { return fused_bf16_float(p[i]); }
+// round: store an operand (tf32-rounded); false: keep FP32 (map 0's gradient in tf32)
+CONVNCF_HD void fused_tc_put(float* p, int64_t i, float v, bool round) {
+  p[i] = round ? round_operand(v, Precision::TF32) : v;
+}
+CONVNCF_HD void fused_tc_put(uint16_t* p, int64_t i, float v, bool) { p[i] = fused_bf16_bits(v); }
+
+// Map 0 (or its gradient, in place) read as g(x, y, c) by the layer-1 functions.
+template <typename T>
+struct FusedTcMap0 {
+  const T* p;
+  const int* rowq;  // FusedTc::rowq_off
+  int S, ld;
+  CONVNCF_HD float operator()(int x, int y, int c) const { return fused_tc_get(p, int64_t(rowq[x * S + y]) * ld + c); }
+};
+
+// The packed first-half index of layer li's weight at padded row kk, column c of W, or -1 for
+// padding.
+CONVNCF_HD int64_t fused_tc_weight_index(const FusedTower& t, int li, int kk, int c) {
+  const FusedLayer& l = t.layer[li];
+  const int npp = li == 1 ? t.tc.np0 : t.tc.layer[li - 1].np;
+  const int rs = kk / npp, ci = kk % npp;
+  if (ci >= l.cin || c >= l.cout || rs >= l.k * l.k) return -1;
+  return l.w_off + (int64_t(rs) * l.cin + ci) * l.cout + c;
+}
+
+// Float i of the tensor-core weights (i in [tc.w_base, tc.w_end)): W of each layer rounded to the
+// operand format (bf16: elements 2i' and 2i'+1 of the layer in the low and high half).
+CONVNCF_HD float fused_tc_pack_value(const FusedTower& t, const float* net, int64_t i) {
+  const bool bf16 = t.precision == Precision::BF16;
+  for (int li = 1; li < t.L; ++li) {
+    const FusedTcLayer& c = t.tc.layer[li];
+    const int64_t n = int64_t(c.kp) * c.np, floats = bf16 ? n / 2 : n;
+    if (i < c.w_off || i >= c.w_off + floats) continue;
+    auto weight = [&](int64_t e) {
+      const int64_t j = fused_tc_weight_index(t, li, int(e / c.np), int(e % c.np));
+      return j < 0 ? 0.0f : net[fused_unpacked_index(t, j)];
+    };
+    const int64_t e = i - c.w_off;
+    if (!bf16) return round_operand(weight(e), Precision::TF32);
+    return fused_bits_float(uint32_t(fused_bf16_bits(weight(2 * e))) |
+                            uint32_t(fused_bf16_bits(weight(2 * e + 1))) << 16);
+  }
+  return 0.0f;  // alignment padding
+}
+
+// Layer li's output value at (row, c) from the tile product's acc: relu(acc + b[c]).
+CONVNCF_HD float fused_tc_out(const FusedTower& t, int li, const float* packed, float acc, int c) {
+  return fused_relu(acc + packed[t.layer[li].b_off + c]);
+}
+
+// The last map's masked gradient at (row, c): dh[c] where the output is positive.
+CONVNCF_HD float fused_tc_glast(const FusedTower& t, const float* last, const float* dh, int row, int c) {
+  return last[row * t.layer[t.L - 1].cout + c] > 0.0f ? dh[c] : 0.0f;
+}
+
+// Bias gradient of layer li >= 1 for one pair: sum over its rows (in order) of G[row][co].
+template <typename T>
+CONVNCF_HD float fused_tc_db(const FusedTower& t, int li, const T* G, int co) {
+  const FusedTcLayer& c = t.tc.layer[li];
+  float acc = 0.0f;
+  for (int r = 0; r < c.rows; ++r) acc += fused_tc_get(G, int64_t(r) * c.np + co);
+  return acc;
+}
+
+// Weight-gradient tile j (in [0, tc.tiles)): its layer and its tile row and column in W.
+struct FusedTcTile {
+  int li, kt, nt;
+};
+CONVNCF_HD FusedTcTile fused_tc_tile(const FusedTower& t, int j) {
+  int li = 1;
+  while (li + 1 < t.L && j >= t.tc.layer[li + 1].tile0) ++li;
+  const int local = j - t.tc.layer[li].tile0, n_nt = t.tc.layer[li].np / 16;
+  return {li, local / n_nt, local % n_nt};
+}
+// Tile j's warp and register slot in the backward kernel.
+CONVNCF_HD int fused_tc_tile_warp(int j) { return j % kFusedWarps; }
+CONVNCF_HD int fused_tc_tile_slot(int j) { return j / kFusedWarps; }
+
 // Pairs [lo, hi) of block b when n pairs are split into n_blocks contiguous chunks.
 struct PairRange {
   int64_t lo, hi;
@@ -432,10 +612,18 @@ CONVNCF_HD PairRange fused_block_pairs(int64_t n, int n_blocks, int b) {
 // n_pairs == 0 (fused_tower_bwd still zero-fills the partial slices). variant 1: every element
 // by one thread (the plain port of the twin); variant 2: on the tiled layers, four outputs per
 // thread through the *4 functions (the same sums in the same order; layers that are not tiled
-// run as in 1).
+// run as in 1); variant 3 (towers with tc.ok: tf32 and bf16 only): layers 2..L as WMMA tile
+// products on the tensor cores, maps in their rows (FusedTc), weight gradients summed in
+// registers over a block's pairs. Variants 1 and 2 give the same bits; variant 3 sums in another
+// order (its own twin).
 
-// Blocks of one kernel that fill the current device (SMs x resident blocks at the tower's shared
-// memory); the block count the engine passes to fused_tower_bwd and sizes `partial` with.
+// The engine's variant: 3 where the tower allows it (tc.ok), else 2.
+inline int fused_engine_variant(const FusedTower& t) { return t.tc.ok ? 3 : 2; }
+inline size_t fused_engine_smem_bytes(const FusedTower& t) { return t.tc.ok ? t.tc.smem_bytes() : t.smem_bytes(); }
+
+// Blocks of the engine variant's kernel that fill the current device (SMs x resident blocks at
+// its shared memory); the block count the engine passes to fused_tower_bwd and sizes `partial`
+// with.
 int fused_tower_grid(const FusedTower& t, bool backward);
 // The device's opt-in shared memory per block (bytes), for make_fused_tower.
 size_t fused_max_smem_bytes();
@@ -463,20 +651,22 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks,
 void fused_reduce_grads(const FusedTower& t, int n_blocks, const float* partial, float* dnet,
                         cudaStream_t stream);
 
-// CPU twins: same arguments, host pointers.
+// CPU twins: same arguments, host pointers (variants 1 and 2 have one twin).
 void fused_pack_cpu(const FusedTower& t, const float* net, float* packed);
 void fused_tower_fwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const int32_t* pair_user, const int32_t* pair_item, const float* P,
-                         const float* Q, const float* packed, DropoutArgs drop, float* score);
+                         const float* Q, const float* packed, DropoutArgs drop, float* score,
+                         int variant = 1);
 void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const int32_t* pair_user, const int32_t* pair_item, const float* P,
                          const float* Q, const float* packed, DropoutArgs drop,
-                         const float* dscore, float* dp, float* dq, float* partial);
+                         const float* dscore, float* dp, float* dq, float* partial, int variant = 1);
 void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet);
 
 // Argument checks shared by each launcher and its twin (defined in host/fused_tower_cpu.cpp).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
-void check_fused_variant(const char* fn, int variant);  // 1 or 2
+// 1 or 2, or 3 where t.tc.ok.
+void check_fused_variant(const char* fn, const FusedTower& t, int variant);
 
 }  // namespace convncf

@@ -643,14 +643,14 @@ void fused_tower_fwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      DropoutArgs drop, float* score, cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_fwd");
   check_fused_args("fused_tower_fwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, score});
-  check_fused_variant("fused_tower_fwd", variant);
+  check_fused_variant("fused_tower_fwd", t, variant);
   if (n_pairs == 0) return;
   check_elems(pair_user, n_pairs, "fused_tower_fwd", "pair_user");
   check_elems(pair_item, n_pairs, "fused_tower_fwd", "pair_item");
   check_pairs("fused_tower_fwd", n_pairs, t.E, pair_user, pair_item, P, Q);
   check_elems(packed, t.packed_size(), "fused_tower_fwd", "packed");
   check_elems(score, n_pairs, "fused_tower_fwd", "score");
-  fused_tower_fwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score);
+  fused_tower_fwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, score, variant);
 }
 
 void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user,
@@ -658,7 +658,7 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_bwd");
-  check_fused_variant("fused_tower_bwd", variant);
+  check_fused_variant("fused_tower_bwd", t, variant);
   check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
   if (!partial) throw_internal("fused_tower_bwd: partial is null");
   check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_tower_bwd", "partial");
@@ -671,7 +671,8 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
     check_elems(dp, n_pairs * t.E, "fused_tower_bwd", "dp");
     check_elems(dq, n_pairs * t.E, "fused_tower_bwd", "dq");
   }
-  fused_tower_bwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial);
+  fused_tower_bwd_cpu(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial,
+                      variant);
 }
 
 void fused_reduce_grads(const FusedTower& t, int n_blocks, const float* partial, float* dnet, cudaStream_t stream) {

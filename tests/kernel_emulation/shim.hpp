@@ -10,27 +10,38 @@
 //     order of threadIdx.x (emu::order), then checks that every live thread waits at the same
 //     barrier (same source line) and has passed the same number of barriers, and that no thread
 //     has exited while others wait at a barrier; violations are reported as launch errors;
-//   - dynamic shared memory is one buffer per block filled with NaN at the block's start, with a
-//     NaN guard zone after it that must be intact at the block's end (writes past the launch's
-//     size are reported);
+//   - warps: 32 consecutive threads of the block. A warp-collective call (wmma.hpp: the WMMA
+//     API, __syncwarp) stops the thread until every lane of its warp has reached it; the warp
+//     must agree on the call (line, arguments, fragments), else "lanes diverge" is reported; the
+//     call then runs once for the warp. Warps' calls of one round run in the phase order of the
+//     warps;
+//   - dynamic shared memory is one buffer per block filled with NaN (each half a bf16 NaN too)
+//     at the block's start, with a NaN guard zone after it that must be intact at the block's
+//     end (writes past the launch's size are reported). `extern __shared__ __align__(N) T a[];`
+//     becomes emu::shared_memory<T>(N): alignment within it counts only as far as N declares, so
+//     a float4 view (emu::float4_view, from reinterpret_cast<float4*>) needs N >= 16 and an offset
+//     that is a multiple of 16 bytes, a WMMA pointer N >= 32 and 32 bytes;
 //   - the launch checks of the runtime that matter here: the dynamic shared memory of a launch or
 //     of an occupancy query above 48 KiB must have been allowed with cudaFuncSetAttribute for
 //     that kernel; block size 1..1024, grid size >= 1;
 //   - float4 / make_float4, cudaGetDevice, cudaDeviceGetAttribute (emu::sms SMs, 227 KiB of
 //     opt-in shared memory), cudaOccupancyMaxActiveBlocksPerMultiprocessor (emu::per_sm).
 // What is not emulated:
-//   - warps, lanes, shuffles, warp-synchronous code (none is used), y/z dimensions;
+//   - shuffles, votes, warp-synchronous code other than the WMMA calls and __syncwarp(), y/z
+//     dimensions;
 //   - any memory model beyond barrier ordering: every write is visible at once to every thread,
 //     there are no caches, no weak ordering and no atomics;
 //   - real races between concurrent threads: within a phase the threads run one at a time, each
-//     from one barrier to the next. A race shows up only when one of the phase orders tried
-//     (ascending, descending, random permutations) makes a reader run before or after a writer
-//     of the same phase; races inside one thread's phase at sub-phase granularity cannot occur;
+//     from one barrier (or warp call) to the next. A race shows up only when one of the phase
+//     orders tried (ascending, descending, random permutations) makes a reader run before or
+//     after a writer of the same phase; races inside one thread's phase at sub-phase granularity
+//     cannot occur;
 //   - blocks running concurrently (a kernel that communicates between blocks is not checked);
 //   - streams and asynchrony: a launch runs to completion before it returns;
 //   - device numerics: the emulated kernels are compiled by the host compiler (the target uses
 //     -ffp-contract=off, as the CPU twins, so the comparison is bit for bit); FMA contraction,
-//     rounding intrinsics and fast-math of nvcc are not reproduced.
+//     rounding intrinsics and fast-math of nvcc are not reproduced, and mma_sync sums in the
+//     twins' order, not the tensor cores' (the GPU tests' tolerances cover the difference).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -38,6 +49,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "wmma.hpp"
 
 #define __global__
 #define __device__
@@ -84,6 +97,32 @@ size_t smem_limit(std::uintptr_t kernel);
 
 void run_grid(std::uintptr_t kernel, long long grid, long long block, size_t smem_bytes,
               const std::function<void()>& body);
+
+// Device memory the test allocated (256-byte aligned, as cudaMalloc's): where a WMMA pointer that
+// is not in shared memory must point.
+void register_device_buffer(const void* p, size_t bytes);
+void clear_device_buffers();
+
+// extern __shared__ __align__(align) T name[]: the block's dynamic shared memory.
+void declare_shared(size_t align);
+template <typename T>
+T* shared_memory(size_t align) {
+  declare_shared(align);
+  return reinterpret_cast<T*>(smem);
+}
+
+// reinterpret_cast<float4*>(p): reports a view that is not 16-byte aligned (in shared memory: as
+// far as the declaration guarantees).
+void check_float4_view(const void* p, const char* file, int line);
+inline float4* float4_view(float* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  check_float4_view(p, file, line);
+  return reinterpret_cast<float4*>(p);
+}
+inline const float4* float4_view_const(const float* p, const char* file = __builtin_FILE(),
+                                       int line = __builtin_LINE()) {
+  check_float4_view(p, file, line);
+  return reinterpret_cast<const float4*>(p);
+}
 
 template <typename K>
 std::uintptr_t kernel_key(K kernel) {
