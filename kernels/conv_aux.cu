@@ -1,5 +1,5 @@
 // conv_aux.cu: the small kernels around a cuDNN convolution (host/cudnn_conv.cpp). All maps NCHW
-// fp32, (n, C, HW). CPU twins: host/conv_aux_cpu.cpp, sharing the per-element and index math of
+// fp32, (n, C, HW). CPU twins: kernels/conv_aux_cpu.cpp, sharing the per-element and index math of
 // conv_aux.hpp. Tests: tests/test_conv_aux_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad
 // within a few ulps of the twin and bit-identical across runs):
 //   build/convncf_tests --gtest_filter='BiasReluFwd.*:ReluBwd.*:BiasGrad.*'

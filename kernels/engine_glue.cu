@@ -1,6 +1,6 @@
 // engine_glue.cu: the GPU engine's data-movement kernels (see engine_glue.hpp). Each is one
 // thread per output element over a grid-stride loop, the plain port of its twin in
-// host/engine_glue_cpu.cpp; tests/test_engine_glue_gpu.cu compares them exactly.
+// kernels/engine_glue_cpu.cpp; tests/test_engine_glue_gpu.cu compares them exactly.
 #include <cuda_runtime.h>
 
 #include <algorithm>

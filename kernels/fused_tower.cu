@@ -1,5 +1,5 @@
 // fused_tower.cu: the fused ConvNCF tower (engine: fused; see include/convncf/fused_tower.hpp for
-// the algorithm and the shared-memory layout). CPU twins: host/fused_tower_cpu.cpp. Tests:
+// the algorithm and the shared-memory layout). CPU twins: kernels/fused_tower_cpu.cpp. Tests:
 // tests/test_fused_tower_gpu.cu, each kernel against its twin:
 //   build/convncf_tests --gtest_filter='FusedTowerGpu.*'
 //

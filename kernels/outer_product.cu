@@ -1,5 +1,5 @@
 // outer_product.cu: forward of the interaction map, out[b][0][a][c] = P[user[b]][a] *
-// Q[item[b]][c]. CPU twin: host/outer_product_cpu.cpp. Tests: tests/test_outer_product_gpu.cu,
+// Q[item[b]][c]. CPU twin: kernels/outer_product_cpu.cpp. Tests: tests/test_outer_product_gpu.cu,
 // which compares every element of each variant with the twin exactly (one multiply, so the bits
 // must match):
 //   build/convncf_tests --gtest_filter='OuterProductFwd.Kernel*'

@@ -1,6 +1,6 @@
 // pair_kernels.cu: the per-pair kernels of the GPU training step around the conv stack (see
 // include/convncf/pair_kernels.hpp for the data layout and what each computes). CPU twins:
-// host/pair_kernels_cpu.cpp. Tests: tests/test_pair_kernels_gpu.cu, each kernel against its twin
+// kernels/pair_kernels_cpu.cpp. Tests: tests/test_pair_kernels_gpu.cu, each kernel against its twin
 // on seeded inputs at edge sizes, outputs poisoned first:
 //   build/convncf_tests --gtest_filter='Pair*Kernel*'
 // Variants (only 1 so far, each the plain port of its twin; the head and the row kernels move a

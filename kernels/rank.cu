@@ -1,5 +1,5 @@
 // rank.cu: the ranking kernels of GPU evaluation (host/eval_gpu.cpp). CPU twins:
-// host/rank_cpu.cpp, with the per-element rules (ranks_above, sorted_contains, ranks_before)
+// kernels/rank_cpu.cpp, with the per-element rules (ranks_above, sorted_contains, ranks_before)
 // shared through eval_gpu.hpp. Tests: tests/test_eval_gpu.cu, which compares each kernel with its
 // twin exactly (integer counts, copied scores) and evaluate_gpu / top_k_gpu with evaluate() /
 // top_k():

@@ -1,6 +1,6 @@
 // sparse_grad.cu: RowGradCombiner (include/convncf/sparse_grad.hpp), the batch's embedding-row
 // gradients added into the gradient table once per distinct row. CPU twin: combine_rows_cpu
-// (host/sparse_grad_cpu.cpp). Tests: tests/test_sparse_grad_gpu.cu, which requires the
+// (kernels/sparse_grad_cpu.cpp). Tests: tests/test_sparse_grad_gpu.cu, which requires the
 // deterministic mode to equal the twin bit for bit and the fast mode to be within rounding:
 //   build/convncf_tests --gtest_filter='RowGradCombiner*'
 // Modes and kernels:

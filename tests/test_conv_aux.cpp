@@ -1,5 +1,5 @@
 // test_conv_aux.cpp: the CPU twins of the conv-layer kernels and the conv-layer oracle
-// (host/conv_aux_cpu.cpp), checked against written-out definitions, hand-worked cases and
+// (kernels/conv_aux_cpu.cpp), checked against written-out definitions, hand-worked cases and
 // double-precision finite differences. Always runs; no GPU needed.
 //   build/convncf_tests --gtest_filter='ConvAuxCpu.*:ConvFwdCpu.*:ConvBwdCpu.*'
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // test_conv_aux_gpu.cu: the conv-layer kernels (kernels/conv_aux.cu) against their CPU twins
-// (host/conv_aux_cpu.cpp). bias_relu_fwd and relu_bwd do one add/compare per element, so every
+// (kernels/conv_aux_cpu.cpp). bias_relu_fwd and relu_bwd do one add/compare per element, so every
 // element must match bit for bit; bias_grad sums in double on both sides (in different orders), so
 // it must agree within a few float ulps, and two GPU runs must agree bit for bit. Outputs are
 // poisoned with NaN first. Skips with the reason when no CUDA device is usable; the launcher

@@ -1,5 +1,5 @@
 // test_cudnn_conv_gpu.cu: ConvLayerPlans (host/cudnn_conv.cpp, cuDNN's graph API) against the
-// layer's plain definition conv_fwd_cpu / conv_bwd_cpu (host/conv_aux_cpu.cpp, itself checked
+// layer's plain definition conv_fwd_cpu / conv_bwd_cpu (kernels/conv_aux_cpu.cpp, itself checked
 // by finite differences in tests/test_conv_aux.cpp), for the ConvNCF layer shapes and odd small
 // ones, deterministic and not, fused forward and not. Tolerance |gpu - ref| <= atol + rtol |ref|
 // with rtol 1e-5 and atol 1e-5 * max|ref| (fp32 sums in another order than the double oracle);

@@ -1,5 +1,5 @@
 // test_engine_glue.cpp: the GPU engine's glue kernels (kernels/engine_glue.cu) against their CPU
-// twins (host/engine_glue_cpu.cpp), and the twins against hand-worked cases. Pure data movement
+// twins (kernels/engine_glue_cpu.cpp), and the twins against hand-worked cases. Pure data movement
 // and one multiply-add per element, so GPU and CPU must agree exactly.
 //   build/convncf_tests --gtest_filter='EngineGlue*'
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // test_eval_gpu.cu: GPU evaluation (host/eval_gpu.cpp, kernels/rank.cu).
-// - each ranking kernel against its CPU twin (host/rank_cpu.cpp), every output compared
+// - each ranking kernel against its CPU twin (kernels/rank_cpu.cpp), every output compared
 //   exactly (integer counts; list entries are copies of scores): count_beating at sizes around
 //   the warp and block widths, users with 0 to 70 positives (the kernel's 32-positive tiles),
 //   a block of users taken from the middle of the arrays (offsets not starting at 0), counts

@@ -1,4 +1,4 @@
-// test_outer_product.cpp: the CPU twin of the outer product (host/outer_product_cpu.cpp) and the
+// test_outer_product.cpp: the CPU twin of the outer product (kernels/outer_product_cpu.cpp) and the
 // index math it shares with the kernels. Always runs; no GPU needed.
 //   build/convncf_tests --gtest_filter='OuterProduct*Cpu*'
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // test_outer_product_gpu.cu: each outer-product kernel variant (kernels/outer_product.cu) against
-// its CPU twin (host/outer_product_cpu.cpp). One multiply per element on both sides, so every
+// its CPU twin (kernels/outer_product_cpu.cpp). One multiply per element on both sides, so every
 // element must match bit for bit; outputs are poisoned with NaN first, so an element the kernel
 // never wrote fails too. Skips with the reason when no CUDA device is usable.
 //   build/convncf_tests --gtest_filter='OuterProductFwd.Kernel*'

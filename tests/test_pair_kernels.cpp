@@ -1,4 +1,4 @@
-// test_pair_kernels.cpp: the CPU twins of the per-pair kernels (host/pair_kernels_cpu.cpp), the
+// test_pair_kernels.cpp: the CPU twins of the per-pair kernels (kernels/pair_kernels_cpu.cpp), the
 // oracles of tests/test_pair_kernels_gpu.cu, checked themselves. Always runs; no GPU needed.
 // - by definition or by hand: make_pairs, gather_row_grads, bpr_loss_grad, MF-BPR, squared rows;
 // - gradients by central differences: the head and the outer-product backward are linear in each

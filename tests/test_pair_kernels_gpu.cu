@@ -1,5 +1,5 @@
 // test_pair_kernels_gpu.cu: every per-pair kernel (kernels/pair_kernels.cu) against its CPU twin
-// (host/pair_kernels_cpu.cpp) on fresh seeded inputs: batches that are not multiples of the block
+// (kernels/pair_kernels_cpu.cpp) on fresh seeded inputs: batches that are not multiples of the block
 // size, padding (n_valid < B_cap) and all-padding (n_valid = 0), E = 1, 13, 64 (and 100, 130,
 // 4096 for the tiled outer-product backward), C = 1, 7, 32, HW = 1, 3, 4, dropout off and on,
 // sizes past the grid caps so that the grid-stride loops run a second round. Outputs are poisoned

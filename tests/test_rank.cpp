@@ -1,4 +1,4 @@
-// test_rank.cpp: the CPU twins of the GPU ranking kernels (host/rank_cpu.cpp), checked without
+// test_rank.cpp: the CPU twins of the GPU ranking kernels (kernels/rank_cpu.cpp), checked without
 // a GPU against the plain definitions in evaluate.hpp, so that they can be the oracles of
 // tests/test_eval_gpu.cu:
 // - count_beating_cpu: a case worked by hand (ties, NaN on either side, exclusions, "adds to");

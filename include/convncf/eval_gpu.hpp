@@ -50,7 +50,7 @@ std::vector<std::vector<std::pair<int32_t, float>>> top_k_gpu(
     int32_t k, cudaStream_t stream);
 
 // ---------------------------------------------------------------------------------------------
-// Per-element rules shared by the CPU twins (host/rank_cpu.cpp) and the kernels (kernels/rank.cu).
+// Per-element rules shared by the CPU twins (kernels/rank_cpu.cpp) and the kernels (kernels/rank.cu).
 
 // A candidate negative scored v ranks above a positive scored x: ties and a NaN negative count
 // against the positive, and every negative ranks above a NaN positive (evaluate.hpp).

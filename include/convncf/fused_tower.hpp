@@ -26,7 +26,7 @@
 // (first-half) layout; fused_reduce_grads writes PyTorch's layout.
 //
 // Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
-// (kernels/fused_tower.cu) and by their CPU twins (host/fused_tower_cpu.cpp), which loop over
+// (kernels/fused_tower.cu) and by their CPU twins (kernels/fused_tower_cpu.cpp), which loop over
 // blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
 // contraction. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
 // tests/test_fused_tower_gpu.cu (kernels against twins).
@@ -474,7 +474,7 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const float* dscore, float* dp, float* dq, float* partial);
 void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet);
 
-// Argument checks shared by each launcher and its twin (defined in host/fused_tower_cpu.cpp).
+// Argument checks shared by each launcher and its twin (defined in kernels/fused_tower_cpu.cpp).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
 void check_fused_variant(const char* fn, int variant);  // 1 or 2

@@ -1,6 +1,6 @@
 // outer_product.hpp: the interaction map M = p_u (x) q_i that feeds the first convolution.
 //   out[b][0][a][c] = P[user[b]][a] * Q[item[b]][c]        out: (B, 1, E, E), NCHW
-// The index math below is shared by the CPU twin (host/outer_product_cpu.cpp) and the kernels
+// The index math below is shared by the CPU twin (kernels/outer_product_cpu.cpp) and the kernels
 // (kernels/outer_product.cu), so the CPU test exercises the same arithmetic the GPU runs.
 // Tests: tests/test_outer_product.cpp (CPU, always) and tests/test_outer_product_gpu.cu (GPU).
 #pragma once

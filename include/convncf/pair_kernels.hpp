@@ -191,7 +191,7 @@ inline constexpr int kPairBwdMaxE = 4096;
 
 namespace detail {
 // Argument checks shared by each launcher and its CPU twin; they throw Error(kExitSoftware)
-// naming the function and the bad value. Defined in host/pair_kernels_cpu.cpp.
+// naming the function and the bad value. Defined in kernels/pair_kernels_cpu.cpp.
 void check_batch(const char* fn, int64_t B_cap, int64_t n_valid);
 void check_E(const char* fn, int E, int max_E);
 void check_head(const char* fn, int64_t n_pairs, int C, int HW, const DropoutArgs& drop);

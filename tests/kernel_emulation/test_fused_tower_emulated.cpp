@@ -1,5 +1,5 @@
 // The fused tower's kernels (kernels/fused_tower.cu, emulated: see shim.hpp) against their CPU
-// twins (host/fused_tower_cpu.cpp), bit for bit: every launcher, both variants, every precision,
+// twins (kernels/fused_tower_cpu.cpp), bit for bit: every launcher, both variants, every precision,
 // dropout off and on, block counts 1, 7, the engine's grid and more blocks than pairs, each
 // configuration run with the threads of every phase in one of ascending, descending and a
 // seeded random order (rotated: every order meets every block count and variant). Then the
