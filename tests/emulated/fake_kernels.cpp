@@ -1,5 +1,5 @@
 // fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pair_kernels,
-// conv_aux, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels,
+// conv_bias_relu, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels,
 // fused_tower) on the
 // emulated device. Each one runs
 //   1. the argument checks of its real launcher in kernels/*.cu (copied, or the detail:: helpers
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/engine_glue.hpp"
 #include "convncf/errors.hpp"
@@ -226,7 +226,7 @@ void mf_score_pairs(int64_t n, int E, const int32_t* __restrict__ user,
   mf_score_pairs_cpu(n, E, user, item, P, Q, score);
 }
 
-// ---- conv_aux.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------------
+// ---- conv_bias_relu.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------
 namespace {
 void check_map(const char* what, int64_t n, int C, int64_t HW) {
   if (n < 0 || C < 1 || HW < 0)

@@ -1,7 +1,9 @@
-// conv_aux.cu: the small kernels around a cuDNN convolution (host/cudnn_conv.cpp). All maps NCHW
-// fp32, (n, C, HW). CPU twins: kernels/conv_aux_cpu.cpp, sharing the per-element and index math of
-// conv_aux.hpp. Tests: tests/test_conv_aux_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad
-// within a few ulps of the twin and bit-identical across runs):
+// conv_bias_relu.cu: the small kernels around a cuDNN convolution (host/cudnn_conv.cpp): the bias
+// and ReLU after it, their backward. All maps NCHW fp32, (n, C, HW). CPU twins:
+// kernels/conv_bias_relu_cpu.cpp, sharing the per-element and index math of
+// include/convncf/conv_bias_relu.hpp. Tests: tests/test_conv_bias_relu.cpp (the twins) and
+// tests/test_conv_bias_relu_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad within a few
+// ulps of the twin and bit-identical across runs):
 //   build/convncf_tests --gtest_filter='BiasReluFwd.*:ReluBwd.*:BiasGrad.*'
 // Variants (one each so far, the plain ports of the twins):
 //   bias_relu_fwd_kernel1  one thread per element, grid-stride: Y = max(Z + b[c], 0) in place
@@ -19,7 +21,7 @@
 #include <string>
 
 #include "convncf/common.hpp"
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/errors.hpp"
 

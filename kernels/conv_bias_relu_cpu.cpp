@@ -1,11 +1,12 @@
-// conv_aux_cpu.cpp: CPU twins of kernels/conv_aux.cu (same arguments, same per-element math from
-// conv_aux.hpp) and the plain definition of one ConvNCF conv layer (kernel = stride = k, no
-// padding), the oracle of ConvLayerPlans (host/cudnn_conv.cpp). Plain loops, one thread, double
-// accumulation: correctness, not speed. Tests: tests/test_conv_aux.cpp.
+// conv_bias_relu_cpu.cpp: CPU twins of kernels/conv_bias_relu.cu (same arguments, same per-element
+// math from conv_bias_relu.hpp) and the plain definition of one ConvNCF conv layer (kernel =
+// stride = k, no padding), the oracle of ConvLayerPlans (host/cudnn_conv.cpp), with the layer's
+// shape checks. Plain loops, one thread, double accumulation: correctness, not speed. Tests:
+// tests/test_conv_bias_relu.cpp.
 #include <sstream>
 #include <string>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/errors.hpp"
 

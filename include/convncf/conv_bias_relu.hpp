@@ -1,11 +1,12 @@
-// conv_aux.hpp: the small kernels around a cuDNN convolution, and the CPU twins of the whole
+// conv_bias_relu.hpp: the small kernels around a cuDNN convolution, and the CPU twins of the whole
 // layer. All maps NCHW fp32; HW = So * So spatial positions per channel.
 //   bias_relu_fwd   Y[p][c][s] = max(Z[p][c][s] + b[c], 0), in place (Z -> Y)
 //   relu_bwd        dY[i] = Y[i] > 0 ? dY[i] : 0, in place
 //   bias_grad       db[c] = sum over p and s of dZ[p][c][s], a fixed-order (deterministic) sum
 // CPU twins with the same argument order: *_cpu. conv_fwd_cpu / conv_bwd_cpu are the plain
 // definition of the layer (kernel = stride = k, no padding), the oracle of ConvLayerPlans.
-// Kernels: kernels/conv_aux.cu. Tests: tests/test_conv_aux.cpp (twins), tests/test_conv_aux_gpu.cu.
+// Kernels: kernels/conv_bias_relu.cu. CPU twins: kernels/conv_bias_relu_cpu.cpp. Tests:
+// tests/test_conv_bias_relu.cpp (twins), tests/test_conv_bias_relu_gpu.cu.
 // The per-element math and index math below (CONVNCF_HD) is shared by the kernels and the twins,
 // so bias_relu_fwd and relu_bwd give the same bits on both sides.
 #pragma once
