@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "convncf/engine_glue.hpp"
+#include "convncf/pairs.hpp"
+#include "convncf/regularization.hpp"
 #include "convncf/rng.hpp"
 #include "gpu_test_util.hpp"
 

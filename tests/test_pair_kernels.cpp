@@ -20,7 +20,10 @@
 #include "convncf/model.hpp"
 #include "convncf/options.hpp"
 #include "convncf/outer_product.hpp"
-#include "convncf/pair_kernels.hpp"
+#include "convncf/bpr.hpp"
+#include "convncf/head.hpp"
+#include "convncf/pairs.hpp"
+#include "convncf/regularization.hpp"
 #include "convncf/rng.hpp"
 
 using namespace convncf;

@@ -23,7 +23,10 @@
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/outer_product.hpp"
-#include "convncf/pair_kernels.hpp"
+#include "convncf/bpr.hpp"
+#include "convncf/head.hpp"
+#include "convncf/pairs.hpp"
+#include "convncf/regularization.hpp"
 #include "convncf/rng.hpp"
 #include "gpu_test_util.hpp"
 

@@ -20,7 +20,9 @@
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/rng.hpp"
-#include "convncf/sampling_gpu.hpp"
+#include "convncf/reduce.hpp"
+#include "convncf/regularization.hpp"
+#include "convncf/sampling.hpp"
 #include "gpu_test_util.hpp"
 
 namespace {

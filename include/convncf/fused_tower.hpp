@@ -37,8 +37,8 @@
 #include <string>
 
 #include "convncf/common.hpp"
+#include "convncf/head.hpp"
 #include "convncf/kinds.hpp"
-#include "convncf/pair_kernels.hpp"
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;

@@ -1,11 +1,13 @@
-// sampling_gpu.hpp: a training batch assembled on the device. The epoch's shuffled order of
+// sampling.hpp: a training batch assembled on the device. The epoch's shuffled order of
 // training positives is uploaded once per epoch; each batch gathers its (user, pos) and draws
 // each negative uniformly from the items the user has not interacted with in training, from the
 // user's sorted CSR row: the r-th absent item for r = uniform_index(bits, n_items - degree), with
 // bits = rng_hash(seed, kStreamNegative, (epoch << 40) + index in the epoch), exactly the CPU
 // loop's draw (host/train.cpp, dataset.hpp sample_negative), so both engines see the same triples.
 // nth_absent_item (dataset.hpp) is the same __host__ __device__ function on both sides.
-// Kernels: kernels/sampling.cu. Tests: tests/test_sampling_gpu.cu.
+// Kernel: kernels/sampling.cu. CPU twin: the host loop (host/train.cpp, sample_negative); the
+// launcher's argument checks: check_gather_batch_args (host/dataset.cpp).
+// Tests: tests/test_sampling_gpu.cu.
 #pragma once
 #include <cstdint>
 
@@ -39,23 +41,5 @@ void check_gather_batch_args(int64_t B_cap, int64_t n, int64_t lo, const int64_t
                              const int32_t* train_user, const int32_t* train_item,
                              const int64_t* row_offsets, int32_t n_items, const int32_t* user,
                              const int32_t* pos, const int32_t* neg);
-
-// Deterministic sums in double (fixed grid and fixed-order tree), for the whole-table norms and
-// the finite checks: out[0] = sum of x[i]^2 over n elements. `partials` holds
-// reduce_partials_size() doubles.
-int64_t reduce_partials_size();
-void sum_squares_gpu(int64_t n, const float* __restrict__ x, double* __restrict__ partials,
-                     double* __restrict__ out, cudaStream_t stream);
-// out[0] = sum of x[0 .. n) in double, the same fixed order as sum_squares_gpu (batch losses).
-void sum_gpu(int64_t n, const double* __restrict__ x, double* __restrict__ partials,
-             double* __restrict__ out, cudaStream_t stream);
-// out += the count of non-finite values among x[0 .. n) (int atomic; *out zeroed by the caller).
-void count_non_finite_gpu(int64_t n, const float* __restrict__ x, int32_t* __restrict__ out,
-                          cudaStream_t stream);
-// The whole-table norm's gradient: y[i] += float(c * double(x[i])) with c = coef / sqrt(*sumsq)
-// (*sumsq read on the device, from sum_squares_gpu; nothing added when it is 0), as the CPU
-// engine adds reg1 * P / |P|.
-void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
-                   const float* __restrict__ x, float* __restrict__ y, cudaStream_t stream);
 
 }  // namespace convncf
