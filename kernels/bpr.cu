@@ -17,18 +17,15 @@
 #include "convncf/bpr.hpp"
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pairs.hpp"
 
 namespace convncf {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxGrid = 65536;  // blocks; enough to fill an H200 many times, larger sizes loop
-
-unsigned grid_for(int64_t n, int block) {
-  return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, block), kMaxGrid));
-}
+using grid_stride::grid_for;
+using grid_stride::kBlock;
 
 CONVNCF_HOT_KERNEL void bpr_loss_grad_kernel1(int64_t B_cap, int64_t n_valid,
                                               const float* __restrict__ score,  // (2*B_cap,)

@@ -266,9 +266,9 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
-  check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  check_fused_tower_bwd_args("fused_tower_bwd", t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, dscore, dp,
+                             dq, partial);
   check_fused_variant("fused_tower_bwd", variant);
-  if (!partial) throw_internal("fused_tower_bwd: partial is null");
   auto kernel = variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;
   allow_smem(kernel, t);
   kernel<<<n_blocks, kFusedThreads, t.smem_bytes(), stream>>>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed,

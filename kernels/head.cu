@@ -21,17 +21,15 @@
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/head.hpp"
 
 namespace convncf {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxGrid = 65536;  // blocks; enough to fill an H200 many times, larger sizes loop
-
-unsigned grid_for(int64_t n, int block) {
-  return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, block), kMaxGrid));
-}
+using grid_stride::grid_for;
+using grid_stride::kBlock;
+using grid_stride::kMaxGrid;
 
 CONVNCF_HOT_KERNEL void head_fwd_kernel1(int64_t n_pairs, int C, int HW,
                                          const float* __restrict__ Y,      // (n_pairs, C, HW)

@@ -19,18 +19,16 @@
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/reduce.hpp"
 
 namespace convncf {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxGrid = 65536;  // many waves on an H100/H200; larger inputs loop
-static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "the tree halves kReduceThreads");
+using grid_stride::grid_for;
+using grid_stride::kBlock;
 
-unsigned grid_for(int64_t work, int block) {
-  return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(work, block), kMaxGrid));
-}
+static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "the tree halves kReduceThreads");
 
 // The element transforms of the two sums.
 struct SquareOf {

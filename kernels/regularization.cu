@@ -18,6 +18,7 @@
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pairs.hpp"
 #include "convncf/regularization.hpp"
@@ -25,12 +26,8 @@
 namespace convncf {
 namespace {
 
-constexpr int kBlock = 256;
-constexpr int64_t kMaxGrid = 65536;  // blocks; enough to fill an H200 many times, larger sizes loop
-
-unsigned grid_for(int64_t n, int block) {
-  return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, block), kMaxGrid));
-}
+using grid_stride::grid_for;
+using grid_stride::kBlock;
 
 CONVNCF_HOT_KERNEL void rows_squared_reg_kernel1(int64_t B_cap, int64_t n_valid, int E, double l,
                                                  const int32_t* __restrict__ user,  // (B_cap,)

@@ -15,6 +15,7 @@
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/rng.hpp"
 #include "convncf/sampling.hpp"
 
@@ -22,11 +23,7 @@ namespace convncf {
 namespace {
 
 constexpr int kGatherBlock = 256;
-constexpr int64_t kMaxGrid = 65536;  // many waves on an H100/H200; larger inputs loop
-
-unsigned grid_for(int64_t work, int block) {
-  return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(work, block), kMaxGrid));
-}
+using grid_stride::grid_for;
 
 CONVNCF_HOT_KERNEL void gather_batch_kernel1(int64_t B_cap, int64_t n, int64_t lo, int epoch,
                                              uint64_t seed,

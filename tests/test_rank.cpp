@@ -17,8 +17,8 @@
 #include <limits>
 #include <vector>
 
-#include "convncf/eval_gpu.hpp"
 #include "convncf/evaluate.hpp"
+#include "convncf/rank.hpp"
 #include "convncf/rng.hpp"
 
 using namespace convncf;

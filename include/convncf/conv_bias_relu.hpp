@@ -60,6 +60,15 @@ void bias_relu_fwd_cpu(int64_t n, int C, int64_t HW, float* Y, const float* b);
 void relu_bwd_cpu(int64_t count, const float* Y, float* dY);
 void bias_grad_cpu(int64_t n, int C, int64_t HW, const float* dZ, float* db);
 
+// The launchers' argument checks (as said above), shared by each launcher, its twin (who =
+// "<launcher>_cpu") and the emulated launcher; they throw Error(kExitSoftware) naming `who`.
+void check_bias_relu_fwd_args(int64_t n, int C, int64_t HW, const float* Y, const float* b,
+                              const char* who = "bias_relu_fwd");
+void check_relu_bwd_args(int64_t count, const float* Y, const float* dY,
+                         const char* who = "relu_bwd");
+void check_bias_grad_args(int64_t n, int C, int64_t HW, const float* dZ, const float* db,
+                          const char* who = "bias_grad");
+
 // Y = ReLU(conv(X, W) + b) from the definition, in double accumulation. S = in_size, So =
 // in_size / k (floor: a border that no k x k block covers is ignored, and gets dX = 0). Throws
 // Error(kExitSoftware) on n < 0, cin, cout, k < 1 or in_size < k.

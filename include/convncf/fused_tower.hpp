@@ -474,9 +474,17 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const float* dscore, float* dp, float* dq, float* partial);
 void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet);
 
-// Argument checks shared by each launcher and its twin (defined in kernels/fused_tower_cpu.cpp).
+// Argument checks shared by each launcher, its twin and the emulated launcher (defined in
+// kernels/fused_tower_cpu.cpp); they throw Error(kExitSoftware) naming `fn`. check_fused_args: a
+// tower made by make_fused_tower, n_pairs >= 0, n_blocks >= 1, and ptrs not null when n_pairs > 0.
+// fused_tower_bwd's: those on its eight arrays, and partial never null (it is zero-filled even
+// for no pairs).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
 void check_fused_variant(const char* fn, int variant);  // 1 or 2
+void check_fused_tower_bwd_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
+                                const int32_t* pair_user, const int32_t* pair_item, const float* P,
+                                const float* Q, const float* packed, const float* dscore,
+                                const float* dp, const float* dq, const float* partial);
 
 }  // namespace convncf

@@ -1,18 +1,18 @@
-// fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pair_kernels,
-// conv_bias_relu, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels,
-// fused_tower) on the
-// emulated device. Each one runs
-//   1. the argument checks of its real launcher in kernels/*.cu (copied, or the detail:: helpers
-//      the launcher shares with its twin), so a bad call from the engine throws here too;
+// fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pairs, head, bpr,
+// regularization, conv_bias_relu, sparse_grad, optim_gpu, sampling, reduce, rank, fused_tower) on
+// the emulated device. Each one runs
+//   1. its real launcher's argument checks, the check_*_args function that the launcher in
+//      kernels/<op>.cu calls too (defined next to the twin in kernels/<op>_cpu.cpp; none is
+//      copied here), so a bad call from the engine throws here exactly when it throws there;
 //   2. extent checks (emulated_device.hpp): every pointer must be device memory with room for
 //      the elements the kernel touches, computed from the sizes it is given (rows of an embedding
 //      table from the largest row id it reads);
 //   3. the CPU twin with the same arguments (device pointers are host memory here).
-// Where no twin exists (optimizers, gather_batch_gpu, the reductions) the kernel's own per-element
-// functions (optim.hpp, rng.hpp, dataset.hpp) run in a loop, and the deterministic reductions
-// replay the kernels' fixed grid and summation tree, so the emulated sums have the GPU's bits.
+// Where no twin exists (optimizers, gather_batch_gpu, the reductions, norm_grad_gpu) the kernel's
+// own per-element functions (optim.hpp, rng.hpp, dataset.hpp) run in a loop, and the
+// deterministic reductions replay the kernels' fixed grid and summation tree (reduce.hpp's
+// kReduceBlocks, kReduceThreads), so the emulated sums have the GPU's bits.
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -22,12 +22,12 @@
 #include "convncf/conv_bias_relu.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/errors.hpp"
-#include "convncf/eval_gpu.hpp"
 #include "convncf/fused_tower.hpp"
 #include "convncf/head.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pairs.hpp"
+#include "convncf/rank.hpp"
 #include "convncf/reduce.hpp"
 #include "convncf/regularization.hpp"
 #include "convncf/rng.hpp"
@@ -252,22 +252,12 @@ void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
 }
 
 // ---- conv_bias_relu.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------
-namespace {
-void check_map(const char* what, int64_t n, int C, int64_t HW) {
-  if (n < 0 || C < 1 || HW < 0)
-    throw_internal(std::string(what) + ": bad sizes n=" + std::to_string(n) +
-                   " C=" + std::to_string(C) + " HW=" + std::to_string(HW) +
-                   " (expected n >= 0, C >= 1, HW >= 0)");
-}
-}  // namespace
-
 void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const float* __restrict__ b,
                    cudaStream_t stream) {
   emul::check_stream(stream, "bias_relu_fwd");
-  check_map("bias_relu_fwd", n, C, HW);
+  check_bias_relu_fwd_args(n, C, HW, Y, b);
   const int64_t count = n * C * HW;
   if (count == 0) return;
-  if (!Y || !b) throw_internal("bias_relu_fwd: null pointer argument");
   check_elems(Y, count, "bias_relu_fwd", "Y");
   check_elems(b, C, "bias_relu_fwd", "b");
   bias_relu_fwd_cpu(n, C, HW, Y, b);
@@ -276,9 +266,8 @@ void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const fl
 void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY,
               cudaStream_t stream) {
   emul::check_stream(stream, "relu_bwd");
-  if (count < 0) throw_internal("relu_bwd: negative count " + std::to_string(count));
+  check_relu_bwd_args(count, Y, dY);
   if (count == 0) return;
-  if (!Y || !dY) throw_internal("relu_bwd: null pointer argument");
   check_elems(Y, count, "relu_bwd", "Y");
   check_elems(dY, count, "relu_bwd", "dY");
   relu_bwd_cpu(count, Y, dY);
@@ -287,14 +276,12 @@ void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY
 void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float* __restrict__ db,
                cudaStream_t stream) {
   emul::check_stream(stream, "bias_grad");
-  check_map("bias_grad", n, C, HW);
-  if (!db) throw_internal("bias_grad: null pointer argument db");
+  check_bias_grad_args(n, C, HW, dZ, db);
   check_elems(db, C, "bias_grad", "db");
   if (n * HW == 0) {
     std::fill(db, db + C, 0.0f);
     return;
   }
-  if (!dZ) throw_internal("bias_grad: null pointer argument dZ");
   check_elems(dZ, n * C * HW, "bias_grad", "dZ");
   bias_grad_cpu(n, C, HW, dZ, db);
 }
@@ -303,27 +290,19 @@ void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float
 // The members (CUB's storage) stay empty: combine() runs the twin.
 RowGradCombiner::RowGradCombiner(int64_t max_entries, int E, bool deterministic)
     : m_max(max_entries), m_E(E), m_deterministic(deterministic) {
-  if (max_entries < 0 || max_entries > INT_MAX || E < 1)
-    throw_internal("RowGradCombiner: bad sizes max_entries=" + std::to_string(max_entries) +
-                   " E=" + std::to_string(E) +
-                   " (expected 0 <= max_entries <= " + std::to_string(INT_MAX) + ", E >= 1)");
+  check_row_grad_combiner_args(max_entries, E);
 }
 
 void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, float* table,
                               int32_t* unique_ids, int32_t* n_unique, cudaStream_t stream) {
   const char* who = "RowGradCombiner::combine";
   emul::check_stream(stream, who);
-  if (n < 0 || n > m_max)
-    throw_internal("RowGradCombiner::combine: n=" + std::to_string(n) + " outside [0, " +
-                   std::to_string(m_max) + "] (max_entries of the constructor)");
-  if (!n_unique) throw_internal("RowGradCombiner::combine: null n_unique");
+  check_row_grad_combine_args(n, m_max, ids, rows, table, unique_ids, n_unique);
   check_elems(n_unique, 1, who, "n_unique");
   if (n == 0) {
     *n_unique = 0;
     return;
   }
-  if (!ids || !rows || !table || !unique_ids)
-    throw_internal("RowGradCombiner::combine: null pointer argument");
   check_table_rows(table, m_E, ids, n, who, "table");
   check_elems(rows, n * m_E, who, "rows");
   check_elems(unique_ids, n, who, "unique_ids");
@@ -334,17 +313,6 @@ void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, 
 
 // ---- optim_gpu.hpp ------------------------------------------------------------------------------
 namespace {
-
-// kernels/optim.cu's step_args checks; returns the step's bias corrections.
-AdamCorrections step_checks(const char* who, const OptimizerSpec& spec, int64_t step,
-                            const float* s0, const float* s1) {
-  if (step < 1) throw_internal(std::string(who) + ": step " + std::to_string(step) + " < 1");
-  if (spec.learner != Learner::SGD && !s0)
-    throw_internal(std::string(who) + ": Adagrad and Adam need state s0");
-  if (spec.learner == Learner::Adam && !s1)
-    throw_internal(std::string(who) + ": Adam needs state s1");
-  return adam_corrections(spec, step);
-}
 
 // One element, as optim.cu's update_element (and Optimizer<float>::step).
 void update_element(const OptimizerSpec& s, const AdamCorrections& c, int64_t i, float* p,
@@ -370,10 +338,9 @@ void optim_dense_gpu(const OptimizerSpec& spec, int64_t step, int64_t n, float* 
                      cudaStream_t stream) {
   const char* who = "optim_dense_gpu";
   emul::check_stream(stream, who);
-  if (n < 0) throw_internal("optim_dense_gpu: n = " + std::to_string(n) + " < 0");
-  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  check_optim_dense_args(spec, step, n, p, g, s0, s1);
+  const AdamCorrections c = adam_corrections(spec, step);
   if (n == 0) return;
-  if (!p || !g) throw_internal("optim_dense_gpu: null p or g");
   check_elems(p, n, who, "p");
   check_elems(g, n, who, "g");
   if (spec.learner != Learner::SGD) check_elems(s0, n, who, "s0");
@@ -387,12 +354,9 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __re
                     float* __restrict__ s1, cudaStream_t stream) {
   const char* who = "optim_rows_gpu";
   emul::check_stream(stream, who);
-  if (max_rows < 0 || row_size < 1)
-    throw_internal("optim_rows_gpu: bad sizes max_rows=" + std::to_string(max_rows) + " row_size=" +
-                   std::to_string(row_size) + " (expected max_rows >= 0, row_size >= 1)");
-  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  check_optim_rows_args(spec, step, rows, n_rows, max_rows, row_size, p, g, s0, s1);
+  const AdamCorrections c = adam_corrections(spec, step);
   if (max_rows == 0) return;
-  if (!rows || !n_rows || !p || !g) throw_internal("optim_rows_gpu: null pointer argument");
   check_elems(n_rows, 1, who, "n_rows");
   const int64_t nr = std::min<int64_t>(std::max<int64_t>(*n_rows, 0), max_rows);
   // The kernel updates each listed row from one thread per element, in parallel: a row listed
@@ -456,7 +420,7 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
 // ---- reduce.hpp ---------------------------------------------------------------------------------
 namespace {
 
-// kernels/sampling.cu's deterministic_sum: thread g of the fixed grid sums the elements g,
+// kernels/reduce.cu's deterministic_sum: thread g of the fixed grid sums the elements g,
 // g + stride, ... in index order; each block's 256 sums go through the shared-memory tree into
 // partials[block]; one block sums the partials (i, i + 256, ... per thread) and the same tree.
 void tree(double* sh) {
@@ -531,12 +495,8 @@ void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* __re
                        cudaStream_t stream) {
   const char* who = "count_beating_gpu";
   emul::check_stream(stream, who);
-  if (nu < 0 || n < 0)
-    throw_internal("count_beating_gpu: bad sizes nu=" + std::to_string(nu) +
-                   " n=" + std::to_string(n) + " (expected >= 0)");
+  check_count_beating_args(nu, n, scores, pos_offsets, excl_offsets);
   if (nu == 0 || n == 0) return;
-  if (!scores || !pos_offsets || !excl_offsets)
-    throw_internal("count_beating_gpu: null pointer argument");
   check_elems(scores, nu * n, who, "scores");
   check_elems(pos_offsets, nu + 1, who, "pos_offsets");
   check_elems(excl_offsets, nu + 1, who, "excl_offsets");
@@ -562,13 +522,8 @@ void top_k_merge_gpu(int64_t nu, int32_t item_lo, int32_t n, int32_t k,
                      cudaStream_t stream) {
   const char* who = "top_k_merge_gpu";
   emul::check_stream(stream, who);
-  if (nu < 0 || n < 0 || k < 1 || k > kTopKGpuMax)
-    throw_internal("top_k_merge_gpu: bad sizes nu=" + std::to_string(nu) +
-                   " n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                   " (expected nu, n >= 0, 1 <= k <= " + std::to_string(kTopKGpuMax) + ")");
+  check_top_k_merge_args(nu, n, k, scores, excl_offsets, list_item, list_score, list_count);
   if (nu == 0 || n == 0) return;
-  if (!scores || !excl_offsets || !list_item || !list_score || !list_count)
-    throw_internal("top_k_merge_gpu: null pointer argument");
   check_elems(scores, nu * n, who, "scores");
   check_elems(excl_offsets, nu + 1, who, "excl_offsets");
   const int64_t e_end = excl_offsets[nu];
@@ -624,9 +579,9 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_bwd");
+  check_fused_tower_bwd_args("fused_tower_bwd", t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, dscore, dp,
+                             dq, partial);
   check_fused_variant("fused_tower_bwd", variant);
-  check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
-  if (!partial) throw_internal("fused_tower_bwd: partial is null");
   check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_tower_bwd", "partial");
   if (n_pairs > 0) {
     check_elems(pair_user, n_pairs, "fused_tower_bwd", "pair_user");
