@@ -28,6 +28,7 @@
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/grid_stride.hpp"
 #include "convncf/outer_product.hpp"
 
 namespace convncf {
@@ -37,8 +38,7 @@ constexpr int kBlock1 = 256;
 constexpr int kBlock2 = 256;
 // Grid cap of variant 2: enough blocks to fill an H100/H200 many times over; larger batches loop.
 constexpr int64_t kMaxGrid2 = 65536;
-// Grid cap of the backward (blocks), likewise.
-constexpr int64_t kMaxGrid = 65536;
+using grid_stride::kMaxGrid;  // the backward's grid cap (blocks), likewise
 
 __global__ void outer_product_fwd_kernel1(int64_t B, int E,
                                           const int32_t* __restrict__ user,  // (B,)
