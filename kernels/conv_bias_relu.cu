@@ -1,5 +1,5 @@
-// conv_bias_relu.cu: the small kernels around a cuDNN convolution (host/cudnn_conv.cpp): the bias
-// and ReLU after it, their backward. All maps NCHW fp32, (n, C, HW). CPU twins:
+// conv_bias_relu.cu: the small kernels around a cuDNN convolution (host/cuda/cudnn_conv.cpp): the
+// bias and ReLU after it, their backward. All maps NCHW fp32, (n, C, HW). CPU twins:
 // kernels/conv_bias_relu_cpu.cpp, sharing the per-element and index math of
 // include/convncf/conv_bias_relu.hpp. Tests: tests/test_conv_bias_relu.cpp (the twins) and
 // tests/test_conv_bias_relu_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad within a few

@@ -1,7 +1,7 @@
 // conv_bias_relu_cpu.cpp: CPU twins of kernels/conv_bias_relu.cu (same arguments, same per-element
-// math from conv_bias_relu.hpp) and the plain definition of one ConvNCF conv layer (kernel =
-// stride = k, no padding), the oracle of ConvLayerPlans (host/cudnn_conv.cpp), with the layer's
-// shape checks. Plain loops, one thread, double accumulation: correctness, not speed. Tests:
+// math from conv_bias_relu.hpp) and the plain definition of one ConvNCF conv layer (kernel = stride
+// = k, no padding), the oracle of ConvLayerPlans (host/cuda/cudnn_conv.cpp), with the layer's shape
+// checks. Plain loops, one thread, double accumulation: correctness, not speed. Tests:
 // tests/test_conv_bias_relu.cpp.
 #include <sstream>
 #include <string>

@@ -2,7 +2,7 @@
 // per-element update is optim.hpp's sgd_update / adagrad_update / adam_update, the functions the
 // CPU Optimizer runs, and Adam's bias corrections come from the same adam_corrections, so a GPU
 // step equals Optimizer<float>'s up to the device's contraction of a*b+c into one rounding.
-// CPU twin: Optimizer<float> (host/optim.cpp); the launchers' argument checks:
+// CPU twin: Optimizer<float> (host/engine/optim.cpp); the launchers' argument checks:
 // kernels/optim_cpu.cpp. Tests: tests/test_optim_gpu.cu:
 //   build/convncf_tests --gtest_filter='OptimGpu*'
 // Kernels (one template per learner, so the element loop carries no switch):

@@ -1,5 +1,5 @@
 // optim_cpu.cpp: the argument checks of kernels/optim.cu's launchers (optim_gpu.hpp). The CPU
-// twin of the kernels is Optimizer<float> (host/optim.cpp): both run optim.hpp's per-element
+// twin of the kernels is Optimizer<float> (host/engine/optim.cpp): both run optim.hpp's per-element
 // updates and Adam's bias corrections, so there is no second copy of them here. Tests:
 // tests/test_optim_gpu.cu (OptimGpu.LaunchersRejectBadArguments runs everywhere).
 #include <string>

@@ -1,6 +1,6 @@
 // rank.cu: the ranking kernels of GPU evaluation (include/convncf/rank.hpp; used by
-// host/eval_gpu.cpp). CPU twins and argument checks: kernels/rank_cpu.cpp, with the per-element
-// rules (ranks_above, sorted_contains, ranks_before) shared through rank.hpp. Tests:
+// host/cuda/eval_gpu.cpp). CPU twins and argument checks: kernels/rank_cpu.cpp, with the
+// per-element rules (ranks_above, sorted_contains, ranks_before) shared through rank.hpp. Tests:
 // tests/test_rank.cpp (the twins against evaluate()'s positive_positions and top_k),
 // tests/test_rank_gpu.cu, which compares each kernel with its twin exactly (integer counts, copied
 // scores), and tests/test_eval_gpu.cu (evaluate_gpu / top_k_gpu against evaluate() / top_k()):

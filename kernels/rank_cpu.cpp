@@ -1,7 +1,7 @@
 // rank_cpu.cpp: CPU twins of kernels/rank.cu (same arguments, same per-element rules from
-// rank.hpp), the launchers' argument checks, and the step from beat counts to positions. Plain loops, one thread: these are
-// the oracles of tests/test_rank_gpu.cu and are themselves checked by tests/test_rank.cpp
-// (against positive_positions() and top_k() of evaluate.hpp).
+// rank.hpp), the launchers' argument checks, and the step from beat counts to positions. Plain
+// loops, one thread: these are the oracles of tests/test_rank_gpu.cu and are themselves checked by
+// tests/test_rank.cpp (against positive_positions() and top_k() of evaluate.hpp).
 #include <algorithm>
 #include <string>
 #include <vector>

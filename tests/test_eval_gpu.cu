@@ -1,4 +1,4 @@
-// test_eval_gpu.cu: GPU evaluation (host/eval_gpu.cpp on kernels/rank.cu, whose kernels are
+// test_eval_gpu.cu: GPU evaluation (host/cuda/eval_gpu.cpp on kernels/rank.cu, whose kernels are
 // checked against their twins in tests/test_rank_gpu.cu): evaluate_gpu against evaluate() and
 // top_k_gpu against top_k() on the same scores: a table of (n_users x n_items) scores with many
 // ties and some NaNs, served on the device by a DeviceScorer written here and on the host by a

@@ -3,9 +3,9 @@
 // pair counts that are not multiples of the block size, no pairs, and sizes past the grid caps
 // so that the grid-stride loops run a second round. Outputs are poisoned (every byte 0xFF: NaN)
 // so an element a kernel never writes fails.
-// Tolerances: the kernels run the twins' per-element functions in the twins' order; what can
-// differ is FMA contraction (the device fuses a*b+c, the host compiler may not), so sums get atol = 1e-6 * sum|terms| and scalars a few ulps.
-// Skips with the reason when no CUDA device is usable.
+// Tolerances: the kernels run the twins' per-element functions in the twins' order; what can differ
+// is FMA contraction (the device fuses a*b+c, the host compiler may not), so sums get atol = 1e-6 *
+// sum|terms| and scalars a few ulps. Skips with the reason when no CUDA device is usable.
 //   build/convncf_tests --gtest_filter='HeadFwd.*:HeadBwd.*'
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>

@@ -6,8 +6,8 @@
 // in, on both sides.
 // Lazy Adam differs from PyTorch's dense Adam: rows absent from a batch keep their moments
 // instead of decaying them, and are not moved by their old momentum.
-// Kernels: kernels/optim.cu. CPU twin: Optimizer<float> (optim.hpp, host/optim.cpp), which runs the
-// same per-element functions; the launchers' argument checks: kernels/optim_cpu.cpp.
+// Kernels: kernels/optim.cu. CPU twin: Optimizer<float> (optim.hpp, host/engine/optim.cpp), which
+// runs the same per-element functions; the launchers' argument checks: kernels/optim_cpu.cpp.
 // Tests: tests/test_optim.cpp (the CPU optimizer), tests/test_optim_gpu.cu (against
 // Optimizer<float>).
 #pragma once

@@ -1,5 +1,5 @@
-// rank.hpp: the ranking kernels of GPU evaluation (host/eval_gpu.cpp, eval_gpu.hpp), with their
-// CPU twins and the per-element rules both run.
+// rank.hpp: the ranking kernels of GPU evaluation (host/cuda/eval_gpu.cpp, eval_gpu.hpp), with
+// their CPU twins and the per-element rules both run.
 //   count_beating  for every held-out positive of a block of users, how many of a chunk's
 //                  candidate negatives (not excluded, not a positive of the query) rank above it;
 //                  positions_from_beats turns the counts into the positives' positions
