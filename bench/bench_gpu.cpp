@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "convncf/bpr.hpp"
 #include "convncf/config.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/cudnn_conv.hpp"
@@ -58,11 +59,11 @@
 #include "convncf/fused_tower.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/gpu_engine.hpp"
+#include "convncf/head.hpp"
 #include "convncf/model.hpp"
-#include "convncf/options.hpp"
 #include "convncf/optim_gpu.hpp"
+#include "convncf/options.hpp"
 #include "convncf/outer_product.hpp"
-#include "convncf/pair_kernels.hpp"
 #include "convncf/rng.hpp"
 #include "convncf/sparse_grad.hpp"
 

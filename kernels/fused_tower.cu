@@ -1,5 +1,5 @@
 // fused_tower.cu: the fused ConvNCF tower (engine: fused; see include/convncf/fused_tower.hpp for
-// the algorithm and the shared-memory layouts). CPU twins: host/fused_tower_cpu.cpp. Tests:
+// the algorithm and the shared-memory layouts). CPU twins: kernels/fused_tower_cpu.cpp. Tests:
 // tests/test_fused_tower_gpu.cu, each kernel against its twin on a GPU:
 //   build/convncf_tests --gtest_filter='FusedTowerGpu.*'
 // and, on any machine, tests/kernel_emulation (this file's kernels on an emulated device, bit for
@@ -555,9 +555,9 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      const int32_t* pair_item, const float* P, const float* Q, const float* packed,
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
-  check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  check_fused_tower_bwd_args("fused_tower_bwd", t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, dscore, dp,
+                             dq, partial);
   check_fused_variant("fused_tower_bwd", t, variant);
-  if (!partial) throw_internal("fused_tower_bwd: partial is null");
   const BwdKernel kernel = bwd_kernel(t, variant);
   const size_t smem = smem_of(t, variant);
   allow_smem(kernel, smem);

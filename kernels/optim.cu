@@ -2,7 +2,8 @@
 // per-element update is optim.hpp's sgd_update / adagrad_update / adam_update, the functions the
 // CPU Optimizer runs, and Adam's bias corrections come from the same adam_corrections, so a GPU
 // step equals Optimizer<float>'s up to the device's contraction of a*b+c into one rounding.
-// Tests: tests/test_optim_gpu.cu:
+// CPU twin: Optimizer<float> (host/engine/optim.cpp); the launchers' argument checks:
+// kernels/optim_cpu.cpp. Tests: tests/test_optim_gpu.cu:
 //   build/convncf_tests --gtest_filter='OptimGpu*'
 // Kernels (one template per learner, so the element loop carries no switch):
 //   optim_dense_kernel1  one thread per element, grid-stride over n.
@@ -12,11 +13,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
-#include "convncf/errors.hpp"
 #include "convncf/optim_gpu.hpp"
 
 namespace convncf {
@@ -79,14 +78,8 @@ unsigned grid_for(int64_t work) {
   return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(work, kBlock), kMaxGrid));
 }
 
-// Checks what every launch needs and packs the step's numbers.
-StepArgs step_args(const char* who, const OptimizerSpec& spec, int64_t step, const float* s0,
-                   const float* s1) {
-  if (step < 1) throw_internal(std::string(who) + ": step " + std::to_string(step) + " < 1");
-  if (spec.learner != Learner::SGD && !s0)
-    throw_internal(std::string(who) + ": Adagrad and Adam need state s0");
-  if (spec.learner == Learner::Adam && !s1)
-    throw_internal(std::string(who) + ": Adam needs state s1");
+// The step's numbers (after the launcher's argument checks).
+StepArgs step_args(const OptimizerSpec& spec, int64_t step) {
   const AdamCorrections c = adam_corrections(spec, step);
   return {
       spec.lr, spec.weight_decay, spec.adagrad_eps, spec.beta1, spec.beta2, spec.adam_eps, c.bc1,
@@ -98,10 +91,9 @@ StepArgs step_args(const char* who, const OptimizerSpec& spec, int64_t step, con
 void optim_dense_gpu(const OptimizerSpec& spec, int64_t step, int64_t n, float* __restrict__ p,
                      const float* __restrict__ g, float* __restrict__ s0, float* __restrict__ s1,
                      cudaStream_t stream) {
-  if (n < 0) throw_internal("optim_dense_gpu: n = " + std::to_string(n) + " < 0");
-  const StepArgs a = step_args("optim_dense_gpu", spec, step, s0, s1);
+  check_optim_dense_args(spec, step, n, p, g, s0, s1);
+  const StepArgs a = step_args(spec, step);
   if (n == 0) return;
-  if (!p || !g) throw_internal("optim_dense_gpu: null p or g");
   const unsigned grid = grid_for(n);
   switch (spec.learner) {
     case Learner::SGD:
@@ -121,12 +113,9 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __re
                     const int32_t* __restrict__ n_rows, int64_t max_rows, int row_size,
                     float* __restrict__ p, const float* __restrict__ g, float* __restrict__ s0,
                     float* __restrict__ s1, cudaStream_t stream) {
-  if (max_rows < 0 || row_size < 1)
-    throw_internal("optim_rows_gpu: bad sizes max_rows=" + std::to_string(max_rows) + " row_size=" +
-                   std::to_string(row_size) + " (expected max_rows >= 0, row_size >= 1)");
-  const StepArgs a = step_args("optim_rows_gpu", spec, step, s0, s1);
+  check_optim_rows_args(spec, step, rows, n_rows, max_rows, row_size, p, g, s0, s1);
+  const StepArgs a = step_args(spec, step);
   if (max_rows == 0) return;
-  if (!rows || !n_rows || !p || !g) throw_internal("optim_rows_gpu: null pointer argument");
   const unsigned grid = grid_for(max_rows * row_size);
   switch (spec.learner) {
     case Learner::SGD:

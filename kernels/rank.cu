@@ -1,8 +1,9 @@
-// rank.cu: the ranking kernels of GPU evaluation (host/eval_gpu.cpp). CPU twins:
-// host/rank_cpu.cpp, with the per-element rules (ranks_above, sorted_contains, ranks_before)
-// shared through eval_gpu.hpp. Tests: tests/test_eval_gpu.cu, which compares each kernel with its
-// twin exactly (integer counts, copied scores) and evaluate_gpu / top_k_gpu with evaluate() /
-// top_k():
+// rank.cu: the ranking kernels of GPU evaluation (include/convncf/rank.hpp; used by
+// host/cuda/eval_gpu.cpp). CPU twins and argument checks: kernels/rank_cpu.cpp, with the
+// per-element rules (ranks_above, sorted_contains, ranks_before) shared through rank.hpp. Tests:
+// tests/test_rank.cpp (the twins against evaluate()'s positive_positions and top_k),
+// tests/test_rank_gpu.cu, which compares each kernel with its twin exactly (integer counts, copied
+// scores), and tests/test_eval_gpu.cu (evaluate_gpu / top_k_gpu against evaluate() / top_k()):
 //   build/convncf_tests --gtest_filter='CountBeating.*:TopKMerge.*:EvalGpu.*'
 // Variants (one of each so far):
 //   count_beating_kernel1: one block per user (grid-stride over users). The user's positives
@@ -27,12 +28,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 #include "convncf/common.hpp"
 #include "convncf/cuda_check.hpp"
-#include "convncf/errors.hpp"
-#include "convncf/eval_gpu.hpp"
+#include "convncf/rank.hpp"
 
 namespace convncf {
 namespace {
@@ -201,14 +200,8 @@ void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* __re
                        const int64_t* __restrict__ excl_offsets,
                        const int32_t* __restrict__ excl_items, int64_t* __restrict__ beat,
                        cudaStream_t stream) {
-  if (nu < 0 || n < 0)
-    throw_internal("count_beating_gpu: bad sizes nu=" + std::to_string(nu) +
-                   " n=" + std::to_string(n) + " (expected >= 0)");
+  check_count_beating_args(nu, n, scores, pos_offsets, excl_offsets);
   if (nu == 0 || n == 0) return;
-  // positives, pos_score and beat may be null when no user of the block has a positive (the
-  // kernel then never reads them); the offsets and the scores are always read.
-  if (!scores || !pos_offsets || !excl_offsets)
-    throw_internal("count_beating_gpu: null pointer argument");
   // One block per user (ceil_div by one user per block), capped; the kernel strides over users.
   const int64_t grid = std::min<int64_t>(ceil_div<int64_t>(nu, 1), kMaxGrid);
   count_beating_kernel1<<<static_cast<unsigned>(grid), kCountBlock, 0, stream>>>(
@@ -221,13 +214,8 @@ void top_k_merge_gpu(int64_t nu, int32_t item_lo, int32_t n, int32_t k,
                      const int32_t* __restrict__ excl_items, int32_t* __restrict__ list_item,
                      float* __restrict__ list_score, int32_t* __restrict__ list_count,
                      cudaStream_t stream) {
-  if (nu < 0 || n < 0 || k < 1 || k > kTopKGpuMax)
-    throw_internal("top_k_merge_gpu: bad sizes nu=" + std::to_string(nu) + " n=" +
-                   std::to_string(n) + " k=" + std::to_string(k) + " (expected nu, n >= 0, 1 <= k <= " +
-                   std::to_string(kTopKGpuMax) + ")");
+  check_top_k_merge_args(nu, n, k, scores, excl_offsets, list_item, list_score, list_count);
   if (nu == 0 || n == 0) return;
-  if (!scores || !excl_offsets || !list_item || !list_score || !list_count)
-    throw_internal("top_k_merge_gpu: null pointer argument");
   const int64_t grid = std::min<int64_t>(ceil_div<int64_t>(nu, 1), kMaxGrid);
   top_k_merge_kernel1<<<static_cast<unsigned>(grid), kTopKBlock, 0, stream>>>(
       nu, item_lo, n, k, scores, excl_offsets, excl_items, list_item, list_score, list_count);

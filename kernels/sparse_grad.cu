@@ -1,7 +1,8 @@
 // sparse_grad.cu: RowGradCombiner (include/convncf/sparse_grad.hpp), the batch's embedding-row
-// gradients added into the gradient table once per distinct row. CPU twin: combine_rows_cpu
-// (host/sparse_grad_cpu.cpp). Tests: tests/test_sparse_grad_gpu.cu, which requires the
-// deterministic mode to equal the twin bit for bit and the fast mode to be within rounding:
+// gradients added into the gradient table once per distinct row. CPU twin: combine_rows_cpu, and
+// the argument checks: kernels/sparse_grad_cpu.cpp. Tests: tests/test_sparse_grad.cpp (the twin)
+// and tests/test_sparse_grad_gpu.cu, which requires the deterministic mode to equal the twin bit
+// for bit and the fast mode to be within rounding:
 //   build/convncf_tests --gtest_filter='RowGradCombiner*'
 // Modes and kernels:
 //   deterministic  CUB: DeviceRadixSort::SortPairs of (id, entry index) (stable, so equal ids keep
@@ -20,7 +21,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_run_length_encode.cuh>
@@ -125,10 +125,7 @@ size_t cub_temp_bytes(int n, bool deterministic) {
 
 RowGradCombiner::RowGradCombiner(int64_t max_entries, int E, bool deterministic)
     : m_max(max_entries), m_E(E), m_deterministic(deterministic) {
-  if (max_entries < 0 || max_entries > INT_MAX || E < 1)
-    throw_internal("RowGradCombiner: bad sizes max_entries=" + std::to_string(max_entries) +
-                   " E=" + std::to_string(E) +
-                   " (expected 0 <= max_entries <= " + std::to_string(INT_MAX) + ", E >= 1)");
+  check_row_grad_combiner_args(max_entries, E);
   const size_t n = static_cast<size_t>(max_entries);
   m_keys_sorted = DeviceBuffer<int32_t>(n);
   if (deterministic) {
@@ -151,16 +148,11 @@ RowGradCombiner::RowGradCombiner(int64_t max_entries, int E, bool deterministic)
 
 void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, float* table,
                               int32_t* unique_ids, int32_t* n_unique, cudaStream_t stream) {
-  if (n < 0 || n > m_max)
-    throw_internal("RowGradCombiner::combine: n=" + std::to_string(n) + " outside [0, " +
-                   std::to_string(m_max) + "] (max_entries of the constructor)");
-  if (!n_unique) throw_internal("RowGradCombiner::combine: null n_unique");
+  check_row_grad_combine_args(n, m_max, ids, rows, table, unique_ids, n_unique);
   if (n == 0) {  // nothing to add; the caller still reads *n_unique
     CUDA_CHECK(cudaMemsetAsync(n_unique, 0, sizeof(int32_t), stream));
     return;
   }
-  if (!ids || !rows || !table || !unique_ids)
-    throw_internal("RowGradCombiner::combine: null pointer argument");
   const int ni = static_cast<int>(n);
   // CUB's storage need grows with n; this host-side query (no allocation, no sync) makes sure.
   if (cub_temp_bytes(ni, m_deterministic) > std::max<size_t>(m_temp_bytes, 256))

@@ -4,6 +4,8 @@
 //   CONVNCF_REQUIRE_GPU();                         // first line of a GPU test
 //   convncf::test::poison(buf);                     // NaN-fill a DeviceBuffer<float>
 //   convncf::test::expect_close(gpu, ref, 1e-6, 1e-5, "dW layer 2");
+//   convncf::test::check_close(gpu, ref, ...);      // the same, or exact zeros for a zero ref
+//   convncf::test::poison_all(buf), check_ids(gpu, ref, "pair_user")  // any type; int32 ids
 #pragma once
 #include <gtest/gtest.h>
 
@@ -62,6 +64,40 @@ void expect_close(const std::vector<A>& gpu, const std::vector<B>& ref, double a
     s << "\n  [" << bad[k].second << "] gpu " << static_cast<double>(gpu[bad[k].second]) << " ref "
       << static_cast<double>(ref[bad[k].second]);
   ADD_FAILURE() << s.str();
+}
+
+// Every byte 0xFF: NaN for float and double, -1 for int32.
+template <typename T>
+void poison_all(const DeviceBuffer<T>& b) {
+  if (b.size()) CUDA_CHECK(cudaMemset(b.data(), 0xFF, b.size() * sizeof(T)));
+}
+
+// expect_close, except that an all-zero reference is allowed (pure padding, empty sums): then
+// every element must be exactly zero (a NaN left by the poison is not).
+template <typename T>
+void check_close(const std::vector<T>& got, const std::vector<T>& ref, double atol, double rtol,
+                 const std::string& what) {
+  if (std::all_of(ref.begin(), ref.end(), [](T x) { return x == T(0); })) {
+    ASSERT_EQ(got.size(), ref.size()) << what;
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (!(got[i] == T(0)) && bad++ == 0) first = i;
+    EXPECT_EQ(bad, 0u) << what << ": reference all zero, " << bad << " elements differ, first ["
+                       << first << "] = " << (got.empty() ? 0.0 : double(got[first]));
+    return;
+  }
+  expect_close(got, ref, atol, rtol, what);
+}
+
+// Ids equal element for element; on failure the count and the first 5 differences.
+inline void check_ids(const std::vector<int32_t>& got, const std::vector<int32_t>& ref,
+                      const std::string& what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  std::ostringstream s;
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != ref[i] && bad++ < 5) s << "\n  [" << i << "] gpu " << got[i] << " ref " << ref[i];
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " differ" << s.str();
 }
 
 }  // namespace test

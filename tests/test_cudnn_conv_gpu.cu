@@ -1,10 +1,10 @@
-// test_cudnn_conv_gpu.cu: ConvLayerPlans (host/cudnn_conv.cpp, cuDNN's graph API) against the
-// layer's plain definition conv_fwd_cpu / conv_bwd_cpu (host/conv_aux_cpu.cpp, itself checked
-// by finite differences in tests/test_conv_aux.cpp), for the ConvNCF layer shapes and odd small
-// ones, deterministic and not, fused forward and not. Tolerance |gpu - ref| <= atol + rtol |ref|
-// with rtol 1e-5 and atol 1e-5 * max|ref| (fp32 sums in another order than the double oracle);
-// TF32 is checked at 1e-2. The CPU backward is given the GPU's Y, so that both sides apply the
-// same ReLU mask (a pre-activation within rounding of 0 could otherwise flip), and dZ must then
+// test_cudnn_conv_gpu.cu: ConvLayerPlans (host/cuda/cudnn_conv.cpp, cuDNN's graph API) against the
+// layer's plain definition conv_fwd_cpu / conv_bwd_cpu (kernels/conv_bias_relu_cpu.cpp, itself
+// checked by finite differences in tests/test_conv_bias_relu.cpp), for the ConvNCF layer shapes and
+// odd small ones, deterministic and not, fused forward and not. Tolerance |gpu - ref| <= atol +
+// rtol |ref| with rtol 1e-5 and atol 1e-5 * max|ref| (fp32 sums in another order than the double
+// oracle); TF32 is checked at 1e-2. The CPU backward is given the GPU's Y, so that both sides apply
+// the same ReLU mask (a pre-activation within rounding of 0 could otherwise flip), and dZ must then
 // match bit for bit. Skips with the reason when no CUDA device is usable; the argument checks and
 // the version string run everywhere.
 //   build/convncf_tests --gtest_filter='ConvLayerPlans.*:CudnnVersion.*'
@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/device_buffer.hpp"

@@ -1,4 +1,4 @@
-// test_fused_tower.cpp: the fused tower's CPU twins (host/fused_tower_cpu.cpp) against the CPU
+// test_fused_tower.cpp: the fused tower's CPU twins (kernels/fused_tower_cpu.cpp) against the CPU
 // reference engine in double, its layout, packing and operand rounding. The GPU kernels are
 // checked against these twins in tests/test_fused_tower_gpu.cu.
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // test_fused_tower_gpu.cu: the fused tower's kernels (kernels/fused_tower.cu) against their CPU
-// twins (host/fused_tower_cpu.cpp) on the towers of fused_test_util.hpp, in every precision, at
+// twins (kernels/fused_tower_cpu.cpp) on the towers of fused_test_util.hpp, in every precision, at
 // the engine's block count and at a small one (several pairs per block, a user's two pairs split
 // across blocks), every variant (2: four outputs per thread on the tiled layers; 3, tf32 and
 // bf16: the tensor cores), outputs poisoned first. The twins run the kernels' element functions

@@ -1,15 +1,21 @@
-// test_outer_product.cpp: the CPU twin of the outer product (host/outer_product_cpu.cpp) and the
-// index math it shares with the kernels. Always runs; no GPU needed.
+// test_outer_product.cpp: the CPU twins of the outer product and its backward
+// (kernels/outer_product_cpu.cpp) and the index math they share with the kernels. The backward is
+// linear in each input, so on small-integer inputs (exact in float) central differences are exact
+// and must match bit for bit. Always runs; no GPU needed.
 //   build/convncf_tests --gtest_filter='OuterProduct*Cpu*'
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "convncf/outer_product.hpp"
 #include "convncf/rng.hpp"
+#include "kernel_test_util.hpp"
 
 using namespace convncf;
+using namespace convncf::test;
 
 namespace {
 
@@ -110,4 +116,71 @@ TEST(OuterProductFwd, CpuIndexMathRoundTrips) {
   EXPECT_EQ(k.a, 63);
   EXPECT_EQ(k.c, 62);
   EXPECT_EQ(embedding_offset(40000000, 64, 3), int64_t{40000000} * 64 + 3);
+}
+
+// dp = G q and dq = G^T p are the gradients of L = sum_{a,c} G[a][c] p[a] q[c], which is linear in
+// each of p and q: on small integers a central difference with step 1 is exact.
+TEST(OuterProductBwdCpu, MatchesExactFiniteDifferences) {
+  uint64_t seed = 30;
+  for (const int E : {1, 3, 13, 64}) {
+    SCOPED_TRACE("E=" + std::to_string(E));
+    Rng rng(seed++, kStreamSynthetic);
+    const int64_t n_pairs = 3;
+    const int32_t n_users = 2, n_items = 3;
+    std::vector<float> P = small_ints(size_t(n_users * E), 3, rng);
+    std::vector<float> Q = small_ints(size_t(n_items * E), 3, rng);
+    const std::vector<float> G = small_ints(size_t(n_pairs * E * E), 3, rng);
+    const std::vector<int32_t> pu{1, 0, 1}, pi{2, 2, 0};
+    std::vector<float> dp(size_t(n_pairs * E), NAN), dq(size_t(n_pairs * E), NAN);
+    outer_product_bwd_cpu(n_pairs, E, pu.data(), pi.data(), P.data(), Q.data(), G.data(), dp.data(),
+                          dq.data());
+    for (int64_t b = 0; b < n_pairs; ++b) {
+      auto L = [&] {
+        double acc = 0;
+        for (int a = 0; a < E; ++a)
+          for (int c = 0; c < E; ++c)
+            acc += double(G[size_t(outer_product_index(b, E, a, c))]) * P[size_t(pu[b] * E + a)] *
+                   Q[size_t(pi[b] * E + c)];
+        return acc;
+      };
+      auto fd = [&](std::vector<float>& v, size_t i) {
+        const float x0 = v[i];
+        v[i] = x0 + 1;
+        const double lp = L();
+        v[i] = x0 - 1;
+        const double lm = L();
+        v[i] = x0;
+        return (lp - lm) / 2;
+      };
+      for (int e = 0; e < E; ++e) {
+        EXPECT_EQ(double(dp[size_t(b * E + e)]), fd(P, size_t(pu[b] * E + e))) << b << " dp " << e;
+        EXPECT_EQ(double(dq[size_t(b * E + e)]), fd(Q, size_t(pi[b] * E + e))) << b << " dq " << e;
+      }
+    }
+    EXPECT_TRUE(any_nonzero(dp) && any_nonzero(dq));
+  }
+}
+
+// Random floats, E not a multiple of anything: close to the sums in double.
+TEST(OuterProductBwdCpu, CloseToDoubleSums) {
+  const int E = 77;
+  Rng rng(40, kStreamSynthetic);
+  const std::vector<float> P = normals(size_t(E), 1, rng), Q = normals(size_t(2 * E), 1, rng);
+  const std::vector<float> G = normals(size_t(2 * E * E), 1, rng);
+  const std::vector<int32_t> pu{0, 0}, pi{1, 0};
+  std::vector<float> dp(static_cast<size_t>(2 * E)), dq(static_cast<size_t>(2 * E));
+  outer_product_bwd_cpu(2, E, pu.data(), pi.data(), P.data(), Q.data(), G.data(), dp.data(),
+                        dq.data());
+  for (int b = 0; b < 2; ++b)
+    for (int e = 0; e < E; ++e) {
+      double sp = 0, sq = 0, mp = 0, mq = 0;
+      for (int k = 0; k < E; ++k) {
+        const double gp =
+            double(G[size_t(outer_product_index(b, E, e, k))]) * Q[size_t(pi[b] * E + k)];
+        const double gq = double(G[size_t(outer_product_index(b, E, k, e))]) * P[size_t(k)];
+        sp += gp, sq += gq, mp += std::abs(gp), mq += std::abs(gq);
+      }
+      EXPECT_NEAR(dp[size_t(b * E + e)], sp, 1e-5 * mp);
+      EXPECT_NEAR(dq[size_t(b * E + e)], sq, 1e-5 * mq);
+    }
 }

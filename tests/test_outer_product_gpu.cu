@@ -1,8 +1,10 @@
 // test_outer_product_gpu.cu: each outer-product kernel variant (kernels/outer_product.cu) against
-// its CPU twin (host/outer_product_cpu.cpp). One multiply per element on both sides, so every
-// element must match bit for bit; outputs are poisoned with NaN first, so an element the kernel
-// never wrote fails too. Skips with the reason when no CUDA device is usable.
-//   build/convncf_tests --gtest_filter='OuterProductFwd.Kernel*'
+// its CPU twin (kernels/outer_product_cpu.cpp). Forward: one multiply per element on both sides,
+// so every element must match bit for bit. Backward: E = 1 .. 4096 (partial tiles in both
+// directions, the largest E), past the grid cap; the same sums in the same order, so only FMA
+// contraction differs (atol = 1e-6 * sum|terms|). Outputs are poisoned with NaN first, so an
+// element the kernel never wrote fails too. Skips with the reason when no CUDA device is usable.
+//   build/convncf_tests --gtest_filter='OuterProductFwd.Kernel*:OuterProductBwd.*'
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -20,6 +22,8 @@
 #include "convncf/gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/rng.hpp"
+#include "gpu_test_util.hpp"
+#include "kernel_test_util.hpp"
 
 namespace {
 
@@ -140,4 +144,66 @@ TEST(OuterProductFwd, LauncherRejectsBadArguments) {
   EXPECT_THROW(call(1, 4, 3, &x), convncf::Error);
   EXPECT_THROW(call(1, 4, 1, nullptr), convncf::Error);
   EXPECT_NO_THROW(call(0, 4, 2, nullptr));  // an empty batch launches nothing
+}
+
+namespace {
+
+using convncf::DeviceBuffer;
+using convncf::Rng;
+using namespace convncf::test;
+
+void run_outer_product_bwd(int64_t n_pairs, int E, uint64_t seed) {
+  SCOPED_TRACE("n_pairs=" + std::to_string(n_pairs) + " E=" + std::to_string(E));
+  Rng rng(seed, convncf::kStreamSynthetic);
+  const size_t np = static_cast<size_t>(n_pairs), e = static_cast<size_t>(E);
+  const std::vector<int32_t> pu = ids(np, kUsers, rng), pi = ids(np, kItems, rng);
+  const std::vector<float> P = normals(static_cast<size_t>(kUsers) * e, 1, rng);
+  const std::vector<float> Q = normals(static_cast<size_t>(kItems) * e, 1, rng);
+  const std::vector<float> G = normals(np * e * e, 1, rng);
+  std::vector<float> ref_dp(np * e), ref_dq(np * e);
+  convncf::outer_product_bwd_cpu(n_pairs, E, pu.data(), pi.data(), P.data(), Q.data(), G.data(),
+                                 ref_dp.data(), ref_dq.data());
+  // largest sum of |terms| of a dp or dq element
+  double scale = 0;
+  std::vector<double> col(e);
+  for (size_t b = 0; b < np; ++b) {
+    const float* p = P.data() + static_cast<size_t>(pu[b]) * e;
+    const float* q = Q.data() + static_cast<size_t>(pi[b]) * e;
+    std::fill(col.begin(), col.end(), 0.0);
+    for (size_t a = 0; a < e; ++a) {
+      const float* g = G.data() + (b * e + a) * e;
+      double row = 0;
+      for (size_t c = 0; c < e; ++c) {
+        row += std::fabs(double(g[c]) * q[c]);
+        col[c] += std::fabs(double(g[c]) * p[a]);
+      }
+      scale = std::max(scale, row);
+    }
+    for (const double v : col) scale = std::max(scale, v);
+  }
+  DeviceBuffer<int32_t> dpu(pu), dpi(pi);
+  DeviceBuffer<float> dP(P), dQ(Q), dG(G), ddp(np * e), ddq(np * e);
+  convncf::test::poison(ddp);
+  convncf::test::poison(ddq);
+  convncf::outer_product_bwd(n_pairs, E, dpu.data(), dpi.data(), dP.data(), dQ.data(), dG.data(),
+                             ddp.data(), ddq.data(), nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  check_close(ddp.download(), ref_dp, 1e-6 * scale, 1e-5, "dp");
+  check_close(ddq.download(), ref_dq, 1e-6 * scale, 1e-5, "dq");
+}
+
+}  // namespace
+
+// E = 64 is one tile; 100 and 130 leave partial tiles in both directions; 4096 is the largest E
+// (16 KB of running sums in shared memory); 70000 pairs pass the 65536-block grid cap.
+TEST(OuterProductBwd, Kernel1MatchesCpu) {
+  CONVNCF_REQUIRE_GPU();
+  struct Size {
+    int64_t n_pairs;
+    int E;
+  };
+  uint64_t seed = 500;
+  for (const Size s : {Size{1, 1}, Size{3, 13}, Size{64, 64}, Size{257, 64}, Size{5, 100},
+                       Size{3, 130}, Size{2, 4096}, Size{70000, 3}})
+    run_outer_product_bwd(s.n_pairs, s.E, seed++);
 }

@@ -1,6 +1,6 @@
-// test_rank.cpp: the CPU twins of the GPU ranking kernels (host/rank_cpu.cpp), checked without
+// test_rank.cpp: the CPU twins of the GPU ranking kernels (kernels/rank_cpu.cpp), checked without
 // a GPU against the plain definitions in evaluate.hpp, so that they can be the oracles of
-// tests/test_eval_gpu.cu:
+// tests/test_rank_gpu.cu:
 // - count_beating_cpu: a case worked by hand (ties, NaN on either side, exclusions, "adds to");
 //   random blocks of users with several positives, items split into awkward chunks, scores with
 //   many ties and some NaNs: positions_from_beats of the counts equal positive_positions() over
@@ -17,35 +17,15 @@
 #include <limits>
 #include <vector>
 
-#include "convncf/eval_gpu.hpp"
 #include "convncf/evaluate.hpp"
+#include "convncf/rank.hpp"
 #include "convncf/rng.hpp"
+#include "rank_test_util.hpp"
 
 using namespace convncf;
+using namespace convncf::test;
 
 namespace {
-
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// Scores with many ties (a quarter-step grid of 12 values) and about 1 in 25 NaN.
-float tied_score(Rng& rng) {
-  if (rng.index(25) == 0) return kNaN;
-  return float(rng.index(12)) * 0.25f - 1.0f;
-}
-
-// `count` distinct items of [0, n_items), sorted, avoiding `avoid` (sorted).
-std::vector<int32_t> distinct_items(Rng& rng, int32_t n_items, int64_t count,
-                                    const std::vector<int32_t>& avoid) {
-  std::vector<int32_t> free_items;
-  for (int32_t i = 0; i < n_items; ++i)
-    if (!std::binary_search(avoid.begin(), avoid.end(), i)) free_items.push_back(i);
-  count = std::min<int64_t>(count, int64_t(free_items.size()));
-  for (int64_t k = 0; k < count; ++k)
-    std::swap(free_items[size_t(k)], free_items[size_t(k) + rng.index(uint32_t(free_items.size() - size_t(k)))]);
-  std::vector<int32_t> out(free_items.begin(), free_items.begin() + count);
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // A host Scorer over a (n_users, n_items) table.
 class TableScorer final : public Scorer {

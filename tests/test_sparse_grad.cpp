@@ -1,4 +1,4 @@
-// test_sparse_grad.cpp: the CPU twin of the row-gradient combiner (host/sparse_grad_cpu.cpp),
+// test_sparse_grad.cpp: the CPU twin of the row-gradient combiner (kernels/sparse_grad_cpu.cpp),
 // the oracle of tests/test_sparse_grad_gpu.cu, against a case worked out by hand and against the
 // plain per-id definition. Always runs.
 //   build/convncf_tests --gtest_filter='CombineRowsCpu*'

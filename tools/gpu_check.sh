@@ -154,7 +154,7 @@ export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The fused tower's kernels (whole-tower activations in shared memory) go under both tools on
 # the small towers only: FusedTowerGpu.PresetTowersMatchTwins (the 64-wide presets) is left to
 # ctest, as its CPU twins and launches would take minutes under the sanitizers.
-GPU_TESTS='*Gpu*:*Kernel*:GpuEngine.*:EngineGlue.*:BiasGrad.*:GatherBatch.*:Reduce.*:RowGradCombiner.*:-Cli.*:FusedTowerGpu.PresetTowers*'
+GPU_TESTS='*Gpu*:*Kernel*:GpuEngine.*:PairLayout.*:BiasGrad.*:GatherBatch.*:Reduce.*:RowGradCombiner.*:-Cli.*:FusedTowerGpu.PresetTowers*'
 SHARED_MEMORY_TESTS='OuterProductFwd.Kernel2*:OuterProductBwd.*:HeadBwd.*:BiasGrad.*:RowGradCombiner.*:Reduce*:CountBeating*:TopK*:FusedTowerGpu.SmallTowers*:FusedTowerGpu.Empty*'
 SAN=$(command -v compute-sanitizer || true)
 [[ -z $SAN && -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ]] &&

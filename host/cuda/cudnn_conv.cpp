@@ -5,7 +5,7 @@
 //
 // Graphs, one execution plan each, built once per layer shape:
 //   forward (fused)    X, W -> conv -> [Zc virtual] -> add b -> [Zb virtual] -> ReLU -> Y
-//   forward (plain)    X, W -> conv -> Y, then bias_relu_fwd (kernels/conv_aux.cu)
+//   forward (plain)    X, W -> conv -> Y, then bias_relu_fwd (kernels/conv_bias_relu.cu)
 //   backward filter    X, dZ -> dW        (CONVOLUTION_BACKWARD_FILTER)
 //   backward data      W, dZ -> dX        (CONVOLUTION_BACKWARD_DATA)
 // The fused graph is tried first; when no engine config finalizes into a plan (common for fp32
@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/errors.hpp"
 

@@ -28,6 +28,7 @@
 #include "convncf/cuda_check.hpp"
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/rank.hpp"
 
 namespace convncf {
 namespace {

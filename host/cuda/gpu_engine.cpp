@@ -16,16 +16,19 @@
 #include <cstring>
 #include <sstream>
 
+#include "convncf/bpr.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/device_buffer.hpp"
-#include "convncf/engine_glue.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/fused_tower.hpp"
+#include "convncf/head.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
-#include "convncf/pair_kernels.hpp"
-#include "convncf/sampling_gpu.hpp"
+#include "convncf/pairs.hpp"
+#include "convncf/reduce.hpp"
+#include "convncf/regularization.hpp"
+#include "convncf/sampling.hpp"
 #include "convncf/sparse_grad.hpp"
 
 namespace convncf {

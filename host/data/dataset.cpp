@@ -24,7 +24,7 @@
 #include "convncf/errors.hpp"
 #include "convncf/formats.hpp"
 #include "convncf/rng.hpp"
-#include "convncf/sampling_gpu.hpp"
+#include "convncf/sampling.hpp"
 
 namespace convncf {
 

@@ -8,13 +8,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "convncf/bpr.hpp"
 #include "convncf/errors.hpp"
-#include "convncf/pair_kernels.hpp"
+#include "convncf/head.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
 
-// The per-element math is shared with the GPU kernels (pair_kernels.hpp), so both engines draw
+// The per-element math is shared with the GPU kernels (head.hpp, bpr.hpp), so both engines draw
 // the same dropout masks and compute the loss the same way.
 double reg_weight(const RegSpec& reg, size_t i) {
   return reg.enabled && i < reg.weights.size() ? reg.weights[i] : 0.0;

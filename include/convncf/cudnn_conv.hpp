@@ -3,7 +3,8 @@
 // (cout, cin, k, k), i.e. exactly the flat network array's layout (model.hpp): the engine points
 // cuDNN at the parameter arena, no repacking.
 //   forward   Y = ReLU(conv(X, W) + b): one fused graph (conv -> add bias -> ReLU) when cuDNN's
-//             heuristics give a plan for it, else a conv-only graph and bias_relu_fwd (conv_aux.hpp)
+//             heuristics give a plan for it, else a conv-only graph and bias_relu_fwd
+//             (conv_bias_relu.hpp)
 //   backward  dZ = dY * [Y > 0] (in place, relu_bwd), db = sum of dZ over pairs and space
 //             (bias_grad), dW from the backward-filter graph, dX from the backward-data graph
 //             (for layer 1, dX is the gradient of the interaction map, G)
@@ -17,7 +18,7 @@
 // of 4 floats; W, dW, b (views into the flat parameter arrays, whose offsets the tower layout
 // fixes) need only float alignment. forward/backward throw Error(kExitSoftware) when a pointer
 // breaks this.
-// CPU twin: conv_fwd_cpu / conv_bwd_cpu in conv_aux.hpp. Tests: tests/test_cudnn_conv_gpu.cu.
+// CPU twin: conv_fwd_cpu / conv_bwd_cpu in conv_bias_relu.hpp. Tests: tests/test_cudnn_conv_gpu.cu.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -100,8 +101,8 @@ class ConvLayerPlans {
 // "conv layer n=.. cin=.. cout=.. k=.. in_size=.. (S x S -> So x So)", for messages.
 std::string conv_shape_text(const ConvShape& shape);
 // Throws Error(kExitSoftware) naming the shape unless n, cin, cout, k >= 1, in_size >= k and the
-// handle is not null (the checks of the ConvLayerPlans constructor, defined in conv_aux_cpu.cpp
-// so that every implementation of the layer runs them).
+// handle is not null (the checks of the ConvLayerPlans constructor, defined in
+// kernels/conv_bias_relu_cpu.cpp so that every implementation of the layer runs them).
 void check_conv_shape(const ConvShape& shape, cudnnHandle_t handle);
 
 // "9.19.0" from cudnnGetVersion().

@@ -26,7 +26,7 @@
 // (first-half) layout; fused_reduce_grads writes PyTorch's layout.
 //
 // Every element is computed by one of the CONVNCF_HD functions below, used by the kernels
-// (kernels/fused_tower.cu) and by their CPU twins (host/fused_tower_cpu.cpp), which loop over
+// (kernels/fused_tower.cu) and by their CPU twins (kernels/fused_tower_cpu.cpp), which loop over
 // blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
 // contraction. Variant 3 (FusedTc, tf32/bf16) runs layers 2..L as WMMA tile products on the
 // tensor cores over its own layout; its twin sums each tile product in the order documented at
@@ -40,8 +40,8 @@
 #include <string>
 
 #include "convncf/common.hpp"
+#include "convncf/head.hpp"
 #include "convncf/kinds.hpp"
-#include "convncf/pair_kernels.hpp"
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
@@ -491,7 +491,7 @@ CONVNCF_HD float fused_dp(const FusedTower& t, const float* packed, const float*
 }
 
 // ---- Variant 3: layers 2..L as tile products on the tensor cores (FusedTc) ----
-// The products themselves are WMMA tiles in the kernels; their twins (host/fused_tower_cpu.cpp)
+// The products themselves are WMMA tiles in the kernels; their twins (kernels/fused_tower_cpu.cpp)
 // sum each output element over the padded reduction index in order (k in order within a k-step,
 // k-steps in order), as the emulated mma_sync does (tests/kernel_emulation). The padding adds
 // exact zeros (0 * 0). Bias, ReLU, masks and layer 1 are these functions on FP32 cores.
@@ -663,10 +663,18 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const float* dscore, float* dp, float* dq, float* partial, int variant = 1);
 void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* partial, float* dnet);
 
-// Argument checks shared by each launcher and its twin (defined in host/fused_tower_cpu.cpp).
+// Argument checks shared by each launcher, its twin and the emulated launcher (defined in
+// kernels/fused_tower_cpu.cpp); they throw Error(kExitSoftware) naming `fn`. check_fused_args: a
+// tower made by make_fused_tower, n_pairs >= 0, n_blocks >= 1, and ptrs not null when n_pairs > 0.
+// fused_tower_bwd's: those on its eight arrays, and partial never null (it is zero-filled even
+// for no pairs).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
 // 1 or 2, or 3 where t.tc.ok.
 void check_fused_variant(const char* fn, const FusedTower& t, int variant);
+void check_fused_tower_bwd_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
+                                const int32_t* pair_user, const int32_t* pair_item, const float* P,
+                                const float* Q, const float* packed, const float* dscore,
+                                const float* dp, const float* dq, const float* partial);
 
 }  // namespace convncf

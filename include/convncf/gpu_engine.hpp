@@ -4,7 +4,7 @@
 //
 // One training step of ConvNCF, all on one stream, with one host synchronization (the loss):
 //   gather_batch_gpu     (user, pos, neg) of the batch from the epoch's order; negatives drawn on
-//                        the device from the user's CSR row (sampling_gpu.hpp)
+//                        the device from the user's CSR row (sampling.hpp)
 //   make_pairs           2B pairs, interleaved: 2t = (u, pos), 2t+1 = (u, neg)
 //   outer_product_fwd    the pairs' E x E maps written straight into the first conv's input
 //   ConvLayerPlans       conv + bias + ReLU per layer through cuDNN's graph API (cudnn_conv.hpp)

@@ -6,7 +6,10 @@
 // in, on both sides.
 // Lazy Adam differs from PyTorch's dense Adam: rows absent from a batch keep their moments
 // instead of decaying them, and are not moved by their old momentum.
-// Kernels: kernels/optim.cu. Tests: tests/test_optim_gpu.cu (against Optimizer<float>).
+// Kernels: kernels/optim.cu. CPU twin: Optimizer<float> (optim.hpp, host/engine/optim.cpp), which
+// runs the same per-element functions; the launchers' argument checks: kernels/optim_cpu.cpp.
+// Tests: tests/test_optim.cpp (the CPU optimizer), tests/test_optim_gpu.cu (against
+// Optimizer<float>).
 #pragma once
 #include <cstdint>
 
@@ -34,5 +37,15 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step,
                     int64_t max_rows, int row_size,
                     float* __restrict__ p, const float* __restrict__ g, float* __restrict__ s0,
                     float* __restrict__ s1, cudaStream_t stream);
+
+// The launchers' argument checks, shared by each launcher and the emulated one: step >= 1, the
+// state the learner needs (s0 for Adagrad and Adam, s1 for Adam) not null, n >= 0 (dense) or
+// max_rows >= 0 and row_size >= 1 (rows), and the other arrays not null when there is work.
+// Throw Error(kExitSoftware) naming the launcher.
+void check_optim_dense_args(const OptimizerSpec& spec, int64_t step, int64_t n, const float* p,
+                            const float* g, const float* s0, const float* s1);
+void check_optim_rows_args(const OptimizerSpec& spec, int64_t step, const int32_t* rows,
+                           const int32_t* n_rows, int64_t max_rows, int row_size, const float* p,
+                           const float* g, const float* s0, const float* s1);
 
 }  // namespace convncf

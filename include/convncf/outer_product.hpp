@@ -1,6 +1,8 @@
-// outer_product.hpp: the interaction map M = p_u (x) q_i that feeds the first convolution.
-//   out[b][0][a][c] = P[user[b]][a] * Q[item[b]][c]        out: (B, 1, E, E), NCHW
-// The index math below is shared by the CPU twin (host/outer_product_cpu.cpp) and the kernels
+// outer_product.hpp: the interaction map M = p_u (x) q_i that feeds the first convolution, and its
+// backward.
+//   outer_product_fwd  out[b][0][a][c] = P[user[b]][a] * Q[item[b]][c]   out: (B, 1, E, E), NCHW
+//   outer_product_bwd  per pair, from its gradient map G = dL/dM (E x E): dp = G q, dq = G^T p
+// The index math below is shared by the CPU twins (kernels/outer_product_cpu.cpp) and the kernels
 // (kernels/outer_product.cu), so the CPU test exercises the same arithmetic the GPU runs.
 // Tests: tests/test_outer_product.cpp (CPU, always) and tests/test_outer_product_gpu.cu (GPU).
 #pragma once
@@ -73,5 +75,35 @@ void check_outer_product_fwd_args(int64_t B, int E, const int32_t* user, const i
 
 // Largest E the launcher accepts (variant 2 stages 2*E floats in shared memory).
 inline constexpr int kOuterProductMaxE = 4096;
+
+// ---- Backward ----
+
+// Largest E outer_product_bwd accepts (its kernel keeps E running sums in shared memory).
+inline constexpr int kPairBwdMaxE = 4096;
+
+// dp[b] = G[b] q, dq[b] = G[b]^T p for the rows p = P[pair_user[b]], q = Q[pair_item[b]]. Device
+// pointers, asynchronous on `stream`; n_pairs == 0 launches nothing.
+void outer_product_bwd(int64_t n_pairs, int E,
+                       const int32_t* __restrict__ pair_user,  // (n_pairs,)
+                       const int32_t* __restrict__ pair_item,  // (n_pairs,)
+                       const float* __restrict__ P,            // (n_users, E)
+                       const float* __restrict__ Q,            // (n_items, E)
+                       const float* __restrict__ G,            // (n_pairs, 1, E, E)
+                       float* __restrict__ dp,                 // (n_pairs, E) overwritten
+                       float* __restrict__ dq,                 // (n_pairs, E) overwritten
+                       cudaStream_t stream);
+
+// CPU twin: same arguments, host pointers.
+void outer_product_bwd_cpu(int64_t n_pairs, int E, const int32_t* pair_user,
+                           const int32_t* pair_item, const float* P, const float* Q,
+                           const float* G, float* dp, float* dq);
+
+// outer_product_bwd's argument checks (n_pairs >= 0, 1 <= E <= kPairBwdMaxE, no null pointer when
+// n_pairs > 0), shared by the launcher, its twin (who = "outer_product_bwd_cpu") and the emulated
+// launcher; throws Error(kExitSoftware) naming `who`.
+void check_outer_product_bwd_args(int64_t n_pairs, int E, const int32_t* pair_user,
+                                  const int32_t* pair_item, const float* P, const float* Q,
+                                  const float* G, const float* dp, const float* dq,
+                                  const char* who = "outer_product_bwd");
 
 }  // namespace convncf

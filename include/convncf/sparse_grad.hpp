@@ -8,7 +8,8 @@
 //                  bits); ids listed by a keys-only sort and unique
 // CUB temporary storage is sized once, in the constructor, for max_entries (CUB's two-phase
 // calls). CPU twin: combine_rows_cpu (entry order, like the CPU engine).
-// Kernels: kernels/sparse_grad.cu. Tests: tests/test_sparse_grad.cpp, tests/test_sparse_grad_gpu.cu.
+// Kernels: kernels/sparse_grad.cu. CPU twin and argument checks: kernels/sparse_grad_cpu.cpp.
+// Tests: tests/test_sparse_grad.cpp, tests/test_sparse_grad_gpu.cu.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -51,5 +52,13 @@ class RowGradCombiner {
 // CPU twin: table[ids[j]] += rows[j] in entry order; returns the distinct ids ascending.
 std::vector<int32_t> combine_rows_cpu(int64_t n, int E, const int32_t* ids, const float* rows,
                                       float* table);
+
+// The argument checks of the constructor (0 <= max_entries <= INT_MAX, E >= 1) and of combine()
+// (0 <= n <= max_entries, n_unique not null, the other arrays not null when n > 0), shared by
+// the real class and the emulated one; they throw Error(kExitSoftware).
+void check_row_grad_combiner_args(int64_t max_entries, int E);
+void check_row_grad_combine_args(int64_t n, int64_t max_entries, const int32_t* ids,
+                                 const float* rows, const float* table, const int32_t* unique_ids,
+                                 const int32_t* n_unique);
 
 }  // namespace convncf

@@ -1,6 +1,6 @@
 // fake_cudnn_conv.cpp: CudnnContext and ConvLayerPlans (cudnn_conv.hpp) on the emulated device:
-// forward and backward are the layer's CPU definition, conv_fwd_cpu / conv_bwd_cpu (conv_aux.hpp),
-// behind the real class's checks (shape, null and misaligned pointers, the handle's stream) and
+// forward and backward are the layer's CPU definition, conv_fwd_cpu / conv_bwd_cpu
+// (conv_bias_relu.hpp), behind the real class's checks (shape, null and misaligned pointers, the handle's stream) and
 // extent checks of every tensor against its device allocation. No workspace is needed
 // (workspace_bytes() is 0); describe() says "emulated". The handle is a small struct of ours that
 // remembers the stream, as cudnnSetStream does.
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/errors.hpp"
 #include "emulated_device.hpp"

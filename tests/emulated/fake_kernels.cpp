@@ -1,34 +1,37 @@
-// fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pair_kernels,
-// conv_aux, sparse_grad, optim_gpu, sampling_gpu, engine_glue, eval_gpu's ranking kernels,
-// fused_tower) on the
-// emulated device. Each one runs
-//   1. the argument checks of its real launcher in kernels/*.cu (copied, or the detail:: helpers
-//      the launcher shares with its twin), so a bad call from the engine throws here too;
+// fake_kernels.cpp: every kernel launcher of include/convncf (outer_product, pairs, head, bpr,
+// regularization, conv_bias_relu, sparse_grad, optim_gpu, sampling, reduce, rank, fused_tower) on
+// the emulated device. Each one runs
+//   1. its real launcher's argument checks, the check_*_args function that the launcher in
+//      kernels/<op>.cu calls too (defined next to the twin in kernels/<op>_cpu.cpp; none is
+//      copied here), so a bad call from the engine throws here exactly when it throws there;
 //   2. extent checks (emulated_device.hpp): every pointer must be device memory with room for
 //      the elements the kernel touches, computed from the sizes it is given (rows of an embedding
 //      table from the largest row id it reads);
 //   3. the CPU twin with the same arguments (device pointers are host memory here).
-// Where no twin exists (optimizers, gather_batch_gpu, the reductions) the kernel's own per-element
-// functions (optim.hpp, rng.hpp, dataset.hpp) run in a loop, and the deterministic reductions
-// replay the kernels' fixed grid and summation tree, so the emulated sums have the GPU's bits.
+// Where no twin exists (optimizers, gather_batch_gpu, the reductions, norm_grad_gpu) the kernel's
+// own per-element functions (optim.hpp, rng.hpp, dataset.hpp) run in a loop, and the
+// deterministic reductions replay the kernels' fixed grid and summation tree (reduce.hpp's
+// kReduceBlocks, kReduceThreads), so the emulated sums have the GPU's bits.
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/bpr.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/dataset.hpp"
-#include "convncf/engine_glue.hpp"
 #include "convncf/errors.hpp"
-#include "convncf/eval_gpu.hpp"
 #include "convncf/fused_tower.hpp"
+#include "convncf/head.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
-#include "convncf/pair_kernels.hpp"
+#include "convncf/pairs.hpp"
+#include "convncf/rank.hpp"
+#include "convncf/reduce.hpp"
+#include "convncf/regularization.hpp"
 #include "convncf/rng.hpp"
-#include "convncf/sampling_gpu.hpp"
+#include "convncf/sampling.hpp"
 #include "convncf/sparse_grad.hpp"
 #include "emulated_device.hpp"
 
@@ -38,10 +41,6 @@ namespace {
 using emul::check_elems;
 using emul::check_table_rows;
 
-constexpr int kMaxE = 1 << 20;       // kernels/pair_kernels.cu: the row kernels take any E
-constexpr int kReduceBlocks = 1024;  // kernels/sampling.cu's fixed reduction grid
-constexpr int kReduceThreads = 256;
-
 // Both sides of a pair array: the user rows of P, the item rows of Q.
 void check_pairs(const char* who, int64_t n, int E, const int32_t* user, const int32_t* item,
                  const float* P, const float* Q) {
@@ -49,9 +48,17 @@ void check_pairs(const char* who, int64_t n, int E, const int32_t* user, const i
   check_table_rows(Q, E, item, n, who, "Q");
 }
 
+// The (user, pos, neg) triples' rows: P by user, Q by pos and by neg.
+void check_triples(const char* who, int64_t n_valid, int E, const int32_t* user, const int32_t* pos,
+                   const int32_t* neg, const float* P, const float* Q) {
+  check_table_rows(P, E, user, n_valid, who, "P");
+  check_table_rows(Q, E, pos, n_valid, who, "Q (positives)");
+  check_table_rows(Q, E, neg, n_valid, who, "Q (negatives)");
+}
+
 }  // namespace
 
-// ---- outer_product.hpp ----------------------------------------------------------------------
+// ---- outer_product.hpp --------------------------------------------------------------------------
 void outer_product_fwd(int64_t B, int E, const int32_t* __restrict__ user,
                        const int32_t* __restrict__ item, const float* __restrict__ P,
                        const float* __restrict__ Q, float* __restrict__ out, cudaStream_t stream,
@@ -64,17 +71,30 @@ void outer_product_fwd(int64_t B, int E, const int32_t* __restrict__ user,
   outer_product_fwd_cpu<float>(B, E, user, item, P, Q, out);
 }
 
-// ---- pair_kernels.hpp -------------------------------------------------------------------------
+void outer_product_bwd(int64_t n_pairs, int E, const int32_t* __restrict__ pair_user,
+                       const int32_t* __restrict__ pair_item, const float* __restrict__ P,
+                       const float* __restrict__ Q, const float* __restrict__ G,
+                       float* __restrict__ dp, float* __restrict__ dq, cudaStream_t stream) {
+  const char* who = "outer_product_bwd";
+  emul::check_stream(stream, who);
+  check_outer_product_bwd_args(n_pairs, E, pair_user, pair_item, P, Q, G, dp, dq);
+  if (n_pairs == 0) return;
+  check_pairs(who, n_pairs, E, pair_user, pair_item, P, Q);
+  check_elems(G, n_pairs * E * E, who, "G");
+  check_elems(dp, n_pairs * E, who, "dp");
+  check_elems(dq, n_pairs * E, who, "dq");
+  outer_product_bwd_cpu(n_pairs, E, pair_user, pair_item, P, Q, G, dp, dq);
+}
+
+// ---- pairs.hpp ----------------------------------------------------------------------------------
 void make_pairs(int64_t B_cap, int64_t n_valid, const int32_t* __restrict__ user,
                 const int32_t* __restrict__ pos, const int32_t* __restrict__ neg,
                 int32_t* __restrict__ pair_user, int32_t* __restrict__ pair_item,
                 cudaStream_t stream) {
   const char* who = "make_pairs";
   emul::check_stream(stream, who);
-  detail::check_batch(who, B_cap, n_valid);
+  check_make_pairs_args(B_cap, n_valid, user, pos, neg, pair_user, pair_item);
   if (B_cap == 0) return;
-  detail::check_pointers(who, {pair_user, pair_item});
-  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg});
   check_elems(user, n_valid, who, "user");
   check_elems(pos, n_valid, who, "pos");
   check_elems(neg, n_valid, who, "neg");
@@ -83,14 +103,48 @@ void make_pairs(int64_t B_cap, int64_t n_valid, const int32_t* __restrict__ user
   make_pairs_cpu(B_cap, n_valid, user, pos, neg, pair_user, pair_item);
 }
 
+void gather_row_grads(int64_t B_cap, int64_t n_valid, int E, const float* __restrict__ dp,
+                      const float* __restrict__ dq, float* __restrict__ rows, cudaStream_t stream) {
+  const char* who = "gather_row_grads";
+  emul::check_stream(stream, who);
+  check_gather_row_grads_args(B_cap, n_valid, E, dp, dq, rows);
+  if (B_cap == 0) return;
+  check_elems(dp, 2 * n_valid * E, who, "dp");
+  check_elems(dq, 2 * n_valid * E, who, "dq");
+  check_elems(rows, 3 * B_cap * E, who, "rows");
+  gather_row_grads_cpu(B_cap, n_valid, E, dp, dq, rows);
+}
+
+void interleave_rows(int64_t B_cap, int E, const float* __restrict__ rows, float* __restrict__ out,
+                     cudaStream_t stream) {
+  emul::check_stream(stream, "interleave_rows");
+  check_interleave_rows_args(B_cap, E, rows, out);
+  if (B_cap == 0) return;
+  check_elems(rows, 3 * B_cap * E, "interleave_rows", "rows");
+  check_elems(out, 2 * B_cap * E, "interleave_rows", "out");
+  interleave_rows_cpu(B_cap, E, rows, out);
+}
+
+void range_pairs(int64_t nu, const int32_t* __restrict__ users, int32_t item_lo, int32_t n,
+                 int64_t cap, int32_t* __restrict__ pair_user, int32_t* __restrict__ pair_item,
+                 cudaStream_t stream) {
+  emul::check_stream(stream, "range_pairs");
+  check_range_pairs_args(nu, users, item_lo, n, cap, pair_user, pair_item);
+  if (cap == 0) return;
+  if (nu * n > 0) check_elems(users, nu, "range_pairs", "users");
+  check_elems(pair_user, cap, "range_pairs", "pair_user");
+  check_elems(pair_item, cap, "range_pairs", "pair_item");
+  range_pairs_cpu(nu, users, item_lo, n, cap, pair_user, pair_item);
+}
+
+// ---- head.hpp -----------------------------------------------------------------------------------
 void head_fwd(int64_t n_pairs, int C, int HW, const float* __restrict__ Y,
               const float* __restrict__ w_out, const float* __restrict__ b_out, DropoutArgs drop,
               float* __restrict__ h, float* __restrict__ score, cudaStream_t stream) {
   const char* who = "head_fwd";
   emul::check_stream(stream, who);
-  detail::check_head(who, n_pairs, C, HW, drop);
+  check_head_fwd_args(n_pairs, C, HW, Y, w_out, b_out, drop, h, score);
   if (n_pairs == 0) return;
-  detail::check_pointers(who, {Y, w_out, b_out, h, score});
   check_elems(Y, n_pairs * C * HW, who, "Y");
   check_elems(w_out, C, who, "w_out");
   check_elems(b_out, 1, who, "b_out");
@@ -99,30 +153,14 @@ void head_fwd(int64_t n_pairs, int C, int HW, const float* __restrict__ Y,
   head_fwd_cpu(n_pairs, C, HW, Y, w_out, b_out, drop, h, score);
 }
 
-void bpr_loss_grad(int64_t B_cap, int64_t n_valid, const float* __restrict__ score,
-                   double* __restrict__ loss, float* __restrict__ dscore, cudaStream_t stream) {
-  const char* who = "bpr_loss_grad";
-  emul::check_stream(stream, who);
-  detail::check_batch(who, B_cap, n_valid);
-  if (B_cap == 0) return;
-  detail::check_pointers(who, {loss, dscore});
-  if (n_valid > 0) detail::check_pointers(who, {score});
-  check_elems(score, 2 * n_valid, who, "score");
-  check_elems(loss, B_cap, who, "loss");
-  check_elems(dscore, 2 * B_cap, who, "dscore");
-  bpr_loss_grad_cpu(B_cap, n_valid, score, loss, dscore);
-}
-
 void head_bwd(int64_t n_pairs, int C, int HW, const float* __restrict__ dscore,
               const float* __restrict__ w_out, const float* __restrict__ h, DropoutArgs drop,
               float* __restrict__ dY, float* __restrict__ dw_out, float* __restrict__ db_out,
               cudaStream_t stream) {
   const char* who = "head_bwd";
   emul::check_stream(stream, who);
-  detail::check_head(who, n_pairs, C, HW, drop);
-  detail::check_pointers(who, {dw_out, db_out});
+  check_head_bwd_args(n_pairs, C, HW, dscore, w_out, h, drop, dY, dw_out, db_out);
   if (n_pairs > 0) {
-    detail::check_pointers(who, {dscore, w_out, h, dY});
     check_elems(dscore, n_pairs, who, "dscore");
     check_elems(w_out, C, who, "w_out");
     check_elems(h, n_pairs * C, who, "h");
@@ -133,48 +171,18 @@ void head_bwd(int64_t n_pairs, int C, int HW, const float* __restrict__ dscore,
   head_bwd_cpu(n_pairs, C, HW, dscore, w_out, h, drop, dY, dw_out, db_out);
 }
 
-void outer_product_bwd(int64_t n_pairs, int E, const int32_t* __restrict__ pair_user,
-                       const int32_t* __restrict__ pair_item, const float* __restrict__ P,
-                       const float* __restrict__ Q, const float* __restrict__ G,
-                       float* __restrict__ dp, float* __restrict__ dq, cudaStream_t stream) {
-  const char* who = "outer_product_bwd";
+// ---- bpr.hpp ------------------------------------------------------------------------------------
+void bpr_loss_grad(int64_t B_cap, int64_t n_valid, const float* __restrict__ score,
+                   double* __restrict__ loss, float* __restrict__ dscore, cudaStream_t stream) {
+  const char* who = "bpr_loss_grad";
   emul::check_stream(stream, who);
-  if (n_pairs < 0)
-    throw_internal("outer_product_bwd: n_pairs = " + std::to_string(n_pairs) + " < 0");
-  detail::check_E(who, E, kPairBwdMaxE);
-  if (n_pairs == 0) return;
-  detail::check_pointers(who, {pair_user, pair_item, P, Q, G, dp, dq});
-  check_pairs(who, n_pairs, E, pair_user, pair_item, P, Q);
-  check_elems(G, n_pairs * E * E, who, "G");
-  check_elems(dp, n_pairs * E, who, "dp");
-  check_elems(dq, n_pairs * E, who, "dq");
-  outer_product_bwd_cpu(n_pairs, E, pair_user, pair_item, P, Q, G, dp, dq);
-}
-
-void gather_row_grads(int64_t B_cap, int64_t n_valid, int E, const float* __restrict__ dp,
-                      const float* __restrict__ dq, float* __restrict__ rows, cudaStream_t stream) {
-  const char* who = "gather_row_grads";
-  emul::check_stream(stream, who);
-  detail::check_batch(who, B_cap, n_valid);
-  detail::check_E(who, E, kMaxE);
+  check_bpr_loss_grad_args(B_cap, n_valid, score, loss, dscore);
   if (B_cap == 0) return;
-  detail::check_pointers(who, {rows});
-  if (n_valid > 0) detail::check_pointers(who, {dp, dq});
-  check_elems(dp, 2 * n_valid * E, who, "dp");
-  check_elems(dq, 2 * n_valid * E, who, "dq");
-  check_elems(rows, 3 * B_cap * E, who, "rows");
-  gather_row_grads_cpu(B_cap, n_valid, E, dp, dq, rows);
+  check_elems(score, 2 * n_valid, who, "score");
+  check_elems(loss, B_cap, who, "loss");
+  check_elems(dscore, 2 * B_cap, who, "dscore");
+  bpr_loss_grad_cpu(B_cap, n_valid, score, loss, dscore);
 }
-
-namespace {
-// The (user, pos, neg) triples' rows: P by user, Q by pos and by neg.
-void check_triples(const char* who, int64_t n_valid, int E, const int32_t* user, const int32_t* pos,
-                   const int32_t* neg, const float* P, const float* Q) {
-  check_table_rows(P, E, user, n_valid, who, "P");
-  check_table_rows(Q, E, pos, n_valid, who, "Q (positives)");
-  check_table_rows(Q, E, neg, n_valid, who, "Q (negatives)");
-}
-}  // namespace
 
 void mf_bpr_fwd_bwd(int64_t B_cap, int64_t n_valid, int E, const int32_t* __restrict__ user,
                     const int32_t* __restrict__ pos, const int32_t* __restrict__ neg,
@@ -182,34 +190,12 @@ void mf_bpr_fwd_bwd(int64_t B_cap, int64_t n_valid, int E, const int32_t* __rest
                     double* __restrict__ loss, float* __restrict__ rows, cudaStream_t stream) {
   const char* who = "mf_bpr_fwd_bwd";
   emul::check_stream(stream, who);
-  detail::check_batch(who, B_cap, n_valid);
-  detail::check_E(who, E, kMaxE);
+  check_mf_bpr_fwd_bwd_args(B_cap, n_valid, E, user, pos, neg, P, Q, loss, rows);
   if (B_cap == 0) return;
-  detail::check_pointers(who, {loss, rows});
-  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg, P, Q});
   check_triples(who, n_valid, E, user, pos, neg, P, Q);
   check_elems(loss, B_cap, who, "loss");
   check_elems(rows, 3 * B_cap * E, who, "rows");
   mf_bpr_fwd_bwd_cpu(B_cap, n_valid, E, user, pos, neg, P, Q, loss, rows);
-}
-
-void rows_squared_reg(int64_t B_cap, int64_t n_valid, int E, double l,
-                      const int32_t* __restrict__ user, const int32_t* __restrict__ pos,
-                      const int32_t* __restrict__ neg, const float* __restrict__ P,
-                      const float* __restrict__ Q, float* __restrict__ rows,
-                      double* __restrict__ reg, cudaStream_t stream) {
-  const char* who = "rows_squared_reg";
-  emul::check_stream(stream, who);
-  detail::check_batch(who, B_cap, n_valid);
-  detail::check_E(who, E, kMaxE);
-  detail::check_reg_coef(who, l);
-  if (B_cap == 0) return;
-  detail::check_pointers(who, {rows, reg});
-  if (n_valid > 0) detail::check_pointers(who, {user, pos, neg, P, Q});
-  check_triples(who, n_valid, E, user, pos, neg, P, Q);
-  check_elems(rows, 3 * B_cap * E, who, "rows");
-  check_elems(reg, B_cap, who, "reg");
-  rows_squared_reg_cpu(B_cap, n_valid, E, l, user, pos, neg, P, Q, rows, reg);
 }
 
 void mf_score_pairs(int64_t n, int E, const int32_t* __restrict__ user,
@@ -217,32 +203,61 @@ void mf_score_pairs(int64_t n, int E, const int32_t* __restrict__ user,
                     const float* __restrict__ Q, float* __restrict__ score, cudaStream_t stream) {
   const char* who = "mf_score_pairs";
   emul::check_stream(stream, who);
-  if (n < 0) throw_internal("mf_score_pairs: n = " + std::to_string(n) + " < 0");
-  detail::check_E(who, E, kMaxE);
+  check_mf_score_pairs_args(n, E, user, item, P, Q, score);
   if (n == 0) return;
-  detail::check_pointers(who, {user, item, P, Q, score});
   check_pairs(who, n, E, user, item, P, Q);
   check_elems(score, n, who, "score");
   mf_score_pairs_cpu(n, E, user, item, P, Q, score);
 }
 
-// ---- conv_aux.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------------
-namespace {
-void check_map(const char* what, int64_t n, int C, int64_t HW) {
-  if (n < 0 || C < 1 || HW < 0)
-    throw_internal(std::string(what) + ": bad sizes n=" + std::to_string(n) +
-                   " C=" + std::to_string(C) + " HW=" + std::to_string(HW) +
-                   " (expected n >= 0, C >= 1, HW >= 0)");
+// ---- regularization.hpp -------------------------------------------------------------------------
+void rows_squared_reg(int64_t B_cap, int64_t n_valid, int E, double l,
+                      const int32_t* __restrict__ user, const int32_t* __restrict__ pos,
+                      const int32_t* __restrict__ neg, const float* __restrict__ P,
+                      const float* __restrict__ Q, float* __restrict__ rows,
+                      double* __restrict__ reg, cudaStream_t stream) {
+  const char* who = "rows_squared_reg";
+  emul::check_stream(stream, who);
+  check_rows_squared_reg_args(B_cap, n_valid, E, l, user, pos, neg, P, Q, rows, reg);
+  if (B_cap == 0) return;
+  check_triples(who, n_valid, E, user, pos, neg, P, Q);
+  check_elems(rows, 3 * B_cap * E, who, "rows");
+  check_elems(reg, B_cap, who, "reg");
+  rows_squared_reg_cpu(B_cap, n_valid, E, l, user, pos, neg, P, Q, rows, reg);
 }
-}  // namespace
 
+void scale_add(int64_t n, float a, const float* __restrict__ x, float* __restrict__ y,
+               cudaStream_t stream) {
+  emul::check_stream(stream, "scale_add");
+  check_scale_add_args(n, x, y);
+  if (n == 0) return;
+  check_elems(x, n, "scale_add", "x");
+  check_elems(y, n, "scale_add", "y");
+  scale_add_cpu(n, a, x, y);
+}
+
+void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
+                   const float* __restrict__ x, float* __restrict__ y, cudaStream_t stream) {
+  const char* who = "norm_grad_gpu";
+  emul::check_stream(stream, who);
+  check_norm_grad_args(n, sumsq, x, y);
+  if (n == 0) return;
+  check_elems(sumsq, 1, who, "sumsq");
+  check_elems(x, n, who, "x");
+  check_elems(y, n, who, "y");
+  const double s = *sumsq;
+  if (!(s > 0)) return;
+  const double c = coef / std::sqrt(s);
+  for (int64_t i = 0; i < n; ++i) y[i] += static_cast<float>(c * double(x[i]));
+}
+
+// ---- conv_bias_relu.hpp (the real ConvLayerPlans calls these; the emulated one does not) -------
 void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const float* __restrict__ b,
                    cudaStream_t stream) {
   emul::check_stream(stream, "bias_relu_fwd");
-  check_map("bias_relu_fwd", n, C, HW);
+  check_bias_relu_fwd_args(n, C, HW, Y, b);
   const int64_t count = n * C * HW;
   if (count == 0) return;
-  if (!Y || !b) throw_internal("bias_relu_fwd: null pointer argument");
   check_elems(Y, count, "bias_relu_fwd", "Y");
   check_elems(b, C, "bias_relu_fwd", "b");
   bias_relu_fwd_cpu(n, C, HW, Y, b);
@@ -251,9 +266,8 @@ void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const fl
 void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY,
               cudaStream_t stream) {
   emul::check_stream(stream, "relu_bwd");
-  if (count < 0) throw_internal("relu_bwd: negative count " + std::to_string(count));
+  check_relu_bwd_args(count, Y, dY);
   if (count == 0) return;
-  if (!Y || !dY) throw_internal("relu_bwd: null pointer argument");
   check_elems(Y, count, "relu_bwd", "Y");
   check_elems(dY, count, "relu_bwd", "dY");
   relu_bwd_cpu(count, Y, dY);
@@ -262,14 +276,12 @@ void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY
 void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float* __restrict__ db,
                cudaStream_t stream) {
   emul::check_stream(stream, "bias_grad");
-  check_map("bias_grad", n, C, HW);
-  if (!db) throw_internal("bias_grad: null pointer argument db");
+  check_bias_grad_args(n, C, HW, dZ, db);
   check_elems(db, C, "bias_grad", "db");
   if (n * HW == 0) {
     std::fill(db, db + C, 0.0f);
     return;
   }
-  if (!dZ) throw_internal("bias_grad: null pointer argument dZ");
   check_elems(dZ, n * C * HW, "bias_grad", "dZ");
   bias_grad_cpu(n, C, HW, dZ, db);
 }
@@ -278,27 +290,19 @@ void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float
 // The members (CUB's storage) stay empty: combine() runs the twin.
 RowGradCombiner::RowGradCombiner(int64_t max_entries, int E, bool deterministic)
     : m_max(max_entries), m_E(E), m_deterministic(deterministic) {
-  if (max_entries < 0 || max_entries > INT_MAX || E < 1)
-    throw_internal("RowGradCombiner: bad sizes max_entries=" + std::to_string(max_entries) +
-                   " E=" + std::to_string(E) +
-                   " (expected 0 <= max_entries <= " + std::to_string(INT_MAX) + ", E >= 1)");
+  check_row_grad_combiner_args(max_entries, E);
 }
 
 void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, float* table,
                               int32_t* unique_ids, int32_t* n_unique, cudaStream_t stream) {
   const char* who = "RowGradCombiner::combine";
   emul::check_stream(stream, who);
-  if (n < 0 || n > m_max)
-    throw_internal("RowGradCombiner::combine: n=" + std::to_string(n) + " outside [0, " +
-                   std::to_string(m_max) + "] (max_entries of the constructor)");
-  if (!n_unique) throw_internal("RowGradCombiner::combine: null n_unique");
+  check_row_grad_combine_args(n, m_max, ids, rows, table, unique_ids, n_unique);
   check_elems(n_unique, 1, who, "n_unique");
   if (n == 0) {
     *n_unique = 0;
     return;
   }
-  if (!ids || !rows || !table || !unique_ids)
-    throw_internal("RowGradCombiner::combine: null pointer argument");
   check_table_rows(table, m_E, ids, n, who, "table");
   check_elems(rows, n * m_E, who, "rows");
   check_elems(unique_ids, n, who, "unique_ids");
@@ -309,17 +313,6 @@ void RowGradCombiner::combine(int64_t n, const int32_t* ids, const float* rows, 
 
 // ---- optim_gpu.hpp ------------------------------------------------------------------------------
 namespace {
-
-// kernels/optim.cu's step_args checks; returns the step's bias corrections.
-AdamCorrections step_checks(const char* who, const OptimizerSpec& spec, int64_t step,
-                            const float* s0, const float* s1) {
-  if (step < 1) throw_internal(std::string(who) + ": step " + std::to_string(step) + " < 1");
-  if (spec.learner != Learner::SGD && !s0)
-    throw_internal(std::string(who) + ": Adagrad and Adam need state s0");
-  if (spec.learner == Learner::Adam && !s1)
-    throw_internal(std::string(who) + ": Adam needs state s1");
-  return adam_corrections(spec, step);
-}
 
 // One element, as optim.cu's update_element (and Optimizer<float>::step).
 void update_element(const OptimizerSpec& s, const AdamCorrections& c, int64_t i, float* p,
@@ -345,10 +338,9 @@ void optim_dense_gpu(const OptimizerSpec& spec, int64_t step, int64_t n, float* 
                      cudaStream_t stream) {
   const char* who = "optim_dense_gpu";
   emul::check_stream(stream, who);
-  if (n < 0) throw_internal("optim_dense_gpu: n = " + std::to_string(n) + " < 0");
-  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  check_optim_dense_args(spec, step, n, p, g, s0, s1);
+  const AdamCorrections c = adam_corrections(spec, step);
   if (n == 0) return;
-  if (!p || !g) throw_internal("optim_dense_gpu: null p or g");
   check_elems(p, n, who, "p");
   check_elems(g, n, who, "g");
   if (spec.learner != Learner::SGD) check_elems(s0, n, who, "s0");
@@ -362,12 +354,9 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __re
                     float* __restrict__ s1, cudaStream_t stream) {
   const char* who = "optim_rows_gpu";
   emul::check_stream(stream, who);
-  if (max_rows < 0 || row_size < 1)
-    throw_internal("optim_rows_gpu: bad sizes max_rows=" + std::to_string(max_rows) + " row_size=" +
-                   std::to_string(row_size) + " (expected max_rows >= 0, row_size >= 1)");
-  const AdamCorrections c = step_checks(who, spec, step, s0, s1);
+  check_optim_rows_args(spec, step, rows, n_rows, max_rows, row_size, p, g, s0, s1);
+  const AdamCorrections c = adam_corrections(spec, step);
   if (max_rows == 0) return;
-  if (!rows || !n_rows || !p || !g) throw_internal("optim_rows_gpu: null pointer argument");
   check_elems(n_rows, 1, who, "n_rows");
   const int64_t nr = std::min<int64_t>(std::max<int64_t>(*n_rows, 0), max_rows);
   // The kernel updates each listed row from one thread per element, in parallel: a row listed
@@ -385,8 +374,7 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __re
       update_element(spec, c, int64_t(rows[r]) * row_size + col, p, g, s0, s1);
 }
 
-// ---- sampling_gpu.hpp
-// -----------------------------------------------------------------------------
+// ---- sampling.hpp -------------------------------------------------------------------------------
 void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t seed,
                       const int64_t* __restrict__ order, const int32_t* __restrict__ train_user,
                       const int32_t* __restrict__ train_item,
@@ -429,11 +417,10 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
   }
 }
 
-int64_t reduce_partials_size() { return kReduceBlocks; }
-
+// ---- reduce.hpp ---------------------------------------------------------------------------------
 namespace {
 
-// kernels/sampling.cu's deterministic_sum: thread g of the fixed grid sums the elements g,
+// kernels/reduce.cu's deterministic_sum: thread g of the fixed grid sums the elements g,
 // g + stride, ... in index order; each block's 256 sums go through the shared-memory tree into
 // partials[block]; one block sums the partials (i, i + 256, ... per thread) and the same tree.
 void tree(double* sh) {
@@ -445,14 +432,12 @@ template <typename T, typename F>
 void deterministic_sum(const char* who, int64_t n, const T* x, double* partials, double* out, F f,
                        cudaStream_t stream) {
   emul::check_stream(stream, who);
-  if (n < 0) throw_internal(std::string(who) + ": n = " + std::to_string(n) + " < 0");
-  if (!partials || !out) throw_internal(std::string(who) + ": null partials or out");
+  check_deterministic_sum_args(n, x, partials, out, who);
   check_elems(out, 1, who, "out");
   if (n == 0) {
     *out = 0.0;
     return;
   }
-  if (!x) throw_internal(std::string(who) + ": null x");
   check_elems(x, n, who, "x");
   check_elems(partials, kReduceBlocks, who, "partials");
   constexpr int64_t stride = int64_t(kReduceBlocks) * kReduceThreads;
@@ -492,9 +477,8 @@ void count_non_finite_gpu(int64_t n, const float* __restrict__ x, int32_t* __res
                           cudaStream_t stream) {
   const char* who = "count_non_finite_gpu";
   emul::check_stream(stream, who);
-  if (n < 0) throw_internal("count_non_finite_gpu: n = " + std::to_string(n) + " < 0");
+  check_count_non_finite_args(n, x, out);
   if (n == 0) return;
-  if (!x || !out) throw_internal("count_non_finite_gpu: null pointer argument");
   check_elems(x, n, who, "x");
   check_elems(out, 1, who, "out");
   int32_t count = 0;
@@ -502,61 +486,7 @@ void count_non_finite_gpu(int64_t n, const float* __restrict__ x, int32_t* __res
   *out += count;
 }
 
-void norm_grad_gpu(int64_t n, double coef, const double* __restrict__ sumsq,
-                   const float* __restrict__ x, float* __restrict__ y, cudaStream_t stream) {
-  const char* who = "norm_grad_gpu";
-  emul::check_stream(stream, who);
-  if (n < 0) throw_internal("norm_grad_gpu: n = " + std::to_string(n) + " < 0");
-  if (n == 0) return;
-  if (!sumsq || !x || !y) throw_internal("norm_grad_gpu: null pointer argument");
-  check_elems(sumsq, 1, who, "sumsq");
-  check_elems(x, n, who, "x");
-  check_elems(y, n, who, "y");
-  const double s = *sumsq;
-  if (!(s > 0)) return;
-  const double c = coef / std::sqrt(s);
-  for (int64_t i = 0; i < n; ++i) y[i] += static_cast<float>(c * double(x[i]));
-}
-
-// ---- engine_glue.hpp
-// --------------------------------------------------------------------------------
-void interleave_rows(int64_t B_cap, int E, const float* __restrict__ rows, float* __restrict__ out,
-                     cudaStream_t stream) {
-  emul::check_stream(stream, "interleave_rows");
-  if (B_cap < 0 || E <= 0 || (B_cap > 0 && (!rows || !out)))
-    throw Error(kExitSoftware, "interleave_rows: bad arguments");
-  if (B_cap == 0) return;
-  check_elems(rows, 3 * B_cap * E, "interleave_rows", "rows");
-  check_elems(out, 2 * B_cap * E, "interleave_rows", "out");
-  interleave_rows_cpu(B_cap, E, rows, out);
-}
-
-void range_pairs(int64_t nu, const int32_t* __restrict__ users, int32_t item_lo, int32_t n,
-                 int64_t cap, int32_t* __restrict__ pair_user, int32_t* __restrict__ pair_item,
-                 cudaStream_t stream) {
-  emul::check_stream(stream, "range_pairs");
-  if (nu < 0 || n < 0 || item_lo < 0 || nu * n > cap || (cap > 0 && (!pair_user || !pair_item)) ||
-      (nu * n > 0 && !users))
-    throw Error(kExitSoftware, "range_pairs: bad arguments");
-  if (cap == 0) return;
-  if (nu * n > 0) check_elems(users, nu, "range_pairs", "users");
-  check_elems(pair_user, cap, "range_pairs", "pair_user");
-  check_elems(pair_item, cap, "range_pairs", "pair_item");
-  range_pairs_cpu(nu, users, item_lo, n, cap, pair_user, pair_item);
-}
-
-void scale_add(int64_t n, float a, const float* __restrict__ x, float* __restrict__ y,
-               cudaStream_t stream) {
-  emul::check_stream(stream, "scale_add");
-  if (n < 0 || (n > 0 && (!x || !y))) throw Error(kExitSoftware, "scale_add: bad arguments");
-  if (n == 0) return;
-  check_elems(x, n, "scale_add", "x");
-  check_elems(y, n, "scale_add", "y");
-  scale_add_cpu(n, a, x, y);
-}
-
-// ---- eval_gpu.hpp's ranking kernels
-// ---------------------------------------------------------------
+// ---- rank.hpp -----------------------------------------------------------------------------------
 void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* __restrict__ scores,
                        const int64_t* __restrict__ pos_offsets,
                        const int32_t* __restrict__ positives, const float* __restrict__ pos_score,
@@ -565,12 +495,8 @@ void count_beating_gpu(int64_t nu, int32_t item_lo, int32_t n, const float* __re
                        cudaStream_t stream) {
   const char* who = "count_beating_gpu";
   emul::check_stream(stream, who);
-  if (nu < 0 || n < 0)
-    throw_internal("count_beating_gpu: bad sizes nu=" + std::to_string(nu) +
-                   " n=" + std::to_string(n) + " (expected >= 0)");
+  check_count_beating_args(nu, n, scores, pos_offsets, excl_offsets);
   if (nu == 0 || n == 0) return;
-  if (!scores || !pos_offsets || !excl_offsets)
-    throw_internal("count_beating_gpu: null pointer argument");
   check_elems(scores, nu * n, who, "scores");
   check_elems(pos_offsets, nu + 1, who, "pos_offsets");
   check_elems(excl_offsets, nu + 1, who, "excl_offsets");
@@ -596,13 +522,8 @@ void top_k_merge_gpu(int64_t nu, int32_t item_lo, int32_t n, int32_t k,
                      cudaStream_t stream) {
   const char* who = "top_k_merge_gpu";
   emul::check_stream(stream, who);
-  if (nu < 0 || n < 0 || k < 1 || k > kTopKGpuMax)
-    throw_internal("top_k_merge_gpu: bad sizes nu=" + std::to_string(nu) +
-                   " n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                   " (expected nu, n >= 0, 1 <= k <= " + std::to_string(kTopKGpuMax) + ")");
+  check_top_k_merge_args(nu, n, k, scores, excl_offsets, list_item, list_score, list_count);
   if (nu == 0 || n == 0) return;
-  if (!scores || !excl_offsets || !list_item || !list_score || !list_count)
-    throw_internal("top_k_merge_gpu: null pointer argument");
   check_elems(scores, nu * n, who, "scores");
   check_elems(excl_offsets, nu + 1, who, "excl_offsets");
   const int64_t e_end = excl_offsets[nu];
@@ -658,9 +579,9 @@ void fused_tower_bwd(const FusedTower& t, int64_t n_pairs, int n_blocks, const i
                      DropoutArgs drop, const float* dscore, float* dp, float* dq, float* partial,
                      cudaStream_t stream, int variant) {
   emul::check_stream(stream, "fused_tower_bwd");
+  check_fused_tower_bwd_args("fused_tower_bwd", t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, dscore, dp,
+                             dq, partial);
   check_fused_variant("fused_tower_bwd", t, variant);
-  check_fused_args("fused_tower_bwd", t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
-  if (!partial) throw_internal("fused_tower_bwd: partial is null");
   check_elems(partial, int64_t(n_blocks) * t.n_params, "fused_tower_bwd", "partial");
   if (n_pairs > 0) {
     check_elems(pair_user, n_pairs, "fused_tower_bwd", "pair_user");

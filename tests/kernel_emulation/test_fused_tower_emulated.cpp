@@ -1,5 +1,5 @@
 // The fused tower's kernels (kernels/fused_tower.cu, emulated: see shim.hpp and wmma.hpp) against
-// their CPU twins (host/fused_tower_cpu.cpp), bit for bit: every launcher, every variant (3, the
+// their CPU twins (kernels/fused_tower_cpu.cpp), bit for bit: every launcher, every variant (3, the
 // tensor cores' WMMA tiles, in tf32 and bf16), every precision, dropout off and on, block counts
 // 1, 7, the engine's grid and more blocks than pairs, each configuration run with the threads of
 // every phase in one of ascending, descending and a seeded random order (rotated: every order

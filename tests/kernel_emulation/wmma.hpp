@@ -19,7 +19,7 @@
 //     lane mapping is a permutation drawn from emu::frag_seed per fragment type, so code that
 //     assumes a mapping reads the wrong elements (element-wise loops over x[i] stay correct);
 //   - mma_sync: D = A.B + C, each element of D summed as acc = C(i,j); acc += A(i,k) * B(k,j) for
-//     k in order, in float (the twins' order: host/fused_tower_cpu.cpp);
+//     k in order, in float (the twins' order: kernels/fused_tower_cpu.cpp);
 //   - shapes: m16n16k8 precision::tf32 and m16n16k16 __nv_bfloat16, row- and col-major, float
 //     accumulators; anything else does not compile (static_assert).
 // Not modeled: the memory visibility between lanes after store_matrix_sync without __syncwarp

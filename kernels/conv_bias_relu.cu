@@ -1,7 +1,9 @@
-// conv_aux.cu: the small kernels around a cuDNN convolution (host/cudnn_conv.cpp). All maps NCHW
-// fp32, (n, C, HW). CPU twins: host/conv_aux_cpu.cpp, sharing the per-element and index math of
-// conv_aux.hpp. Tests: tests/test_conv_aux_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad
-// within a few ulps of the twin and bit-identical across runs):
+// conv_bias_relu.cu: the small kernels around a cuDNN convolution (host/cuda/cudnn_conv.cpp): the
+// bias and ReLU after it, their backward. All maps NCHW fp32, (n, C, HW). CPU twins:
+// kernels/conv_bias_relu_cpu.cpp, sharing the per-element and index math of
+// include/convncf/conv_bias_relu.hpp. Tests: tests/test_conv_bias_relu.cpp (the twins) and
+// tests/test_conv_bias_relu_gpu.cu (bias_relu_fwd and relu_bwd bit-exact, bias_grad within a few
+// ulps of the twin and bit-identical across runs):
 //   build/convncf_tests --gtest_filter='BiasReluFwd.*:ReluBwd.*:BiasGrad.*'
 // Variants (one each so far, the plain ports of the twins):
 //   bias_relu_fwd_kernel1  one thread per element, grid-stride: Y = max(Z + b[c], 0) in place
@@ -16,12 +18,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 #include "convncf/common.hpp"
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cuda_check.hpp"
-#include "convncf/errors.hpp"
 
 namespace convncf {
 namespace {
@@ -77,13 +77,6 @@ CONVNCF_HOT_KERNEL void bias_grad_kernel1(int64_t n, int C, int64_t HW,
   }
 }
 
-void check_map(const char* what, int64_t n, int C, int64_t HW) {
-  if (n < 0 || C < 1 || HW < 0)
-    throw_internal(std::string(what) + ": bad sizes n=" + std::to_string(n) +
-                   " C=" + std::to_string(C) + " HW=" + std::to_string(HW) +
-                   " (expected n >= 0, C >= 1, HW >= 0)");
-}
-
 unsigned elementwise_grid(int64_t count) {
   return static_cast<unsigned>(
       std::min<int64_t>(ceil_div<int64_t>(count, kBlockElementwise), kMaxGridElementwise));
@@ -93,10 +86,9 @@ unsigned elementwise_grid(int64_t count) {
 
 void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const float* __restrict__ b,
                    cudaStream_t stream) {
-  check_map("bias_relu_fwd", n, C, HW);
+  check_bias_relu_fwd_args(n, C, HW, Y, b);
   const int64_t count = n * C * HW;
   if (count == 0) return;
-  if (!Y || !b) throw_internal("bias_relu_fwd: null pointer argument");
   bias_relu_fwd_kernel1<<<elementwise_grid(count), kBlockElementwise, 0, stream>>>(count, C, HW, Y,
                                                                                    b);
   CUDA_CHECK_LAUNCH();
@@ -104,22 +96,19 @@ void bias_relu_fwd(int64_t n, int C, int64_t HW, float* __restrict__ Y, const fl
 
 void relu_bwd(int64_t count, const float* __restrict__ Y, float* __restrict__ dY,
               cudaStream_t stream) {
-  if (count < 0) throw_internal("relu_bwd: negative count " + std::to_string(count));
+  check_relu_bwd_args(count, Y, dY);
   if (count == 0) return;
-  if (!Y || !dY) throw_internal("relu_bwd: null pointer argument");
   relu_bwd_kernel1<<<elementwise_grid(count), kBlockElementwise, 0, stream>>>(count, Y, dY);
   CUDA_CHECK_LAUNCH();
 }
 
 void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ, float* __restrict__ db,
                cudaStream_t stream) {
-  check_map("bias_grad", n, C, HW);
-  if (!db) throw_internal("bias_grad: null pointer argument db");
+  check_bias_grad_args(n, C, HW, dZ, db);
   if (n * HW == 0) {  // the sum over no elements
     CUDA_CHECK(cudaMemsetAsync(db, 0, static_cast<size_t>(C) * sizeof(float), stream));
     return;
   }
-  if (!dZ) throw_internal("bias_grad: null pointer argument dZ");
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(C, kMaxGridGrad));
   bias_grad_kernel1<<<grid, kBlockGrad, 0, stream>>>(n, C, HW, dZ, db);
   CUDA_CHECK_LAUNCH();

@@ -1,11 +1,12 @@
-// conv_aux.hpp: the small kernels around a cuDNN convolution, and the CPU twins of the whole
+// conv_bias_relu.hpp: the small kernels around a cuDNN convolution, and the CPU twins of the whole
 // layer. All maps NCHW fp32; HW = So * So spatial positions per channel.
 //   bias_relu_fwd   Y[p][c][s] = max(Z[p][c][s] + b[c], 0), in place (Z -> Y)
 //   relu_bwd        dY[i] = Y[i] > 0 ? dY[i] : 0, in place
 //   bias_grad       db[c] = sum over p and s of dZ[p][c][s], a fixed-order (deterministic) sum
 // CPU twins with the same argument order: *_cpu. conv_fwd_cpu / conv_bwd_cpu are the plain
 // definition of the layer (kernel = stride = k, no padding), the oracle of ConvLayerPlans.
-// Kernels: kernels/conv_aux.cu. Tests: tests/test_conv_aux.cpp (twins), tests/test_conv_aux_gpu.cu.
+// Kernels: kernels/conv_bias_relu.cu. CPU twins: kernels/conv_bias_relu_cpu.cpp. Tests:
+// tests/test_conv_bias_relu.cpp (twins), tests/test_conv_bias_relu_gpu.cu.
 // The per-element math and index math below (CONVNCF_HD) is shared by the kernels and the twins,
 // so bias_relu_fwd and relu_bwd give the same bits on both sides.
 #pragma once
@@ -58,6 +59,15 @@ void bias_grad(int64_t n, int C, int64_t HW, const float* __restrict__ dZ,  // (
 void bias_relu_fwd_cpu(int64_t n, int C, int64_t HW, float* Y, const float* b);
 void relu_bwd_cpu(int64_t count, const float* Y, float* dY);
 void bias_grad_cpu(int64_t n, int C, int64_t HW, const float* dZ, float* db);
+
+// The launchers' argument checks (as said above), shared by each launcher, its twin (who =
+// "<launcher>_cpu") and the emulated launcher; they throw Error(kExitSoftware) naming `who`.
+void check_bias_relu_fwd_args(int64_t n, int C, int64_t HW, const float* Y, const float* b,
+                              const char* who = "bias_relu_fwd");
+void check_relu_bwd_args(int64_t count, const float* Y, const float* dY,
+                         const char* who = "relu_bwd");
+void check_bias_grad_args(int64_t n, int C, int64_t HW, const float* dZ, const float* db,
+                          const char* who = "bias_grad");
 
 // Y = ReLU(conv(X, W) + b) from the definition, in double accumulation. S = in_size, So =
 // in_size / k (floor: a border that no k x k block covers is ignored, and gets dX = 0). Throws

@@ -1,5 +1,5 @@
-// test_conv_aux.cpp: the CPU twins of the conv-layer kernels and the conv-layer oracle
-// (host/conv_aux_cpu.cpp), checked against written-out definitions, hand-worked cases and
+// test_conv_bias_relu.cpp: the CPU twins of the conv-layer kernels and the conv-layer oracle
+// (kernels/conv_bias_relu_cpu.cpp), checked against written-out definitions, hand-worked cases and
 // double-precision finite differences. Always runs; no GPU needed.
 //   build/convncf_tests --gtest_filter='ConvAuxCpu.*:ConvFwdCpu.*:ConvBwdCpu.*'
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/rng.hpp"
 

@@ -1,9 +1,9 @@
-// test_conv_aux_gpu.cu: the conv-layer kernels (kernels/conv_aux.cu) against their CPU twins
-// (host/conv_aux_cpu.cpp). bias_relu_fwd and relu_bwd do one add/compare per element, so every
-// element must match bit for bit; bias_grad sums in double on both sides (in different orders), so
-// it must agree within a few float ulps, and two GPU runs must agree bit for bit. Outputs are
-// poisoned with NaN first. Skips with the reason when no CUDA device is usable; the launcher
-// argument checks run everywhere.
+// test_conv_bias_relu_gpu.cu: the conv-layer kernels (kernels/conv_bias_relu.cu) against their CPU
+// twins (kernels/conv_bias_relu_cpu.cpp). bias_relu_fwd and relu_bwd do one add/compare per
+// element, so every element must match bit for bit; bias_grad sums in double on both sides (in
+// different orders), so it must agree within a few float ulps, and two GPU runs must agree bit for
+// bit. Outputs are poisoned with NaN first. Skips with the reason when no CUDA device is usable;
+// the launcher argument checks run everywhere.
 //   build/convncf_tests --gtest_filter='BiasReluFwd.*:ReluBwd.*:BiasGrad.*:ConvAux*'
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cuda_check.hpp"
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"

@@ -160,6 +160,14 @@ void check_fused_variant(const char* fn, const FusedTower& t, int variant) {
                    precision_name(t.precision) + " with " + std::to_string(t.L) + " layers");
 }
 
+void check_fused_tower_bwd_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
+                                const int32_t* pair_user, const int32_t* pair_item, const float* P,
+                                const float* Q, const float* packed, const float* dscore,
+                                const float* dp, const float* dq, const float* partial) {
+  check_fused_args(fn, t, n_pairs, n_blocks, {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  if (!partial) throw_internal(std::string(fn) + ": partial is null");
+}
+
 void fused_pack_cpu(const FusedTower& t, const float* net, float* packed) {
   check_fused_args("fused_pack_cpu", t, 1, 1, {net, packed});
   for (int64_t i = 0; i < t.packed_size(); ++i) packed[i] = fused_pack_value(t, net, i);
@@ -405,10 +413,9 @@ void fused_tower_bwd_cpu(const FusedTower& t, int64_t n_pairs, int n_blocks,
                          const int32_t* pair_user, const int32_t* pair_item, const float* P,
                          const float* Q, const float* packed, DropoutArgs drop,
                          const float* dscore, float* dp, float* dq, float* partial, int variant) {
-  check_fused_args("fused_tower_bwd_cpu", t, n_pairs, n_blocks,
-                   {pair_user, pair_item, P, Q, packed, dscore, dp, dq});
+  check_fused_tower_bwd_args("fused_tower_bwd_cpu", t, n_pairs, n_blocks, pair_user, pair_item, P,
+                             Q, packed, dscore, dp, dq, partial);
   check_fused_variant("fused_tower_bwd_cpu", t, variant);
-  if (!partial) throw_internal("fused_tower_bwd_cpu: partial is null");
   if (variant == 3) {
     if (t.precision == Precision::BF16) {
       bwd_tc<uint16_t>(t, n_pairs, n_blocks, pair_user, pair_item, P, Q, packed, drop, dscore, dp, dq, partial);

@@ -1,11 +1,12 @@
-// conv_aux_cpu.cpp: CPU twins of kernels/conv_aux.cu (same arguments, same per-element math from
-// conv_aux.hpp) and the plain definition of one ConvNCF conv layer (kernel = stride = k, no
-// padding), the oracle of ConvLayerPlans (host/cudnn_conv.cpp). Plain loops, one thread, double
-// accumulation: correctness, not speed. Tests: tests/test_conv_aux.cpp.
+// conv_bias_relu_cpu.cpp: CPU twins of kernels/conv_bias_relu.cu (same arguments, same per-element
+// math from conv_bias_relu.hpp) and the plain definition of one ConvNCF conv layer (kernel = stride
+// = k, no padding), the oracle of ConvLayerPlans (host/cuda/cudnn_conv.cpp), with the layer's shape
+// checks. Plain loops, one thread, double accumulation: correctness, not speed. Tests:
+// tests/test_conv_bias_relu.cpp.
 #include <sstream>
 #include <string>
 
-#include "convncf/conv_aux.hpp"
+#include "convncf/conv_bias_relu.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/errors.hpp"
 
@@ -114,8 +115,26 @@ void conv_bwd_impl(int64_t n, int cin, int cout, int k, int in_size, const T* X,
 
 }  // namespace
 
+void check_bias_relu_fwd_args(int64_t n, int C, int64_t HW, const float* Y, const float* b,
+                              const char* who) {
+  check_map(who, n, C, HW);
+  if (n * C * HW > 0 && (!Y || !b)) throw_internal(std::string(who) + ": null pointer argument");
+}
+
+void check_relu_bwd_args(int64_t count, const float* Y, const float* dY, const char* who) {
+  if (count < 0) throw_internal(std::string(who) + ": negative count " + std::to_string(count));
+  if (count > 0 && (!Y || !dY)) throw_internal(std::string(who) + ": null pointer argument");
+}
+
+void check_bias_grad_args(int64_t n, int C, int64_t HW, const float* dZ, const float* db,
+                          const char* who) {
+  check_map(who, n, C, HW);
+  if (!db) throw_internal(std::string(who) + ": null pointer argument db");
+  if (n * HW > 0 && !dZ) throw_internal(std::string(who) + ": null pointer argument dZ");
+}
+
 void bias_relu_fwd_cpu(int64_t n, int C, int64_t HW, float* Y, const float* b) {
-  check_map("bias_relu_fwd_cpu", n, C, HW);
+  check_bias_relu_fwd_args(n, C, HW, Y, b, "bias_relu_fwd_cpu");
   for (int64_t p = 0; p < n; ++p)
     for (int c = 0; c < C; ++c)
       for (int64_t s = 0; s < HW; ++s) {
@@ -125,12 +144,12 @@ void bias_relu_fwd_cpu(int64_t n, int C, int64_t HW, float* Y, const float* b) {
 }
 
 void relu_bwd_cpu(int64_t count, const float* Y, float* dY) {
-  if (count < 0) throw_internal("relu_bwd_cpu: negative count " + std::to_string(count));
+  check_relu_bwd_args(count, Y, dY, "relu_bwd_cpu");
   for (int64_t i = 0; i < count; ++i) dY[i] = relu_grad_value(Y[i], dY[i]);
 }
 
 void bias_grad_cpu(int64_t n, int C, int64_t HW, const float* dZ, float* db) {
-  check_map("bias_grad_cpu", n, C, HW);
+  check_bias_grad_args(n, C, HW, dZ, db, "bias_grad_cpu");
   const int64_t per_channel = n * HW;
   for (int c = 0; c < C; ++c) {
     double acc = 0.0;
