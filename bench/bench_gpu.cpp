@@ -8,21 +8,21 @@
 //             and FLOPs it must move or do, the achieved GB/s or TFLOP/s, and the floor (the time
 //             at the card's nominal HBM bandwidth or FP32 rate: H100 SXM 3.35 TB/s, H200
 //             4.8 TB/s, 67 TFLOP/s FP32).
-// train_step  GpuEngine::train_step of each engine in LIST (cudnn, fused-fp32, fused-tf32,
+// train_step  Engine::step (engine.hpp, the interface the training loop drives) of each engine in LIST (cudnn, fused-fp32, fused-tf32,
 //             fused-bf16; default all) on a 30k-user x 40k-item synthetic catalogue, both presets,
 //             batch sizes 512 .. 16384 (--quick: 2048 and 16384, fewer steps; --batches=LIST to
 //             choose): triples per second, and that rate as a fraction of two floors, the FP32
 //             floor (flop_per_triple at 67 TFLOP/s) and the tensor-core floor (at the
 //             precision's dense tensor-core peak: TF32 495 TFLOP/s for the fp32 and tf32
 //             engines, BF16 989 TFLOP/s). An engine the device cannot hold (the fused tower
-//             larger than shared memory: GpuEngine's constructor throws) gives a line with
+//             larger than shared memory: make_cuda_engine throws) gives a line with
 //             "skipped" and the message instead of a rate. Fused lines carry "fused_variant"
 //             and "tensor_cores" (variant 3 runs layers 2..L on the tensor cores in tf32 and
 //             bf16 where the tower allows; fp32 runs variant 2 on FP32 cores).
 // eval_full   evaluate_gpu's full ranking of a 30,000-user x 41,000-item catalogue (the recbole
 //             tower, random parameters, each user's training and validation items masked) for
-//             each engine in LIST, after checking 4096 of the engine's scores against the CPU
-//             engine's. --eval-users=N times the first N users and scales the time to all of
+//             each engine in LIST (Engine::evaluate), after checking the scores of its top 10 of
+//             256 users (Engine::top_k) against the CPU engine's. --eval-users=N times the first N users and scales the time to all of
 //             them ("extrapolated": true; --quick: 1000 users); 0 skips this part. --eval-pairs:
 //             pairs per forward (default 131072).
 // Peaks are the H100 SXM's (the H200 is the same chip; main() picks its HBM bandwidth by name);
@@ -52,6 +52,7 @@
 #include "convncf/cuda_check.hpp"
 #include "convncf/cudnn_conv.hpp"
 #include "convncf/dataset.hpp"
+#include "convncf/engine.hpp"
 #include "convncf/device_buffer.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/eval_gpu.hpp"
@@ -94,15 +95,6 @@ const EngineChoice kEngines[] = {
     {"fused-tf32", "fused", "tf32", true, Precision::TF32, kPeakTf32},
     {"fused-bf16", "fused", "bf16", true, Precision::BF16, kPeakBf16},
 };
-
-GpuEngineOptions engine_options(const EngineChoice& ec, int64_t batch_cap, int64_t eval_pairs) {
-  GpuEngineOptions go;
-  go.batch_cap = batch_cap;
-  go.eval_pairs = eval_pairs;
-  go.fused = ec.fused;
-  go.precision = ec.fused_precision;
-  return go;
-}
 
 // Training FLOP per triple, REFERENCE.md's table: the conv layers' multiply-adds of one pair
 // (recbole 413,696, paper 1,527,808; layer 1 counted as a dense conv over the E x E map, not
@@ -317,13 +309,17 @@ void emit_skipped(const std::string& head, const Error& e) {
        "\",\"exit_code\":" + std::to_string(e.code()) + "," + g_meta + "}");
 }
 
-Optimizer<float> make_optimizer(const Config& cfg, size_t n) {
-  OptimizerSpec os;
-  os.learner = cfg.learner;
-  os.lr = cfg.learning_rate;
-  os.adagrad_initial_accumulator = cfg.adagrad_initial_accumulator;
-  os.adagrad_eps = cfg.adagrad_eps;
-  return Optimizer<float>(os, int64_t(n));
+// The CUDA engine that `ec` names for `cfg`'s model, through the one engine interface (the one the
+// training loop drives): its batch cap and pairs per evaluation forward set here.
+std::unique_ptr<Engine> make_engine_for(const EngineChoice& ec, const Config& cfg, const Split& split,
+                                        int64_t batch_cap, int64_t eval_pairs, bool training) {
+  EngineOptions o = engine_options(cfg, training);
+  o.device = Device::Cuda;
+  o.cuda.batch_cap = batch_cap;
+  o.cuda.eval_pairs = eval_pairs;
+  o.cuda.fused = ec.fused;
+  o.cuda.precision = ec.fused_precision;
+  return make_cuda_engine(o, split);
 }
 
 void bench_train(const std::vector<const EngineChoice*>& engines,
@@ -337,38 +333,34 @@ void bench_train(const std::vector<const EngineChoice*>& engines,
                   std::to_string(order.size()) + " training triples of the benchmark catalogue");
   for (const char* preset : {"recbole", "paper"}) {
     const Config cfg =
-        Config::from_args({std::string("--preset=") + preset, "--model=ConvNCF", "--quiet"});
-    const TowerSpec tower =
-        TowerSpec::make(cfg.embedding_size, cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides);
+        Config::from_args({std::string("--preset=") + preset, "--model=ConvNCF", "--quiet", "--seed=1"});
+    const TowerSpec tower = tower_spec(cfg);
     const Params<float> prm = init_params(cfg, &tower, split.n_users, split.n_items);
-    const RegSpec reg{cfg.reg_type, cfg.reg_weights, true};
     const double flop = flop_per_triple(preset);
     for (const EngineChoice* ec : engines) {
       for (const int64_t B : batches) {
         const std::string head =
             line_head("train_step", *ec, preset) + ",\"batch\":" + std::to_string(B);
-        std::unique_ptr<GpuEngine> eng;
+        std::unique_ptr<Engine> eng;
         try {
-          eng = std::make_unique<GpuEngine>(ModelKind::ConvNCF, &tower, split, cfg.embedding_size,
-                                            engine_options(*ec, B, 1024));
+          eng = make_engine_for(*ec, cfg, split, B, 1024, true);
         } catch (const Error& e) {
           emit_skipped(head, e);
           continue;
         }
-        Optimizer<float> oP = make_optimizer(cfg, prm.P.size()),
-                         oQ = make_optimizer(cfg, prm.Q.size()),
-                         oN = make_optimizer(cfg, prm.net.size());
-        eng->upload_params(prm);
-        eng->upload_optimizers(0, {&oP, &oQ, &oN});
-        eng->set_epoch_order(order);
+        eng->set_params(prm);
+        eng->begin_epoch(1, order);
         const int64_t steps =
             std::max<int64_t>(5, std::min<int64_t>(quick ? 20 : 60, int64_t(order.size()) / B));
         auto run = [&](int64_t k0, int64_t k1) {
-          for (int64_t k = k0; k < k1; ++k)
-            eng->train_step(1, (k * B) % (int64_t(order.size()) - B), B, 0, reg,
-                            DropoutSpec{cfg.dropout_prob, 1, uint64_t(k + 1)}, 1);
+          for (int64_t k = k0; k < k1; ++k) {
+            StepSpec spec;  // the main phase, the preset's regularization and dropout
+            spec.reg = RegSpec{cfg.reg_type, cfg.reg_weights, true};
+            spec.dropout = DropoutSpec{cfg.dropout_prob, 1, uint64_t(k + 1)};
+            eng->step((k * B) % (int64_t(order.size()) - B), B, spec);
+          }
         };
-        run(0, 3);  // warm-up (train_step synchronizes once per step, for the loss)
+        run(0, 3);  // warm-up (a step synchronizes once, for the loss)
         const auto t0 = std::chrono::steady_clock::now();
         run(3, 3 + steps);
         const double sec =
@@ -416,66 +408,58 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
   const bool extrapolated = timed.size() < all.size();
   const double scale = double(all.size()) / double(std::max<int64_t>(timed.size(), 1));
 
-  // The check before timing: 4096 random pairs scored by the CPU engine (the oracle).
-  const size_t n_check = 4096;
-  const std::vector<int32_t> cu = rand_ids(n_check, n_users, 21),
-                             ci = rand_ids(n_check, n_items, 22);
-  std::vector<float> ref(n_check);
-  {
-    CpuEngine<float> cpu(ModelKind::ConvNCF, &tower, n_users, n_items, cfg.embedding_size, 1);
-    const std::unique_ptr<Scorer> sc = make_scorer(cpu, prm);
-    for (size_t k = 0; k < n_check; ++k) sc->score_items(cu[k], &ci[k], 1, &ref[k], 0);
-  }
-  double ref_max = 0.0;
-  for (const float r : ref) ref_max = std::max(ref_max, double(std::abs(r)));
-  const DeviceBuffer<int32_t> d_cu(cu), d_ci(ci);
-  const DeviceBuffer<float> d_out(n_check);
+  // The check before timing: the engine's top 10 of 256 users (through Engine::top_k, the
+  // ranking path's scores), each (user, item, score) against the CPU engine's score of that pair
+  // (the oracle): 2,560 pairs.
+  std::vector<int32_t> check_users(256);
+  std::iota(check_users.begin(), check_users.end(), 0);
+  CpuEngine<float> cpu(ModelKind::ConvNCF, &tower, n_users, n_items, cfg.embedding_size, 1);
+  const std::unique_ptr<Scorer> oracle = make_scorer(cpu, prm);
 
   for (const EngineChoice* ec : engines) {
     char b[640];
     std::snprintf(b, sizeof b, ",\"users\":%d,\"items\":%d,\"queries\":%lld,\"eval_pairs\":%lld",
                   n_users, n_items, (long long)all.size(), (long long)eval_pairs);
     const std::string head = line_head("eval_full", *ec, "recbole") + b;
-    std::unique_ptr<GpuEngine> eng;
+    std::unique_ptr<Engine> eng;
     try {
-      eng = std::make_unique<GpuEngine>(ModelKind::ConvNCF, &tower, split, cfg.embedding_size,
-                                        engine_options(*ec, 256, eval_pairs));
+      eng = make_engine_for(*ec, cfg, split, 256, eval_pairs, false);
     } catch (const Error& e) {
       emit_skipped(head, e);
       continue;
     }
     const std::string head_v = head + variant_keys(*ec, tower);
-    eng->upload_params(prm);
-    CUDA_CHECK(cudaDeviceSynchronize());  // d_cu, d_ci came by the legacy stream
-    // in launches of at most max_pairs (--eval-pairs may be below n_check)
-    for (int64_t k0 = 0; k0 < int64_t(n_check); k0 += eng->max_pairs())
-      eng->score_pairs(d_cu.data() + k0, d_ci.data() + k0,
-                       std::min(eng->max_pairs(), int64_t(n_check) - k0), d_out.data() + k0,
-                       eng->stream());
-    CUDA_CHECK(cudaStreamSynchronize(eng->stream()));
-    const std::vector<float> got = d_out.download();
-    double err = 0.0;  // largest |gpu - cpu| relative to the largest |cpu| score; NaN fails
-    for (size_t k = 0; k < n_check; ++k) {
-      const double d = std::abs(double(got[k]) - double(ref[k])) / std::max(ref_max, 1e-30);
-      err = std::isnan(d) ? HUGE_VAL : std::max(err, d);
-    }
+    eng->set_params(prm);
+    const TopKLists lists = eng->top_k(check_users, all.exclude, 10);
+    double err = 0.0, ref_max = 0.0;  // largest |gpu - cpu| relative to the largest |cpu|; NaN fails
+    size_t n_check = 0;
+    for (size_t u = 0; u < lists.size(); ++u)
+      for (const auto& [item, score] : lists[u]) {
+        float ref = 0.0f;
+        oracle->score_items(check_users[u], &item, 1, &ref, 0);
+        ref_max = std::max(ref_max, double(std::abs(ref)));
+        const double d = std::abs(double(score) - double(ref));
+        err = std::isnan(d) ? HUGE_VAL : std::max(err, d);
+        ++n_check;
+      }
+    err /= std::max(ref_max, 1e-30);
     // fp32: a few hundred sums in another order; tf32 and bf16 round the operands of layers 2..L
     // to 10 and 7 mantissa bits (tolerances by storage type, STYLE.md).
     const double tol = ec->fused_precision == Precision::BF16   ? 5e-2
                        : ec->fused_precision == Precision::TF32 ? 1e-2
                                                                 : 1e-4;
-    if (!(err <= tol)) {
+    if (n_check != 10 * check_users.size() || !(err <= tol)) {
       std::snprintf(b, sizeof b,
-                    ",\"error\":\"scores differ from the CPU engine: max |gpu - cpu| / max |cpu| "
+                    ",\"error\":\"top-10 scores differ from the CPU engine: max |gpu - cpu| / max |cpu| "
                     "= %.3g over %zu pairs (tolerance %.0e); not timed\",",
                     err, n_check, tol);
       emit(head_v + b + g_meta + "}");
       g_failed = true;
       continue;
     }
-    evaluate_gpu(*eng, warm, {10}, eng->stream());  // warm-up: cuDNN's first launches
+    eng->evaluate(warm, {10});  // warm-up: cuDNN's first launches
     const auto t0 = std::chrono::steady_clock::now();
-    const Metrics m = evaluate_gpu(*eng, timed, {10}, eng->stream());
+    const Metrics m = eng->evaluate(timed, {10});
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::snprintf(
         b, sizeof b,
