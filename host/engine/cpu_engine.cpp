@@ -5,6 +5,8 @@
 
 #include <omp.h>
 
+#include "convncf/fp_env.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -395,6 +397,9 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
 
 #pragma omp parallel num_threads(m_threads)
   {
+    // fp_env.hpp: in each worker, and below for the serial part (not around the region: threads
+    // the region starts would inherit the mode and keep it after the engine returns)
+    const FlushDenormals flush;
     const int tid = omp_get_thread_num();
     std::vector<T> mask_pos(static_cast<size_t>(C)), mask_neg(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -458,6 +463,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
     }
   }
 
+  const FlushDenormals flush;
   LossParts out;  // summed in triple order, whatever the thread count
   for (int64_t t = 0; t < B; ++t) {
     out.bpr += m_triple_loss[size_t(t)];
@@ -561,6 +567,7 @@ void CpuEngine<T>::prepare_scoring(const Params<T>& prm) {
 template <typename T>
 void CpuEngine<T>::score_items(const Params<T>& prm, int32_t user, const int32_t* items, int64_t n,
                                T* out, PairWork<T>& w) const {
+  const FlushDenormals flush;  // fp_env.hpp: every scorer's pairs come through here
   const int E = m_E;
   const T* p = prm.P.data() + int64_t(user) * E;
   if (m_model == ModelKind::Pop) {

@@ -1,6 +1,8 @@
 // optim.cpp: optimizer state and the dense and row-wise steps (see optim.hpp).
 #include "convncf/optim.hpp"
 
+#include "convncf/fp_env.hpp"
+
 namespace convncf {
 
 template <typename T>
@@ -14,6 +16,7 @@ Optimizer<T>::Optimizer(const OptimizerSpec& spec, int64_t n) : m_spec(spec) {
 
 template <typename T>
 void Optimizer<T>::step(T* p, const T* g, int64_t n) {
+  const FlushDenormals flush;  // fp_env.hpp
   ++m_step;
   const OptimizerSpec& s = m_spec;
   const AdamCorrections c = adam_corrections(s, m_step);  // once per step, as on the GPU
@@ -35,6 +38,7 @@ void Optimizer<T>::step(T* p, const T* g, int64_t n) {
 
 template <typename T>
 void Optimizer<T>::step_rows(T* p, const T* g, const std::vector<int32_t>& rows, int row_size) {
+  const FlushDenormals flush;  // fp_env.hpp
   ++m_step;
   const OptimizerSpec& s = m_spec;
   const AdamCorrections c = adam_corrections(s, m_step);  // once per step, as on the GPU

@@ -32,6 +32,7 @@
 #include <numeric>
 
 #include "convncf/errors.hpp"
+#include "convncf/fp_env.hpp"
 #include "convncf/rng.hpp"
 #include "json_util.hpp"
 
@@ -363,6 +364,7 @@ class BprScorer final : public Scorer {
   int threads() const override { return m_threads; }
   int32_t n_items() const override { return m_params.n_items; }
   void score_items(int32_t user, const int32_t* items, int64_t n, float* out, int) override {
+    const FlushDenormals flush;  // fp_env.hpp
     const int E = m_params.E;
     const float* p = m_params.P.data() + int64_t(user) * E;
     for (int64_t i = 0; i < n; ++i) {
@@ -420,15 +422,18 @@ void BprScorer::score_all(const int32_t* users, int64_t nu, float* out) {
   const float* up = m_upack.data();
   const float* qp = m_qpack.data();
 #pragma omp parallel num_threads(m_threads)
-  for (int64_t g0 = 0; g0 < groups; g0 += kGroupsPerChunk) {
-    const int64_t g1 = std::min(groups, g0 + kGroupsPerChunk);
+  {
+    const FlushDenormals flush;  // fp_env.hpp, in each worker
+    for (int64_t g0 = 0; g0 < groups; g0 += kGroupsPerChunk) {
+      const int64_t g1 = std::min(groups, g0 + kGroupsPerChunk);
 #pragma omp for schedule(static)
-    for (int64_t pn = 0; pn < panels; ++pn) {
-      const int cols = int(std::min<int64_t>(kNR, N - pn * kNR));
-      const float* b = qp + pn * E * kNR;
-      for (int64_t g = g0; g < g1; ++g) {
-        const int rows = int(std::min<int64_t>(kMR, nu - g * kMR));
-        bpr_micro(rows, E, up + g * E * kMR, b, out + g * kMR * N + pn * kNR, N, cols);
+      for (int64_t pn = 0; pn < panels; ++pn) {
+        const int cols = int(std::min<int64_t>(kNR, N - pn * kNR));
+        const float* b = qp + pn * E * kNR;
+        for (int64_t g = g0; g < g1; ++g) {
+          const int rows = int(std::min<int64_t>(kMR, nu - g * kMR));
+          bpr_micro(rows, E, up + g * E * kMR, b, out + g * kMR * N + pn * kNR, N, cols);
+        }
       }
     }
   }
