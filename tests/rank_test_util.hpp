@@ -1,5 +1,6 @@
-// rank_test_util.hpp: inputs of the ranking tests (tests/test_rank.cpp, tests/test_rank_gpu.cu,
-// tests/test_eval_gpu.cu): scores with many ties and some NaNs, and sets of distinct items.
+// rank_test_util.hpp: inputs of the ranking and evaluation tests (tests/test_rank.cpp,
+// tests/test_rank_gpu.cu, tests/test_eval_gpu.cu, tests/test_evaluate.cpp): scores with many ties
+// and some NaNs, sets of distinct items, CSR rows from item lists, and a Scorer over a table.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "convncf/evaluate.hpp"
 #include "convncf/rng.hpp"
 
 namespace convncf {
@@ -35,6 +37,39 @@ inline std::vector<int32_t> distinct_items(Rng& rng, int32_t n_items, int64_t co
   std::sort(out.begin(), out.end());
   return out;
 }
+
+// A CSR of the rows, each sorted.
+inline Csr csr_of(const std::vector<std::vector<int32_t>>& rows) {
+  Csr c;
+  c.offsets.push_back(0);
+  for (std::vector<int32_t> r : rows) {
+    std::sort(r.begin(), r.end());
+    c.items.insert(c.items.end(), r.begin(), r.end());
+    c.offsets.push_back(int64_t(c.items.size()));
+  }
+  return c;
+}
+
+// A host Scorer over a (n_users, n_items) row-major table of scores, with `threads` threads.
+class TableScorer final : public Scorer {
+ public:
+  TableScorer(int32_t n_items, std::vector<float> table, int threads = 1)
+      : m_n(n_items), m_threads(threads), m_t(std::move(table)) {}
+  int threads() const override { return m_threads; }
+  int32_t n_items() const override { return m_n; }
+  void score_items(int32_t user, const int32_t* items, int64_t n, float* out, int) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = m_t[size_t(user) * size_t(m_n) + size_t(items[i])];
+  }
+  void score_all(const int32_t* users, int64_t nu, float* out) override {
+    for (int64_t u = 0; u < nu; ++u)
+      std::copy_n(m_t.begin() + int64_t(users[u]) * m_n, m_n, out + u * m_n);
+  }
+
+ private:
+  int32_t m_n;
+  int m_threads;
+  std::vector<float> m_t;
+};
 
 }  // namespace test
 }  // namespace convncf

@@ -107,37 +107,8 @@ class TableDeviceScorer final : public DeviceScorer {
   DeviceBuffer<float> m_table;
 };
 
-class TableHostScorer final : public Scorer {
- public:
-  TableHostScorer(int32_t n_items, const std::vector<float>& table) : m_n(n_items), m_t(table) {}
-  int threads() const override { return 2; }
-  int32_t n_items() const override { return m_n; }
-  void score_items(int32_t user, const int32_t* items, int64_t n, float* out, int) override {
-    for (int64_t i = 0; i < n; ++i) out[i] = m_t[size_t(user) * size_t(m_n) + size_t(items[i])];
-  }
-  void score_all(const int32_t* users, int64_t nu, float* out) override {
-    for (int64_t u = 0; u < nu; ++u)
-      std::copy_n(m_t.begin() + int64_t(users[u]) * m_n, m_n, out + u * m_n);
-  }
-
- private:
-  int32_t m_n;
-  const std::vector<float>& m_t;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Splits by hand: per user `deg` distinct items, one valid, n_test(u) test, the rest train.
-
-Csr csr_of(const std::vector<std::vector<int32_t>>& rows) {
-  Csr c;
-  c.offsets.push_back(0);
-  for (std::vector<int32_t> r : rows) {
-    std::sort(r.begin(), r.end());
-    c.items.insert(c.items.end(), r.begin(), r.end());
-    c.offsets.push_back(int64_t(c.items.size()));
-  }
-  return c;
-}
 
 Split make_split(uint64_t seed, int32_t n_users, int32_t n_items) {
   Rng rng(seed, 98);
@@ -210,7 +181,7 @@ TEST(EvalGpu, FullModeMatchesEvaluate) {
   const int32_t U = 61, N = 157;
   const Split s = make_split(11, U, N);
   const std::vector<float> table = random_table(12, U, N);
-  TableHostScorer host(N, table);
+  TableScorer host(N, table, 2);
   const std::vector<int> topk = {1, 5, 20};
   for (bool test : {false, true}) {
     const EvalSet set = make_eval_set(s, test, "full", 1, kStreamEvalTest, nullptr);
@@ -232,7 +203,7 @@ TEST(EvalGpu, SampledModesMatchEvaluate) {
   const int32_t U = 61, N = 157;
   const Split s = make_split(21, U, N);
   const std::vector<float> table = random_table(22, U, N);
-  TableHostScorer host(N, table);
+  TableScorer host(N, table, 2);
   const std::vector<int> topk = {1, 10};
   for (const char* mode : {"uni10", "pop5", "uni200"}) {
     const EvalSet set = make_eval_set(s, true, mode, 3, kStreamEvalTest, nullptr);
@@ -250,7 +221,7 @@ TEST(EvalGpu, FileModeMatchesEvaluate) {
   CONVNCF_REQUIRE_GPU();
   const int32_t U = 9, N = 300;
   const std::vector<float> table = random_table(32, U, N);
-  TableHostScorer host(N, table);
+  TableScorer host(N, table, 2);
   // Lines as a .test.negative file gives them: users repeat, one positive each, 0 to 120
   // negatives (the first query has none).
   Rng rng(33, 5);
@@ -281,7 +252,7 @@ TEST(EvalGpu, TopKMatchesTopK) {
   const int32_t U = 61, N = 157;
   const Split s = make_split(41, U, N);
   const std::vector<float> table = random_table(42, U, N);
-  TableHostScorer host(N, table);
+  TableScorer host(N, table, 2);
   // Repeated users and another order than the rows'; k beyond the candidates gives them all.
   const std::vector<int32_t> users = {5, 0, 60, 5, 17, 3, 44, 1, 2, 30, 31, 32, 33, 34, 59};
   const std::vector<const Csr*> exclude = {&s.train, &s.valid};
@@ -297,7 +268,7 @@ TEST(EvalGpu, TopKMatchesTopK) {
   // Many items and the largest k: several 1024-item windows per chunk, lists that fill up.
   const int32_t U2 = 7, N2 = 5000;
   const std::vector<float> big = random_table(43, U2, N2);
-  TableHostScorer host2(N2, big);
+  TableScorer host2(N2, big, 2);
   const std::vector<int32_t> users2 = {0, 1, 2, 3, 4, 5, 6};
   for (int32_t k : {1000, kTopKGpuMax}) {
     const Lists ref = top_k(host2, users2, {}, k);
@@ -314,7 +285,7 @@ TEST(EvalGpu, NonBlockingStreamMatches) {
   const int32_t U = 40, N = 211;
   const Split s = make_split(51, U, N);
   const std::vector<float> table = random_table(52, U, N);
-  TableHostScorer host(N, table);
+  TableScorer host(N, table, 2);
   cudaStream_t stream = nullptr;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   TableDeviceScorer dev(U, N, table, 500);

@@ -22,23 +22,14 @@
 #include "convncf/errors.hpp"
 #include "convncf/evaluate.hpp"
 #include "convncf/rng.hpp"
+#include "rank_test_util.hpp"
 
 using namespace convncf;
 
 namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-Csr csr_of(const std::vector<std::vector<int32_t>>& rows) {
-  Csr c;
-  c.offsets.push_back(0);
-  for (std::vector<int32_t> r : rows) {
-    std::sort(r.begin(), r.end());
-    c.items.insert(c.items.end(), r.begin(), r.end());
-    c.offsets.push_back(int64_t(c.items.size()));
-  }
-  return c;
-}
+using test::csr_of;
 
 // A split from per-user item lists (train, valid, test); `all` and the counts follow.
 Split split_of(int32_t n_items, const std::vector<std::vector<int32_t>>& train,

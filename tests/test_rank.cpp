@@ -27,25 +27,6 @@ using namespace convncf::test;
 
 namespace {
 
-// A host Scorer over a (n_users, n_items) table.
-class TableScorer final : public Scorer {
- public:
-  TableScorer(int32_t n_items, std::vector<float> table) : m_n(n_items), m_t(std::move(table)) {}
-  int threads() const override { return 1; }
-  int32_t n_items() const override { return m_n; }
-  void score_items(int32_t user, const int32_t* items, int64_t n, float* out, int) override {
-    for (int64_t i = 0; i < n; ++i) out[i] = m_t[size_t(user) * size_t(m_n) + size_t(items[i])];
-  }
-  void score_all(const int32_t* users, int64_t nu, float* out) override {
-    for (int64_t u = 0; u < nu; ++u)
-      std::copy_n(m_t.begin() + int64_t(users[u]) * m_n, m_n, out + u * m_n);
-  }
-
- private:
-  int32_t m_n;
-  std::vector<float> m_t;
-};
-
 std::vector<int64_t> from_beats(const std::vector<int64_t>& beat) {
   std::vector<int64_t> out(beat.size(), -1);
   positions_from_beats(beat.data(), int64_t(beat.size()), out.data());
