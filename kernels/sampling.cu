@@ -1,7 +1,7 @@
 // sampling.cu: the training batch gathered on the device (include/convncf/sampling.hpp). Its CPU
-// twin is the host loop of host/app/train.cpp (sample_negative, host/data/dataset.cpp, which also
-// holds check_gather_batch_args). Tests: tests/test_sampling_gpu.cu, the batch against the host
-// loop exactly:
+// twin is the CPU engine's sampler (host/engine/cpu_training_engine.cpp, through sample_negative
+// in host/data/dataset.cpp, which also holds check_gather_batch_args). Tests:
+// tests/test_sampling_gpu.cu, the batch against the host sampler exactly:
 //   build/convncf_tests --gtest_filter='GatherBatch*:NthAbsentItemHd*'
 // Kernels:
 //   gather_batch_kernel1     one thread per batch slot (grid-stride): the positive from the
@@ -49,7 +49,7 @@ CONVNCF_HOT_KERNEL void gather_batch_kernel1(int64_t B_cap, int64_t n, int64_t l
     const int32_t u = train_user[t];
     const int64_t begin = row_offsets[u];
     const int64_t deg = row_offsets[u + 1] - begin;
-    // host/app/train.cpp's draw through sample_negative (host/data/dataset.cpp), step for step.
+    // the CPU engine's draw (host/engine/cpu_training_engine.cpp) through sample_negative (host/data/dataset.cpp), step for step.
     const uint64_t bits =
         rng_hash(seed, kStreamNegative, (uint64_t(epoch) << 40) + uint64_t(lo + j));
     const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));

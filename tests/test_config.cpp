@@ -1,4 +1,4 @@
-// test_config.cpp: the configuration (host/config.cpp): preset and model defaults, precedence of
+// test_config.cpp: the configuration (host/app/config.cpp): preset and model defaults, precedence of
 // preset, files and command line, value parsing and every usage error (exit code and message),
 // the YAML-subset reader's corner cases, and the to_yaml -> --config round trip.
 // Temp files go under ::testing::TempDir(). Run: ctest -R Config, or the test binary.

@@ -1,5 +1,5 @@
 // test_sampling_gpu.cu: the device batch sampler (kernels/sampling.cu). The batch must equal the
-// host loop of host/app/train.cpp (sample_negative with
+// CPU engine's sampler, host/engine/cpu_training_engine.cpp (sample_negative with
 // rng_hash(seed, kStreamNegative, (epoch << 40) + index)) exactly. CPU-only checks always run; the rest skips without a CUDA device.
 //   build/convncf_tests --gtest_filter='GatherBatch*:NthAbsentItemHd*'
 #include <cuda_runtime.h>
@@ -24,7 +24,7 @@ using convncf::DeviceBuffer;
 
 // A random training set: per user a sorted CSR row and its positives. Users 0 and 1 have degree 0,
 // users 2 and 3 miss only one item, the others a random share (with one item, some have every item:
-// their positives stay out of the epoch's order, as in host/app/train.cpp). Degree-0 users get one
+// their positives stay out of the epoch's order, as in host/engine/schedule.cpp). Degree-0 users get one
 // positive each anyway (an item the CSR does not list): the sampler never checks the two agree, and
 // this makes it draw from a row with nothing to skip.
 struct TrainSet {
@@ -58,7 +58,7 @@ TrainSet random_train_set(convncf::Rng& rng, int32_t n_users, int32_t n_items) {
   return s;
 }
 
-// The host loop of host/app/train.cpp for one batch, with zero padding to B_cap.
+// The CPU engine's sampler (host/engine/cpu_training_engine.cpp) for one batch, with zero padding to B_cap.
 void host_batch(const TrainSet& s, const std::vector<int64_t>& order, int64_t B_cap, int64_t n,
                 int64_t lo, int epoch, uint64_t seed, std::vector<int32_t>& user,
                 std::vector<int32_t>& pos, std::vector<int32_t>& neg) {
@@ -104,7 +104,7 @@ TEST(GatherBatch, MatchesHostLoopExactly) {
   };
   for (const Shape sh : {Shape{6, 1}, Shape{9, 2}, Shape{40, 37}, Shape{300, 1000}}) {
     const TrainSet s = random_train_set(rng, sh.n_users, sh.n_items);
-    // The epoch's order as host/app/train.cpp builds it: the positives of users who miss at least
+    // The epoch's order as host/engine/schedule.cpp builds it: the positives of users who miss at least
     // one item (a user with every item has no negative), shuffled.
     std::vector<int64_t> order;
     for (size_t t = 0; t < s.train_user.size(); ++t) {

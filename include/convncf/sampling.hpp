@@ -3,9 +3,9 @@
 // uniformly from the items the user has not interacted with in training, from the user's sorted CSR
 // row: the r-th absent item for r = uniform_index(bits, n_items - degree), with bits =
 // rng_hash(seed, kStreamNegative, (epoch << 40) + index in the epoch), exactly the CPU loop's draw
-// (host/app/train.cpp, dataset.hpp sample_negative), so both engines see the same triples.
+// (host/engine/cpu_training_engine.cpp, dataset.hpp sample_negative), so both engines see the same triples.
 // nth_absent_item (dataset.hpp) is the same __host__ __device__ function on both sides.
-// Kernel: kernels/sampling.cu. CPU twin: the host loop (host/app/train.cpp, sample_negative); the
+// Kernel: kernels/sampling.cu. CPU twin: the CPU engine's sampler (host/engine/cpu_training_engine.cpp, sample_negative); the
 // launcher's argument checks: check_gather_batch_args (host/data/dataset.cpp).
 // Tests: tests/test_sampling_gpu.cu.
 #pragma once

@@ -6,7 +6,7 @@
 // memset runs at once (all streams are one in-order queue on the host); streams and events are
 // dummy handles that are checked for being live. A copy checks its direction: the device side
 // must lie inside one allocation, the host side must not be device memory.
-// Also convncf::cuda_device_available / cuda_device_summary (gpu.hpp; host/gpu.cpp is not built).
+// Also convncf::cuda_device_available / cuda_device_summary (gpu.hpp; host/cuda/gpu.cpp is not built).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// test_emulated_engine.cpp: the CUDA engine's host side (host/gpu_engine.cpp, host/eval_gpu.cpp,
+// test_emulated_engine.cpp: the CUDA engine's host side (host/cuda/gpu_engine.cpp, host/cuda/eval_gpu.cpp,
 // host/engine_compare.cpp) on the emulated device of this folder: the same end-to-end checks as
 // tests/test_gpu_engine.cpp, which skip without a GPU, run here everywhere. A failure is a bug in
 // the engine's sizes, offsets, layouts, call order or update logic (or in a fake), never in a
