@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "convncf/engine_compare.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/optim.hpp"
 #include "convncf/options.hpp"
 
 namespace convncf {
@@ -73,6 +75,35 @@ inline GpuEngineOptions options_for(const Config& cfg) {
   GpuEngineOptions o = gpu_engine_options(cfg);
   o.eval_pairs = 300;
   return o;
+}
+
+// Three steps of batch 256 (dropout 0.2, Adam) from the fixture's model on a fresh GpuEngine:
+// P, Q and the network after them, end to end. Two calls give the same bits in deterministic
+// mode (DeterministicModeIsBitReproducible, on a GPU and on the emulated device).
+inline std::vector<float> params_after_three_steps(const Fixture& s) {
+  OptimizerSpec os;
+  os.lr = s.cfg.learning_rate;
+  Optimizer<float> oP(os, int64_t(s.prm.P.size())), oQ(os, int64_t(s.prm.Q.size())),
+      oN(os, int64_t(s.prm.net.size()));
+  GpuEngine gpu(s.cfg.model, &s.tower, s.split, s.cfg.embedding_size, options_for(s.cfg));
+  gpu.upload_params(s.prm);
+  gpu.upload_optimizers(0, {&oP, &oQ, &oN});
+  std::vector<int64_t> order(s.split.train_user.size());
+  std::iota(order.begin(), order.end(), 0);
+  gpu.set_epoch_order(order);
+  const RegSpec reg{s.cfg.reg_type, s.cfg.reg_weights, true};
+  for (int64_t lo = 0, st = 1; lo + 256 <= int64_t(order.size()) && st <= 3; lo += 256, ++st) {
+    const GpuEngine::StepResult r = gpu.train_step(1, lo, 256, 0, reg, DropoutSpec{0.2, 5, uint64_t(st)}, 5);
+    EXPECT_TRUE(r.non_finite.empty()) << r.non_finite;
+    EXPECT_GT(r.loss.bpr, 0);
+  }
+  Params<float> p = s.prm;
+  gpu.download_params(p);
+  std::vector<float> all = p.P;
+  all.insert(all.end(), p.Q.begin(), p.Q.end());
+  all.insert(all.end(), p.net.begin(), p.net.end());
+  EXPECT_FALSE(all == std::vector<float>(all.size(), 0.0f));
+  return all;
 }
 
 // A comparison ran several steps, ended on a partial batch, and agreed within its tolerances.
