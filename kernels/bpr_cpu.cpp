@@ -60,17 +60,7 @@ void mf_bpr_fwd_bwd_cpu(int64_t B_cap, int64_t n_valid, int E, const int32_t* us
   check_mf_bpr_fwd_bwd_args(B_cap, n_valid, E, user, pos, neg, P, Q, loss, rows,
                             "mf_bpr_fwd_bwd_cpu");
   for (int64_t t = 0; t < B_cap; ++t) {
-    float* dp = rows + row_grad_offset(0, B_cap, t, E);
-    float* dqp = rows + row_grad_offset(1, B_cap, t, E);
-    float* dqn = rows + row_grad_offset(2, B_cap, t, E);
-    if (t >= n_valid) {
-      loss[t] = 0.0;
-      for (int e = 0; e < E; ++e) dp[e] = dqp[e] = dqn[e] = 0.0f;
-      continue;
-    }
-    loss[t] =
-        mf_bpr_triple(E, P + embedding_offset(user[t], E, 0), Q + embedding_offset(pos[t], E, 0),
-                      Q + embedding_offset(neg[t], E, 0), dp, dqp, dqn);
+    loss[t] = triple_rows_slot(t, B_cap, n_valid, E, user, pos, neg, P, Q, rows, MfBprTriple{});
   }
 }
 

@@ -39,17 +39,7 @@ CONVNCF_HOT_KERNEL void rows_squared_reg_kernel1(int64_t B_cap, int64_t n_valid,
                                                  double* __restrict__ reg) {        // (B_cap,)
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B_cap;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float* dp = rows + row_grad_offset(0, B_cap, t, E);
-    float* dqp = rows + row_grad_offset(1, B_cap, t, E);
-    float* dqn = rows + row_grad_offset(2, B_cap, t, E);
-    if (t >= n_valid) {
-      reg[t] = 0.0;
-      for (int e = 0; e < E; ++e) dp[e] = dqp[e] = dqn[e] = 0.0f;
-      continue;
-    }
-    reg[t] = rows_reg_triple(E, l, P + embedding_offset(user[t], E, 0),
-                             Q + embedding_offset(pos[t], E, 0), Q + embedding_offset(neg[t], E, 0),
-                             dp, dqp, dqn);
+    reg[t] = triple_rows_slot(t, B_cap, n_valid, E, user, pos, neg, P, Q, rows, RowsRegTriple{l});
   }
 }
 

@@ -52,17 +52,8 @@ void rows_squared_reg_cpu(int64_t B_cap, int64_t n_valid, int E, double l, const
   check_rows_squared_reg_args(B_cap, n_valid, E, l, user, pos, neg, P, Q, rows, reg,
                               "rows_squared_reg_cpu");
   for (int64_t t = 0; t < B_cap; ++t) {
-    float* dp = rows + row_grad_offset(0, B_cap, t, E);
-    float* dqp = rows + row_grad_offset(1, B_cap, t, E);
-    float* dqn = rows + row_grad_offset(2, B_cap, t, E);
-    if (t >= n_valid) {  // padding keeps its zero rows (written here too, so it holds regardless)
-      reg[t] = 0.0;
-      for (int e = 0; e < E; ++e) dp[e] = dqp[e] = dqn[e] = 0.0f;
-      continue;
-    }
-    reg[t] = rows_reg_triple(E, l, P + embedding_offset(user[t], E, 0),
-                             Q + embedding_offset(pos[t], E, 0), Q + embedding_offset(neg[t], E, 0),
-                             dp, dqp, dqn);
+    // padding gets zero rows here too (the step zeroes them already, so it holds regardless)
+    reg[t] = triple_rows_slot(t, B_cap, n_valid, E, user, pos, neg, P, Q, rows, RowsRegTriple{l});
   }
 }
 

@@ -72,6 +72,14 @@ CONVNCF_HD double mf_bpr_triple(int E, const float* p, const float* qp, const fl
   return loss;
 }
 
+// mf_bpr_triple as a functor, for triple_rows_slot (pairs.hpp).
+struct MfBprTriple {
+  CONVNCF_HD double operator()(int E, const float* p, const float* qp, const float* qn, float* dp,
+                               float* dqp, float* dqn) const {
+    return mf_bpr_triple(E, p, qp, qn, dp, dqp, dqn);
+  }
+};
+
 void bpr_loss_grad(int64_t B_cap, int64_t n_valid,
                    const float* __restrict__ score,  // (2*B_cap,)
                    double* __restrict__ loss,        // (B_cap,) 0 on padding

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "convncf/common.hpp"
+#include "convncf/outer_product.hpp"  // embedding_offset
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
@@ -46,6 +47,26 @@ CONVNCF_HD PairIds pair_ids(int64_t triple, int side, int64_t n_valid, const int
 // Offset of rows[which][t][0] in a (3, B_cap, E) row-gradient buffer (which: 0 user, 1 pos, 2 neg).
 CONVNCF_HD int64_t row_grad_offset(int which, int64_t B_cap, int64_t t, int E) {
   return (static_cast<int64_t>(which) * B_cap + t) * E;
+}
+
+// Batch slot t of a per-triple row kernel (mf_bpr_fwd_bwd, rows_squared_reg): for a real triple
+// (t < n_valid) returns f(E, p, q+, q-, dp, dq+, dq-) on the triple's embedding rows of P and Q
+// (row-major, E wide) and its three gradient rows in `rows` (3, B_cap, E); a padded slot gets
+// zero rows and returns 0. f is a functor with a CONVNCF_HD operator(), so that the kernel's
+// grid-stride loop and the CPU twin's loop run the same slot code.
+template <typename F>
+CONVNCF_HD double triple_rows_slot(int64_t t, int64_t B_cap, int64_t n_valid, int E, const int32_t* user,
+                                   const int32_t* pos, const int32_t* neg, const float* P, const float* Q,
+                                   float* rows, const F& f) {
+  float* dp = rows + row_grad_offset(0, B_cap, t, E);
+  float* dqp = rows + row_grad_offset(1, B_cap, t, E);
+  float* dqn = rows + row_grad_offset(2, B_cap, t, E);
+  if (t >= n_valid) {
+    for (int e = 0; e < E; ++e) dp[e] = dqp[e] = dqn[e] = 0.0f;
+    return 0.0;
+  }
+  return f(E, P + embedding_offset(user[t], E, 0), Q + embedding_offset(pos[t], E, 0),
+           Q + embedding_offset(neg[t], E, 0), dp, dqp, dqn);
 }
 
 // rows[which][t][e] of gather_row_grads; 0 for a padded triple.

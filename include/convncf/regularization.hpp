@@ -45,6 +45,15 @@ CONVNCF_HD double rows_reg_triple(int E, double l, const float* p, const float* 
   return reg;
 }
 
+// rows_reg_triple with its weight, as a functor for triple_rows_slot (pairs.hpp).
+struct RowsRegTriple {
+  double l;
+  CONVNCF_HD double operator()(int E, const float* p, const float* qp, const float* qn, float* dp,
+                               float* dqp, float* dqn) const {
+    return rows_reg_triple(E, l, p, qp, qn, dp, dqp, dqn);
+  }
+};
+
 // Adds 2*l*row to rows (3, B_cap, E) and writes reg[t] = l*(|p|^2+|q+|^2+|q-|^2); padded triples
 // get reg 0 and their rows are set to 0. l must be finite and >= 0 (0: rows unchanged, reg 0).
 void rows_squared_reg(int64_t B_cap, int64_t n_valid, int E, double l,
