@@ -212,6 +212,11 @@ void run_export(const std::string& dir, const std::vector<std::string>& args_in,
   index["embedding_size"] = p.E;
   index["n_users"] = p.n_users;
   index["n_items"] = p.n_items;
+  if (p.model == ModelKind::ConvNCF) {  // network.npy's layout: model.hpp, as tools/convncf_numpy.py reads it
+    index["cnn_channels"] = m.channels;
+    index["cnn_kernels"] = m.kernels;
+    index["cnn_strides"] = m.kernels;  // stride = kernel
+  }
   index["source"] = dir + "/model.bin";
   index["files"] = Json::object();
   for (const auto& f : files) index["files"][f.first.substr(0, f.first.size() - 4)] = f.first;
