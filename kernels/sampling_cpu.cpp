@@ -57,7 +57,9 @@ PopularityTable make_popularity_table(const Csr& train, const std::vector<int64_
 PopularityTable negative_table(const Split& split, const NegativeSpec& spec) {
   if (spec.distribution == NegDistribution::Uniform) return {};
   std::vector<int64_t> counts(size_t(split.n_items), 0);
-  for (int32_t i : split.all.items) ++counts[size_t(i)];
+  for (int32_t i : split.train_item) ++counts[size_t(i)];  // repeated pairs (rm_dup_inter: keep) count again
+  for (int32_t i : split.valid.items) ++counts[size_t(i)];
+  for (int32_t i : split.test.items) ++counts[size_t(i)];
   return make_popularity_table(split.train, counts, spec.alpha);
 }
 

@@ -6,7 +6,7 @@
 // negatives): triple s = k·n + j (k < N, j < n) is (user_j, pos_j, neg_{j,k}). neg_{j,k} is drawn
 // from the items user_j has not interacted with in training:
 //   uniform      the r-th absent item, r = uniform_index(bits, n_items − degree) (nth_absent_item);
-//   popularity   with probability proportional to the item's weight (popularity_weights): the
+//   popularity   with probability proportional to the item's weight (make_popularity_table): the
 //                absent item that holds point r = uniform_below(bits, absent weight) of the
 //                user's absent weight laid out in item order (nth_absent_weighted). Exact: no
 //                rejection loop, integer arithmetic, the same on the CPU and the GPU.
@@ -46,7 +46,6 @@ struct NegativeSpec {
   double alpha = 1.0;      // popularity: weight = count^alpha
   bool dynamic = false;    // keep the best-scoring of candidate_num candidates
   int candidate_num = 1;   // candidates per negative when dynamic
-  int draws() const { return sample_num * (dynamic ? candidate_num : 1); }
   std::string describe() const;  // "1 uniform negative per positive", ...
 };
 
@@ -74,8 +73,9 @@ struct PopularityTable {
 // Throws kExitData when the weights overflow 2^62.
 PopularityTable make_popularity_table(const Csr& train, const std::vector<int64_t>& counts, double alpha);
 
-// The table `spec` needs on `split`: popularity counts every interaction of the split (train,
-// valid and test), as RecBole's sampler counts its three datasets; empty (no cdf) for uniform.
+// The table `spec` needs on `split`: popularity counts every interaction of the split (training
+// positives, repeats included, then the validation and test items), as RecBole's sampler counts
+// its three datasets; empty (no cdf) for uniform.
 PopularityTable negative_table(const Split& split, const NegativeSpec& spec);
 
 // Whether user u of `train` has an item to draw as a negative (uniform: degree < n_items;
