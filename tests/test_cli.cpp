@@ -402,6 +402,15 @@ TEST(Cli, TrainNegSampleArgs) {
                        "candidates (dynamic)"), std::string::npos) << r.out;
   EXPECT_NE(read_file(out + "/config.yaml").find("train_neg_sample_args:\n  distribution: popularity\n  sample_num: 3\n"),
             std::string::npos);
+  // scoring draws no negatives: eval and recommend take the run whatever its negatives (a GPU is
+  // asked for, not refused for dynamic sampling)
+  r = run("eval " + out);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(run("recommend " + out + " --users=17").code, 0);  // a raw id of the synthetic set
+  std::string reason;
+  if (!convncf::cuda_device_available(&reason)) {
+    EXPECT_EQ(run("eval " + out + " --device=cuda").code, 69);
+  }
   // the issue's example: dynamic without candidate_num (RecBole's default 0) has nothing to pick from
   const std::string bad = fresh_dir("negatives_bad");
   r = run("train --model=BPR --epochs=1 --train_neg_sample_args=\"{distribution: popularity, sample_num: 5, "

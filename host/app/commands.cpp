@@ -70,7 +70,11 @@ struct ScoringSetup {
   std::unique_ptr<Engine> engine;
 };
 
-ScoringSetup scoring_setup(const std::string& dir, const Config& cfg) {
+ScoringSetup scoring_setup(const std::string& dir, const Config& run_cfg) {
+  Config cfg = run_cfg;  // the training negatives mean nothing to scoring (dynamic ones run on any device)
+  cfg.neg_distribution = "uniform";
+  cfg.neg_sample_num = 1;
+  cfg.neg_dynamic = false;
   check_run_config(cfg);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const std::string model_path = dir + "/model.bin";

@@ -64,6 +64,7 @@ EngineOptions engine_options(const Config& cfg, bool training) {
   o.cuda = gpu_engine_options(cfg);
   o.training = training;
   if (!training) {
+    o.negatives = o.cuda.negatives = NegativeSpec{};  // no sampling
     o.cuda.batch_cap = 1;         // no training
     o.cuda.deterministic = true;  // scoring keeps deterministic cuDNN plans whatever sparse_grad says
   }

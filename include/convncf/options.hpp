@@ -33,7 +33,7 @@ OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr);
 // The engine's options: model and tower, device, threads, the negatives' seed, both phases'
 // optimizers (main: learner at learning_rate / embedding_learning_rate; warm-up: Adagrad at
 // warmup_learning_rate) and the CUDA engine's choices. training = false: for scoring only
-// (batch buffers of one triple, deterministic cuDNN plans whatever sparse_grad says).
+// (batch buffers of one triple, no negatives, deterministic cuDNN plans whatever sparse_grad says).
 EngineOptions engine_options(const Config& cfg, bool training = true);
 
 // train_neg_sample_args as the samplers take it (candidate_num 1 unless dynamic).
