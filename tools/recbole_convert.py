@@ -21,6 +21,7 @@ tests/recbole_roundtrip_test.py (ctest -R RecBoleRoundTrip), which skips without
 """
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -140,8 +141,14 @@ def to_recbole(argv):
         if not os.path.exists(os.path.join(src, "model.bin")):
             raise SystemExit(f"recbole_convert: {src} is neither a run folder (model.bin) nor an export (index.json)")
         binary = mine.get("convncf") or os.path.join(HERE, "..", "build", "convncf")
+        if not os.access(binary, os.X_OK):
+            raise SystemExit(f"recbole_convert: {binary} is not an executable convncf: build it, pass --convncf=BINARY, "
+                             f"or give an export folder (convncf export RUN --out=FOLDER)")
         tmp = tempfile.mkdtemp(prefix="convncf_export_")
-        subprocess.run([binary, "export", src, f"--out={tmp}/e"], check=True, stdout=subprocess.DEVNULL)
+        r = subprocess.run([binary, "export", src, f"--out={tmp}/e"], capture_output=True, text=True)
+        if r.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SystemExit(f"recbole_convert: {binary} export {src} failed ({r.returncode}): {r.stderr.strip()}")
         src = f"{tmp}/e"
     m = convncf_numpy.load(src)
     if m.kind not in ("ConvNCF", "BPR"):
@@ -190,7 +197,7 @@ def to_recbole(argv):
     print(f"wrote {mine['out']}: RecBole {m.kind}, {len(ds.field2id_token[ds.uid_field]) - 1} users and "
           f"{len(ds.field2id_token[ds.iid_field]) - 1} items of {config['dataset']} mapped from {src}")
     if tmp:
-        subprocess.run(["rm", "-rf", tmp], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def from_recbole(argv):
