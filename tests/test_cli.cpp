@@ -391,6 +391,88 @@ TEST(Cli, RecBoleDefaultProtocolRatioSplitFullRanking) {
   EXPECT_EQ(json_number(read_file(again + "/metrics.jsonl"), "test", "ndcg@10"), json_number(m, "test", "ndcg@10"));
 }
 
+// train_neg_sample_args end to end: the negatives the run will draw are printed; what cannot run is
+// refused by name before anything is written.
+TEST(Cli, TrainNegSampleArgs) {
+  const std::string out = fresh_dir("negatives");
+  Result r = run("train --model=BPR --epochs=1 --device=cpu --train_neg_sample_args=\"{distribution: popularity, "
+                 "sample_num: 3, dynamic: True, candidate_num: 2}\" " + std::string(kQuick) + " --quiet=false --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("training negatives: 3 popularity negatives per positive, each the best-scoring of 2 "
+                       "candidates (dynamic)"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(out + "/config.yaml").find("train_neg_sample_args:\n  distribution: popularity\n  sample_num: 3\n"),
+            std::string::npos);
+  // scoring draws no negatives: eval and recommend take the run whatever its negatives (a GPU is
+  // asked for, not refused for dynamic sampling)
+  r = run("eval " + out);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(run("recommend " + out + " --users=17").code, 0);  // a raw id of the synthetic set
+  std::string reason;
+  if (!convncf::cuda_device_available(&reason)) {
+    EXPECT_EQ(run("eval " + out + " --device=cuda").code, 69);
+  }
+  // the issue's example: dynamic without candidate_num (RecBole's default 0) has nothing to pick from
+  const std::string bad = fresh_dir("negatives_bad");
+  r = run("train --model=BPR --epochs=1 --train_neg_sample_args=\"{distribution: popularity, sample_num: 5, "
+          "dynamic: True}\" " + std::string(kQuick) + " --out=" + bad);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("candidate_num"), std::string::npos) << r.out;
+  r = run("train --model=BPR --epochs=1 --device=cuda --train_neg_sample_args=\"{dynamic: true, candidate_num: 2}\" " +
+          std::string(kQuick) + " --out=" + bad);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("CPU engine only"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(bad));
+}
+
+// RecBole's pre-split files (benchmark_filename) are the run's split; filters with them are refused.
+TEST(Cli, BenchmarkFilenameIsTheSplit) {
+  const std::string root = fresh_dir("benchmark"), dir = root + "/toy", out = root + "/run";
+  std::system(("mkdir -p '" + dir + "'").c_str());
+  const char* parts[3] = {"train", "valid", "test"};
+  std::string want;
+  for (int k = 0; k < 3; ++k) {
+    std::ofstream f(dir + "/toy." + parts[k] + ".inter");
+    f << "user_id:token\titem_id:token\n";
+    for (int u = 0; u < 30; ++u)
+      for (int j = 0; j < (k == 0 ? 8 : 1); ++j) {
+        const int item = (u * 7 + j * 3 + k * 11) % 40;
+        f << "u" << u << "\ti" << item << "\n";
+        want += "u" + std::to_string(u) + "\ti" + std::to_string(item) + "\t" + parts[k] + "\n";
+      }
+  }
+  Result r = run("train --model=Pop --dataset=" + dir + " --benchmark_filename=[train,valid,test] --quiet --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream split(read_file(out + "/split.tsv"));
+  std::vector<std::string> got_lines, want_lines;
+  for (std::string line; std::getline(split, line);)
+    if (line.rfind("#", 0) != 0 && line.rfind("user\t", 0) != 0) got_lines.push_back(line);
+  std::istringstream w(want);
+  for (std::string line; std::getline(w, line);) want_lines.push_back(line);
+  std::sort(got_lines.begin(), got_lines.end());
+  std::sort(want_lines.begin(), want_lines.end());
+  EXPECT_EQ(got_lines, want_lines);
+  r = run("train --model=Pop --dataset=" + dir + " --benchmark_filename=[train,valid,test] "
+          "--user_inter_num_interval=\"[5,inf)\" --quiet --out=" + root + "/bad");
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("benchmark_filename"), std::string::npos) << r.out;
+  r = run("train --model=Pop --dataset=" + dir + " --benchmark_filename=[train,dev,test] --quiet --out=" + root + "/bad");
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("toy.dev.inter"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(root + "/bad"));
+}
+
+// A RecBole checkpoint named as pre_model_path is refused with the converter's command.
+TEST(Cli, PreModelPathRefusesARecBoleCheckpoint) {
+  const std::string root = fresh_dir("pth"), pth = root + "/BPR-x.pth";
+  std::system(("mkdir -p '" + root + "'").c_str());
+  std::ofstream(pth, std::ios::binary) << std::string("PK\x03\x04 a torch.save archive", 26);
+  const Result r = run("train --model=ConvNCF --epochs=1 --train_method=after_pretrain --pre_model_path=" + pth + " " +
+                       kQuick + " --out=" + root + "/run");
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("tools/recbole_convert.py from-recbole"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(root + "/run"));
+}
+
 TEST(Cli, IgnoredRecBoleKeysAreNamedInOneWarning) {
   const std::string out = fresh_dir("ignored");
   const Result r = run("train --model=Pop --gpu_id=0 --log_wandb=False --quiet " + std::string(kQuick) + " --out=" + out);

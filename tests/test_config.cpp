@@ -72,6 +72,12 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.train_batch_size, b.train_batch_size);
   EXPECT_EQ(a.drop_last_batch, b.drop_last_batch);
   EXPECT_EQ(a.epochs, b.epochs);
+  EXPECT_EQ(a.neg_distribution, b.neg_distribution);
+  EXPECT_EQ(a.neg_sample_num, b.neg_sample_num);
+  EXPECT_EQ(a.neg_alpha, b.neg_alpha);
+  EXPECT_EQ(a.neg_dynamic, b.neg_dynamic);
+  EXPECT_EQ(a.neg_candidate_num, b.neg_candidate_num);
+  EXPECT_EQ(a.benchmark_filename, b.benchmark_filename);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.train_method, b.train_method);
   EXPECT_EQ(a.pre_model_path, b.pre_model_path);
@@ -430,8 +436,10 @@ TEST(Config, NestedMapsAsRecBoleWritesThem) {
   EXPECT_EQ(c.val_interval_field, "rating");
   EXPECT_EQ(c.user_inter_num_interval, "[5,inf)");
   EXPECT_EQ(c.dropout_prob, 0.3);  // RecBole's ConvNCF.yaml calls it dropout
-  EXPECT_EQ(c.ignored_keys, (std::set<std::string>{"gpu_id", "neg_sampling"}));
-  EXPECT_NE(c.ignored_warning().find("gpu_id neg_sampling"), std::string::npos);
+  EXPECT_EQ(c.ignored_keys, (std::set<std::string>{"gpu_id"}));
+  EXPECT_NE(c.ignored_warning().find("gpu_id"), std::string::npos);
+  EXPECT_EQ(c.neg_distribution, "uniform");  // neg_sampling: {uniform: 1} is train_neg_sample_args'
+  EXPECT_EQ(c.neg_sample_num, 1);
 
   const Config l = Config::from_args({"--eval_args={split: {LS: test_only}, order: RO, mode: pop100}"});
   EXPECT_EQ(l.split, "LS");
@@ -441,7 +449,7 @@ TEST(Config, NestedMapsAsRecBoleWritesThem) {
   EXPECT_EQ(Config::from_args({"--eval_args.split.RS=[8,1,1]"}).split_ratios, (std::vector<double>{8, 1, 1}));
 
   // what RecBole means and this tool does not do is refused, not ignored
-  expect_usage({"--neg_sampling={popularity: 1}"}, {"neg_sampling.popularity", "not supported"});
+  expect_usage({"--neg_sampling={gaussian: 1}"}, {"neg_sampling.gaussian", "{uniform: N} or {popularity: N}"});
   expect_usage({"--valid_metric_bigger=False"}, {"valid_metric_bigger", "not supported"});
   expect_usage({"--clip_grad_norm={max_norm: 5}"}, {"clip_grad_norm", "not supported"});
   expect_usage({"--eval_args.group_by=none"}, {"group_by", "'none'"});
@@ -470,7 +478,88 @@ TEST(Config, RecBoleOverallAndConvNcfFilesRunUnchanged) {
   const Config c = Config::from_args({"--config=" + overall, "--config=" + model, "--dataset=ml-100k"});
   Config plain = Config::from_args({"--dataset=ml-100k"});
   EXPECT_EQ(c.to_yaml(), plain.to_yaml());  // they are exactly the recbole preset
-  EXPECT_EQ(c.ignored_keys.size(), 18u);  // all but data_path and show_progress, which mean the same here
+  EXPECT_EQ(c.ignored_keys.size(), 17u);  // all but data_path, show_progress and neg_sampling, which mean the same here
+  // RecBole 1.2.1's overall.yaml writes the negatives as train_neg_sample_args
+  const std::string overall121 = temp_file("overall121.yaml",
+      "epochs: 300\ntrain_batch_size: 2048\nlearner: adam\nlearning_rate: 0.001\ntrain_neg_sample_args:\n"
+      "  distribution: uniform\n  sample_num: 1\n  alpha: 1.0\n  dynamic: False\n  candidate_num: 0\n"
+      "eval_step: 1\nstopping_step: 10\nclip_grad_norm: ~\nweight_decay: 0.0\n");
+  const Config d = Config::from_args({"--config=" + overall121, "--config=" + model, "--dataset=ml-100k"});
+  EXPECT_EQ(d.to_yaml(), plain.to_yaml());
+}
+
+TEST(Config, TrainNegSampleArgs) {
+  Config c = Config::from_args(
+      {"--train_neg_sample_args={distribution: popularity, sample_num: 5, alpha: 0.75, dynamic: True, candidate_num: 3}"});
+  EXPECT_EQ(c.neg_distribution, "popularity");
+  EXPECT_EQ(c.neg_sample_num, 5);
+  EXPECT_EQ(c.neg_alpha, 0.75);
+  EXPECT_TRUE(c.neg_dynamic);
+  EXPECT_EQ(c.neg_candidate_num, 3);
+  EXPECT_NE(c.to_yaml().find("train_neg_sample_args:\n  distribution: popularity\n  sample_num: 5\n  alpha: 0.75\n"
+                             "  dynamic: true\n  candidate_num: 3\n"),
+            std::string::npos)
+      << c.to_yaml();
+  EXPECT_TRUE(c.ignored_keys.empty());
+  // defaults: RecBole's (one uniform negative)
+  c = Config::from_args({});
+  EXPECT_EQ(c.neg_distribution, "uniform");
+  EXPECT_EQ(c.neg_sample_num, 1);
+  EXPECT_FALSE(c.neg_dynamic);
+  EXPECT_EQ(c.neg_candidate_num, 0);
+  // block form in a file, and dotted keys on the command line
+  const std::string f = temp_file("neg.yaml", "train_neg_sample_args:\n  distribution: popularity\n  sample_num: 2\n");
+  c = Config::from_args({"--config=" + f, "--train_neg_sample_args.sample_num=4"});
+  EXPECT_EQ(c.neg_distribution, "popularity");
+  EXPECT_EQ(c.neg_sample_num, 4);
+  // the older neg_sampling maps onto it: {uniform: N} / {popularity: N}
+  c = Config::from_args({"--neg_sampling={uniform: 3}"});
+  EXPECT_EQ(c.neg_distribution, "uniform");
+  EXPECT_EQ(c.neg_sample_num, 3);
+  const std::string g = temp_file("oldneg.yaml", "neg_sampling:\n  popularity: 2\n");
+  c = Config::from_args({"--config=" + g});
+  EXPECT_EQ(c.neg_distribution, "popularity");
+  EXPECT_EQ(c.neg_sample_num, 2);
+  EXPECT_EQ(c.explicit_keys.count("train_neg_sample_args.sample_num"), 1u);
+  // what RecBole means and this tool does not do is refused by name
+  expect_usage({"--train_neg_sample_args.distribution=none"}, {"train_neg_sample_args.distribution", "none"});
+  expect_usage({"--train_neg_sample_args={distribution: ~}"}, {"train_neg_sample_args.distribution", "not supported"});
+  expect_usage({"--train_neg_sample_args=None"}, {"train_neg_sample_args", "null", "not supported"});
+  const std::string h = temp_file("noneg.yaml", "train_neg_sample_args: ~\n");
+  expect_usage({"--config=" + h}, {h + ":1: ", "train_neg_sample_args", "not supported"});
+  const std::string i = temp_file("nullneg.yaml", "neg_sampling: ~\n");
+  expect_usage({"--config=" + i}, {i + ":1: ", "neg_sampling", "not supported"});
+  expect_usage({"--train_neg_sample_args.sample_num=0"}, {"sample_num", "an integer >= 1"});
+  expect_usage({"--train_neg_sample_args.sample_num=none"}, {"sample_num", "none is not supported"});
+  expect_usage({"--train_neg_sample_args.dynamic=maybe"}, {"dynamic", "true or false"});
+  expect_usage({"--train_neg_sample_args.candidate_num=-1"}, {"candidate_num", ">= 0"});
+  expect_usage({"--train_neg_sample_args.alpha=1e9"}, {"alpha"});
+  expect_usage({"--train_neg_sample_args.sample_nums=2"}, {"unknown key 'train_neg_sample_args.sample_nums'",
+                                                           "train_neg_sample_args.sample_num"});
+}
+
+// RecBole's command line keeps a value it cannot eval as text: --user_inter_num_interval=[5,inf)
+// (the shell's quotes gone) is the interval, never a silently dropped list.
+TEST(Config, IntervalOnTheCommandLineAsRecBoleReadsIt) {
+  const Config c = Config::from_args({"--user_inter_num_interval=[5,inf)", "--item_inter_num_interval=(0,10]"});
+  EXPECT_EQ(c.user_inter_num_interval, "[5,inf)");
+  EXPECT_EQ(c.item_inter_num_interval, "(0,10]");
+  expect_usage({"--topk=[5,10"}, {"topk", "an integer > 0 or a list"});
+  expect_usage({"--cnn_kernels=[4,4"}, {"cnn_kernels", "a list of integers"});
+}
+
+TEST(Config, BenchmarkFilename) {
+  Config c = Config::from_args({"--benchmark_filename=[train, valid, test]"});
+  EXPECT_EQ(c.benchmark_filename, (std::vector<std::string>{"train", "valid", "test"}));
+  EXPECT_NE(c.to_yaml().find("benchmark_filename: [train, valid, test]\n"), std::string::npos);
+  EXPECT_TRUE(c.ignored_keys.empty());
+  const std::string f = temp_file("bench.yaml", "benchmark_filename:\n  - tr\n  - va\n  - te\n");
+  EXPECT_EQ(Config::from_args({"--config=" + f}).benchmark_filename, (std::vector<std::string>{"tr", "va", "te"}));
+  EXPECT_TRUE(Config::from_args({"--benchmark_filename=~"}).benchmark_filename.empty());
+  EXPECT_NE(Config::from_args({}).to_yaml().find("benchmark_filename: ~\n"), std::string::npos);
+  expect_usage({"--benchmark_filename=[train, test]"}, {"benchmark_filename", "three"});
+  expect_usage({"--benchmark_filename=train"}, {"benchmark_filename", "three"});
+  expect_usage({"--benchmark_filename=[a, a/b, c]"}, {"benchmark_filename", "three"});
 }
 
 TEST(Config, NumbersAndStrings) {
@@ -716,6 +805,35 @@ TEST(Config, MergeOrderFilesThenCommandLine) {
   EXPECT_EQ(c.epochs, 5);
 }
 
+TEST(Config, RecBoleConfigFilesFlag) {
+  // run_recbole.py's --config_files: names separated by spaces, read in order, under the command line
+  const std::string a = temp_file("cf_a.yaml", "epochs: 1\neval_step: 1\nlearning_rate: 0.1\n");
+  const std::string b = temp_file("cf_b.yaml", "epochs: 2\neval_step: 2\n");
+  Config c = Config::from_args({"--model=BPR", "--dataset=ml-100k", "--config_files=" + a + " " + b, "--eval_step=5"});
+  EXPECT_EQ(c.model, ModelKind::BPR);
+  EXPECT_EQ(c.dataset, "ml-100k");
+  EXPECT_EQ(c.config_files, (std::vector<std::string>{a, b}));
+  EXPECT_EQ(c.epochs, 2);
+  EXPECT_EQ(c.eval_step, 5);
+  EXPECT_EQ(c.learning_rate, 0.1);
+  // argparse's spellings of run_recbole.py's three flags: the value as the next argument
+  c = Config::from_args({"-m", "BPR", "--dataset", "ml-1m", "--config_files", b + "  " + a});
+  EXPECT_EQ(c.model, ModelKind::BPR);
+  EXPECT_EQ(c.dataset, "ml-1m");
+  EXPECT_EQ(c.config_files, (std::vector<std::string>{b, a}));
+  EXPECT_EQ(c.epochs, 1);
+  // with --config: all files in the order given
+  c = Config::from_args({"--config=" + a, "--config_files=" + b});
+  EXPECT_EQ(c.config_files, (std::vector<std::string>{a, b}));
+  EXPECT_EQ(c.epochs, 2);
+  expect_usage({"--config_files="}, {"--config_files= needs file names"});
+  expect_usage({"--config_files=  "}, {"--config_files= needs file names"});
+  expect_error({"--config_files=" + a + " /nonexistent/x.yaml"}, kExitNoInput, {"/nonexistent/x.yaml", "does not exist"});
+  const std::string inner = temp_file("cf_inner.yaml", "config_files: a.yaml\n");
+  expect_usage({"--config_files=" + inner}, {inner + ":1: ", "--config"});
+  expect_usage({"--model"}, {"'--model' is not of the form --KEY=VALUE"});
+}
+
 // ---- to_yaml ----
 
 TEST(Config, ToYamlFormat) {
@@ -752,7 +870,9 @@ TEST(Config, ToYamlFormat) {
   }
   size_t yaml_keys = 0;
   for (size_t at = 0; (at = y.find('\n', at)) != std::string::npos; ++at)
-    if (at + 1 < y.size() && y[at + 1] != '#' && y.compare(at + 1, 10, "eval_args:") != 0) ++yaml_keys;
+    if (at + 1 < y.size() && y[at + 1] != '#' && y.compare(at + 1, 10, "eval_args:") != 0 &&
+        y.compare(at + 1, 22, "train_neg_sample_args:") != 0)
+      ++yaml_keys;
   EXPECT_EQ(yaml_keys, lines);
   EXPECT_EQ(Config::from_args({"--dataset=plain/path.inter"}).to_yaml().find("dataset: plain/path.inter\n") !=
                 std::string::npos,
@@ -777,6 +897,8 @@ TEST(Config, RoundTripThroughToYaml) {
        "--val_interval={stars: \"(0,5]\"}", "--item_inter_num_interval=[1,inf)", "--rm_dup_inter=last",
        "--metrics=[NDCG, AUC]", "--field_separator=,", "--USER_ID_FIELD=uid", "--data_format=csv", "--show_progress=false"},
       {"--engine=fused", "--precision=bf16", "--sparse_grad=fast"},
+      {"--train_neg_sample_args={distribution: popularity, sample_num: 3, alpha: -0.5, dynamic: true, candidate_num: 7}",
+       "--benchmark_filename=[a, b, c]"},
   };
   int n = 0;
   for (const auto& args : cases) {
@@ -794,7 +916,7 @@ TEST(Config, RoundTripThroughToYaml) {
 
 TEST(Config, ConfigKeysDocumentEveryKey) {
   const std::vector<KeyDoc>& keys = config_keys();
-  EXPECT_EQ(keys.size(), 58u);
+  EXPECT_EQ(keys.size(), 64u);
   std::set<std::string> names;
   for (const KeyDoc& k : keys) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;

@@ -256,6 +256,53 @@ void write_ncf(const std::string& dir, const std::string& train, const std::stri
 }
 }  // namespace
 
+// RecBole's benchmark_filename: NAME.<suffix>.inter files are the split, in the order given.
+TEST(FormatsAtomic, BenchmarkFilesAreTheSplit) {
+  const std::string root = fresh_dir(), dir = root + "/bm";
+  fs::create_directories(dir);
+  const std::string head = "user_id:token\titem_id:token\ttimestamp:float\n";
+  write(dir + "/bm.train.inter", head + "u1\ti1\t1\nu1\ti2\t2\nu2\ti1\t3\nu1\ti1\t4\n");
+  write(dir + "/bm.valid.inter", head + "u1\ti3\t5\n");
+  write(dir + "/bm.test.inter", head + "u2\ti3\t6\nu1\ti4\t7\nu3\ti1\t8\n");
+  write(dir + "/bm.inter", head + "x\ty\t1\n");  // the unsplit file is not read
+  LoadOptions opt;
+  opt.benchmark = {"train", "valid", "test"};
+  for (const std::string& path : {dir, dir + "/", dir + "/bm.train.inter"}) {
+    SCOPED_TRACE(path);
+    const LoadedData d = load_data(path, opt);
+    EXPECT_EQ(d.format, DataFormat::Atomic);
+    EXPECT_EQ(d.inter.name, "bm");
+    // the duplicate (u1, i1) in training follows rm_dup_inter; u3 has no training row: dropped
+    EXPECT_EQ(pairs(d.inter), (std::vector<std::string>{"u1:i1", "u1:i2", "u2:i1", "u1:i3", "u2:i3", "u1:i4"}));
+    EXPECT_EQ(d.role, (std::vector<uint8_t>{kRoleTrain, kRoleTrain, kRoleTrain, kRoleValid, kRoleTest, kRoleTest}));
+    EXPECT_EQ(d.report.duplicates, 1);
+    EXPECT_EQ(d.report.users_without_train, 1);
+    EXPECT_EQ(d.report.files.size(), 3u);
+    const Split s = split_from_roles(d.inter, d.role);
+    EXPECT_EQ(s.train_user.size(), 3u);
+    EXPECT_EQ(s.valid.items.size(), 1u);
+    EXPECT_EQ(s.test.items.size(), 2u);
+  }
+  // other suffixes, in another order: the first file is training whatever its name
+  opt.benchmark = {"test", "valid", "train"};
+  const LoadedData r = load_data(dir, opt);
+  EXPECT_EQ(r.role.front(), kRoleTrain);
+  EXPECT_EQ(pairs(r.inter).front(), "u2:i3");
+  // a missing part, a forced other format, a wrong count
+  opt.benchmark = {"train", "dev", "test"};
+  expect_error([&] { load_data(dir, opt); }, kExitNoInput, {dir + "/bm.dev.inter", "benchmark_filename"});
+  opt.benchmark = {"train", "valid", "test"};
+  opt.format = DataFormat::Csv;
+  expect_error([&] { load_data(dir, opt); }, kExitUsage, {"benchmark_filename", "data_format is csv"});
+  opt.format = DataFormat::Auto;
+  opt.benchmark = {"train", "test"};
+  expect_error([&] { load_data(dir, opt); }, kExitUsage, {"benchmark_filename needs three"});
+  // each part is checked like any atomic file, naming it
+  opt.benchmark = {"train", "valid", "test"};
+  write(dir + "/bm.valid.inter", head + "u1\ti3\n");
+  expect_error([&] { load_data(dir, opt); }, kExitData, {"bm.valid.inter:2:", "expected 3 fields"});
+}
+
 TEST(FormatsNcf, LoadsTrainTestAndNegatives) {
   const std::string dir = fresh_dir();
   write_ncf(dir, "0\t10\t5\t100\n0\t11\t4\t101\n1\t10\t3\t102\n", "0\t12\t5\t200\n1\t11\t1\t201\n",

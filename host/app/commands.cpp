@@ -70,7 +70,11 @@ struct ScoringSetup {
   std::unique_ptr<Engine> engine;
 };
 
-ScoringSetup scoring_setup(const std::string& dir, const Config& cfg) {
+ScoringSetup scoring_setup(const std::string& dir, const Config& run_cfg) {
+  Config cfg = run_cfg;  // the training negatives mean nothing to scoring (dynamic ones run on any device)
+  cfg.neg_distribution = "uniform";
+  cfg.neg_sample_num = 1;
+  cfg.neg_dynamic = false;
   check_run_config(cfg);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const std::string model_path = dir + "/model.bin";
@@ -212,6 +216,11 @@ void run_export(const std::string& dir, const std::vector<std::string>& args_in,
   index["embedding_size"] = p.E;
   index["n_users"] = p.n_users;
   index["n_items"] = p.n_items;
+  if (p.model == ModelKind::ConvNCF) {  // network.npy's layout: model.hpp, as tools/convncf_numpy.py reads it
+    index["cnn_channels"] = m.channels;
+    index["cnn_kernels"] = m.kernels;
+    index["cnn_strides"] = m.kernels;  // stride = kernel
+  }
   index["source"] = dir + "/model.bin";
   index["files"] = Json::object();
   for (const auto& f : files) index["files"][f.first.substr(0, f.first.size() - 4)] = f.first;

@@ -472,6 +472,28 @@ const std::vector<KeySpec>& key_table() {
         "(user, positive, negative) triples per step (RecBole: train_batch_size)"));
     t.push_back(field<bool>("drop_last_batch", &Config::drop_last_batch, bool_of,
         "drop each epoch's last partial batch, as the official code"));
+    t.push_back(field<std::string>("train_neg_sample_args.distribution", &Config::neg_distribution,
+        [](const Value& v) {
+          const std::string e = "uniform or popularity (distribution none, training without negatives, is not "
+                                "supported: ConvNCF and BPR train on (user, positive, negative) triples)";
+          if (nullish(v)) throw BadValue{e};
+          return enum_of<std::string>(v, {{"uniform", "uniform"}, {"popularity", "popularity"}});
+        },
+        "where training negatives come from: uniform over the items the user has not trained on, or popularity "
+        "(in proportion to count^alpha, counted over all interactions of the split as RecBole counts them) "
+        "(RecBole: train_neg_sample_args distribution; neg_sampling: {uniform: N} is the older form)"));
+    t.push_back(field<int>("train_neg_sample_args.sample_num", &Config::neg_sample_num,
+        [](const Value& v) { return int(int_in(v, 1, 1 << 20, "an integer >= 1 (sample_num none is not supported)")); },
+        "negatives per positive: each positive makes this many triples, and a batch holds "
+        "max(train_batch_size / sample_num, 1) positives, as RecBole's TrainDataLoader (RecBole: sample_num)"));
+    t.push_back(field<double>("train_neg_sample_args.alpha", &Config::neg_alpha,
+        [](const Value& v) { return double_if(v, [](double x) { return std::fabs(x) <= 16; }, "a number in [-16, 16]"); },
+        "popularity: the exponent of the counts (RecBole: alpha)"));
+    t.push_back(field<bool>("train_neg_sample_args.dynamic", &Config::neg_dynamic, bool_of,
+        "each negative is the highest-scoring of candidate_num drawn candidates under the current model "
+        "(RecBole's dynamic negative sampling; the CPU engine only) (RecBole: dynamic)"));
+    t.push_back(field<int>("train_neg_sample_args.candidate_num", &Config::neg_candidate_num, int_at_least(0),
+        "candidates per negative when dynamic (RecBole: candidate_num)"));
     t.push_back(field<int>("epochs", &Config::epochs, int_at_least(0),
         "training epochs (RecBole: epochs); 10 on the built-in synthetic data; BPR under paper: 500"));
     t.push_back(field<uint64_t>("seed", &Config::seed,
@@ -513,6 +535,21 @@ const std::vector<KeySpec>& key_table() {
         [](Config& d, const Config& s) { d.eval_mode_valid = s.eval_mode_valid; d.eval_mode_test = s.eval_mode_test; }});
     t.push_back(field<std::string>("split_file", &Config::split_file, string_of,
         "read the split from this file (a run's split.tsv) instead of making one", true));
+    t.push_back(KeySpec{"benchmark_filename",
+        "RecBole's pre-split atomic files NAME.<suffix>.inter, e.g. [train, valid, test]: read as the split "
+        "(no filters, as in RecBole); null: one NAME.inter, split by eval_args (RecBole: benchmark_filename)",
+        false, false,
+        [](Config& c, const Value& v) {
+          const std::string e = "a list of three file suffixes [train, valid, test] (NAME.<suffix>.inter in the dataset "
+                                "folder: the training, validation and test interactions, in that order), or null";
+          if (nullish(v)) { c.benchmark_filename.clear(); return; }
+          if (!v.is_list || v.items.size() != 3) throw BadValue{e};
+          for (const std::string& s : v.items)
+            if (s.empty() || s.find('/') != std::string::npos) throw BadValue{e};
+          c.benchmark_filename = v.items;
+        },
+        [](const Config& c) { return c.benchmark_filename.empty() ? std::string("~") : text_of(c.benchmark_filename); },
+        [](Config& d, const Config& s) { d.benchmark_filename = s.benchmark_filename; }});
     t.push_back(field<int64_t>("eval_batch_size", &Config::eval_batch_size, int64_positive(),
         "users per evaluation block x items scored at once is bounded by this many pairs (RecBole: eval_batch_size)"));
     t.push_back(field<int>("eval_step", &Config::eval_step, int_at_least(1),
@@ -1063,11 +1100,12 @@ Value cli_value(const std::string& raw, bool takes_raw_string) {
   size_t i = 0;
   std::string err;
   if (!s.empty() && s[0] == '[') {
-    // An unreadable list reads as no value, which every non-string key rejects with its own
-    // "expected ..." text, so the message says what this key takes.
+    // Text that is not a list stays text, as RecBole's command line keeps what it cannot eval:
+    // an interval like [5,inf) is read by the interval keys, and every list key rejects it with
+    // its own "expected ..." text, so the message says what this key takes.
     if (!read_flow_list(s, i, v.items, err) || i != s.size()) {
       v.items.clear();
-      v.is_null = true;
+      v.scalar = s;
       return v;
     }
     v.is_list = true;
@@ -1129,15 +1167,9 @@ const std::vector<IgnoredKey>& ignored_recbole_keys() {
       {"entity_kg_num_interval", {}}, {"relation_kg_num_interval", {}}, {"unload_col", {}}, {"unused_col", {}},
       {"additional_feat_suffix", {}}, {"filter_inter_by_user_or_item", {}}, {"alias_of_user_id", {}},
       {"alias_of_item_id", {}}, {"alias_of_entity_id", {}}, {"alias_of_relation_id", {}}, {"preload_weight", {}},
-      {"normalize_field", {}}, {"normalize_all", {}}, {"discretization", {}}, {"benchmark_filename", {}},
+      {"normalize_field", {}}, {"normalize_all", {}}, {"discretization", {}},
       {"seq_separator", {}}, {"numerical_features", {}}, {"single_spec", {}}, {"local_rank", {}},
-      {"neg_sampling", [](const Entry& e) {
-         const std::string v = lower(e.value.scalar);
-         if (e.key != "neg_sampling.uniform" || v != "1")
-           throw_usage(where(e.file, e.line) + "key '" + e.key + "' = '" + e.value.shown +
-                       "' is not supported: training draws one uniform negative per positive (neg_sampling: {uniform: 1})");
-       }},
-      {"train_neg_sample_args", {}},
+      {"group_offset", {}},
       {"clip_grad_norm", must("~", "gradients are not clipped here")},
       {"valid_metric_bigger", must("true", "every metric here is better when bigger")},
   };
@@ -1157,8 +1189,33 @@ const KeySpec* resolve_key(const std::string& key, std::string* sub) {
   return nullptr;
 }
 
+void apply_entry(Config& cfg, const Entry& e);
+
+// RecBole's older neg_sampling: {uniform: N} or {popularity: N} is train_neg_sample_args with
+// that distribution and sample_num N; null (no negatives) is refused, as distribution none is.
+void apply_neg_sampling(Config& cfg, const Entry& e) {
+  const std::string sub = e.key.size() > 13 ? e.key.substr(13) : std::string();
+  if (e.value.is_null && sub.empty())
+    throw_usage(where(e.file, e.line) + "key 'neg_sampling' = null (no negatives) is not supported: ConvNCF and BPR "
+                "train on (user, positive, negative) triples; write neg_sampling: {uniform: 1}");
+  if (sub != "uniform" && sub != "popularity")
+    throw_usage(where(e.file, e.line) + "bad key '" + e.key + "': neg_sampling takes {uniform: N} or {popularity: N} "
+                "(train_neg_sample_args' distribution and sample_num)");
+  Entry d = e, n = e;
+  d.key = "train_neg_sample_args.distribution";
+  d.value = Value{};
+  d.value.scalar = d.value.shown = sub;
+  n.key = "train_neg_sample_args.sample_num";
+  apply_entry(cfg, d);
+  apply_entry(cfg, n);
+}
+
 void apply_entry(Config& cfg, const Entry& e) {
   const std::string at = where(e.file, e.line);
+  if (e.key == "neg_sampling" || e.key.compare(0, 13, "neg_sampling.") == 0) return apply_neg_sampling(cfg, e);
+  if (e.key == "train_neg_sample_args" && (nullish(e.value) || lower(e.value.scalar) == "none"))
+    throw_usage(at + "key 'train_neg_sample_args' = null (no negatives) is not supported: ConvNCF and BPR train on "
+                "(user, positive, negative) triples");
   const std::string key = canonical_key(e.key);
   Value value = e.value;
   const KeySpec* spec = resolve_key(key, &value.sub);
@@ -1174,7 +1231,8 @@ void apply_entry(Config& cfg, const Entry& e) {
     if (e.value.is_null)
       for (const KeySpec& k : key_table())
         if (k.name.compare(0, key.size() + 1, key + ".") == 0) return;
-    if (e.key == "config") throw_usage(at + "a config file cannot name another; pass each as --config=FILE");
+    if (e.key == "config" || e.key == "config_files")
+      throw_usage(at + "a config file cannot name another; pass each as --config=FILE");
     const std::string near = closest_key(e.key);
     std::string hint;
     // only a plausible typo is worth suggesting; a far "closest" key would mislead
@@ -1193,9 +1251,32 @@ void apply_entry(Config& cfg, const Entry& e) {
 
 }  // namespace
 
-Config Config::from_args(const std::vector<std::string>& args) {
+// RecBole's run_recbole.py takes --model, --dataset and --config_files through argparse, which
+// also reads them with the value as the next argument (`--model ConvNCF`, `-m ConvNCF`); every
+// other key must be --KEY=VALUE, as RecBole's own command-line reader wants.
+std::vector<std::string> joined_argparse_flags(const std::vector<std::string>& args) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"--model", "--model"}, {"-m", "--model"}, {"--dataset", "--dataset"}, {"-d", "--dataset"},
+      {"--config_files", "--config_files"}};
+  std::vector<std::string> out;
+  for (size_t k = 0; k < args.size(); ++k) {
+    const char* flag = nullptr;
+    for (const auto& [name, full] : kFlags)
+      if (args[k] == name) flag = full;
+    if (flag && k + 1 < args.size() && args[k + 1].compare(0, 1, "-") != 0) {
+      out.push_back(std::string(flag) + "=" + args[k + 1]);
+      ++k;
+    } else {
+      out.push_back(args[k]);
+    }
+  }
+  return out;
+}
+
+Config Config::from_args(const std::vector<std::string>& raw_args) {
   Config cfg;
   std::vector<Entry> cli;
+  const std::vector<std::string> args = joined_argparse_flags(raw_args);
   for (const std::string& a : args) {
     if (a == "--quiet" || a == "--verbose") {  // the two flags that may stand alone
       Entry e;
@@ -1214,6 +1295,14 @@ Config Config::from_args(const std::vector<std::string>& args) {
     if (key == "config") {
       if (raw.empty()) throw_usage("--config= needs a file name");
       cfg.config_files.push_back(raw);
+      continue;
+    }
+    if (key == "config_files") {  // RecBole's flag: file names separated by spaces
+      std::istringstream names(raw);
+      const size_t before = cfg.config_files.size();
+      for (std::string f; names >> f;) cfg.config_files.push_back(f);
+      if (cfg.config_files.size() == before)
+        throw_usage("--config_files= needs file names separated by spaces, like --config_files=\"a.yaml b.yaml\"");
       continue;
     }
     if (!trimmed(raw).empty() && trimmed(raw)[0] == '{') {  // --eval_args="{mode: full, order: TO}"

@@ -24,9 +24,21 @@ OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr) {
   return s;
 }
 
+NegativeSpec negative_spec(const Config& cfg) {
+  NegativeSpec n;
+  n.distribution = cfg.neg_distribution == "popularity" ? NegDistribution::Popularity : NegDistribution::Uniform;
+  n.sample_num = cfg.neg_sample_num;
+  n.alpha = cfg.neg_alpha;
+  n.dynamic = cfg.neg_dynamic;
+  n.candidate_num = cfg.neg_dynamic ? cfg.neg_candidate_num : 1;
+  return n;
+}
+
 GpuEngineOptions gpu_engine_options(const Config& cfg) {
   GpuEngineOptions o;
-  o.batch_cap = cfg.train_batch_size;
+  o.negatives = negative_spec(cfg);
+  // a step's triples: RecBole's positives per batch times sample_num
+  o.batch_cap = positives_per_batch(cfg.train_batch_size, cfg.neg_sample_num) * cfg.neg_sample_num;
   o.eval_pairs = std::max<int64_t>(cfg.eval_batch_size, 1);
   o.deterministic = cfg.sparse_grad == "deterministic";
   o.lazy_adam = cfg.embedding_update == "lazy";
@@ -44,6 +56,7 @@ EngineOptions engine_options(const Config& cfg, bool training) {
   o.device = cfg.device;
   o.threads = cfg.threads;
   o.seed = cfg.seed;
+  o.negatives = negative_spec(cfg);
   const double emb_lr = cfg.embedding_learning_rate > 0 ? cfg.embedding_learning_rate : cfg.learning_rate;
   o.phases[0] = {optimizer_spec(cfg, cfg.learner, emb_lr), optimizer_spec(cfg, cfg.learner, cfg.learning_rate)};
   o.phases[1] = {optimizer_spec(cfg, Learner::Adagrad, cfg.warmup_learning_rate),
@@ -51,6 +64,7 @@ EngineOptions engine_options(const Config& cfg, bool training) {
   o.cuda = gpu_engine_options(cfg);
   o.training = training;
   if (!training) {
+    o.negatives = o.cuda.negatives = NegativeSpec{};  // no sampling
     o.cuda.batch_cap = 1;         // no training
     o.cuda.deterministic = true;  // scoring keeps deterministic cuDNN plans whatever sparse_grad says
   }
@@ -74,6 +88,11 @@ DataOptions data_options(const Config& cfg) {
     throw_usage("val_interval filters on '" + cfg.val_interval_field + "', but RATING_FIELD is '" + cfg.rating_field +
                 "': only the rating column can be filtered");
   o.filters = FilterSpec{cfg.val_interval, cfg.user_inter_num_interval, cfg.item_inter_num_interval};
+  o.load.benchmark = cfg.benchmark_filename;
+  if (!cfg.benchmark_filename.empty() &&
+      (!cfg.val_interval.empty() || !cfg.user_inter_num_interval.empty() || !cfg.item_inter_num_interval.empty()))
+    throw_usage("benchmark_filename: pre-split files are read as they are (RecBole applies no filter to them); remove "
+                "val_interval, user_inter_num_interval and item_inter_num_interval");
   o.split.file = cfg.split_file;
   o.split.method = cfg.split;
   o.split.ratios = cfg.split_ratios;
@@ -91,6 +110,7 @@ ScheduleOptions schedule_options(const Config& cfg) {
   o.seed = cfg.seed;
   o.dropout = cfg.dropout_prob;
   o.reg = RegSpec{cfg.reg_type, cfg.reg_weights, true};
+  o.negatives = negative_spec(cfg);
   return o;
 }
 
@@ -103,6 +123,12 @@ void check_run_config(const Config& cfg) {
       cfg.reg_weights[0] > 0)
     throw_usage("embedding_update: lazy needs a regularizer that touches only the batch's rows, but reg_type norm "
                 "with reg_weights[0] > 0 puts a gradient on every row (use reg_type squared or reg_weights[0] = 0)");
+  if (cfg.neg_dynamic && cfg.neg_candidate_num < 1)
+    throw_usage("train_neg_sample_args: dynamic: true needs candidate_num >= 1 (the candidates each negative is "
+                "picked from), found " + std::to_string(cfg.neg_candidate_num));
+  if (cfg.neg_dynamic && cfg.device == Device::Cuda)
+    throw_usage("train_neg_sample_args: dynamic: true (dynamic negative sampling) is done by the CPU engine only; "
+                "use device: cpu (device: auto picks the CPU engine for it)");
   const bool conv = cfg.model == ModelKind::ConvNCF;
   if (conv) tower_spec(cfg);  // throws naming the layer
   const size_t need_regs = cfg.reg_type == RegType::Squared ? (conv ? 3 : 1) : (conv ? 2 : 1);

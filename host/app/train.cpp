@@ -1,7 +1,7 @@
 // train.cpp: the `convncf train` job (see train.hpp). A run loads and splits its data, starts from
 // a fresh model, pretrained MF-BPR embeddings or its checkpoint, and trains on the engine the
 // configuration picks: each epoch shuffles the training positives, steps through them in batches
-// (the engine draws one negative per positive), validates every eval_step epochs, stops early on
+// (the engine draws train_neg_sample_args' negatives for each positive), validates every eval_step epochs, stops early on
 // valid_metric, and writes its metrics line, the best model and a checkpoint; at the end it tests
 // the best epoch. The engine is driven through engine.hpp's interface only.
 #include "convncf/train.hpp"
@@ -91,7 +91,12 @@ std::string configuration_text(const Config& cfg) {
 void load_pretrained(const Config& cfg, const Interactions& data, Params<float>& prm) {
   std::string path = cfg.pre_model_path;
   if (is_dir(path)) path += "/model.bin";
-  const ModelFile m = load_model(path);
+  const std::string bytes = read_file_bytes(path, "pre_model_path");
+  // RecBole's checkpoints are torch.save zip archives of pickles: converted in Python, never parsed here
+  if (bytes.compare(0, 2, "PK") == 0 || (path.size() > 4 && path.compare(path.size() - 4, 4, ".pth") == 0))
+    throw_data(path + ": pre_model_path names a RecBole checkpoint; convert it to a convncf model file first: "
+               "python3 tools/recbole_convert.py from-recbole " + path + " --out=FILE.bin, then pre_model_path: FILE.bin");
+  const ModelFile m = model_from_bytes(bytes, path);
   if (m.params.model != ModelKind::BPR)
     throw_data(path + ": pre_model_path must hold an MF-BPR model (model: BPR), found " + model_name(m.params.model));
   if (m.params.E != prm.E)
@@ -199,6 +204,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
           (have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")"
                      : resume ? " (no checkpoint yet: from the start)" : ""));
   out.say(conv ? "model: ConvNCF, tower " + engine_opts.tower.describe() : std::string("model: ") + model_name(cfg.model));
+  if (trains) out.say("training negatives: " + engine_opts.negatives.describe());
   out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
           cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
   for (const std::string& line : notes.info) out.say(line);
@@ -252,7 +258,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
           throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where +
                                          "; the last good checkpoint is kept");
         bpr_sum += r.loss.bpr;
-        triples += n;
+        triples += n * schedule.negatives();
         const double el = seconds_since(t0);
         out.progress().update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
                               el / double(b + 1) * double(n_batches - b - 1));

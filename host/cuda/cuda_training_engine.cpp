@@ -18,7 +18,7 @@ namespace {
 class CudaTrainingEngine final : public Engine {
  public:
   CudaTrainingEngine(const EngineOptions& o, const Split& split)
-      : m_opts(o), m_gpu(o.model, o.model == ModelKind::ConvNCF ? &m_opts.tower : nullptr, split, o.E, o.cuda) {
+      : m_opts(o), m_gpu(o.model, o.model == ModelKind::ConvNCF ? &m_opts.tower : nullptr, split, o.E, gpu_options(o)) {
     const int64_t nP = int64_t(split.n_users) * o.E, nQ = int64_t(split.n_items) * o.E;
     const int64_t nN = o.model == ModelKind::ConvNCF ? m_opts.tower.n_params : 0;
     for (int k = 0; k < kPhases; ++k) {
@@ -108,6 +108,12 @@ class CudaTrainingEngine final : public Engine {
   }
 
  private:
+  // The engine's negatives are the device sampler's.
+  static GpuEngineOptions gpu_options(const EngineOptions& o) {
+    GpuEngineOptions g = o.cuda;
+    g.negatives = o.negatives;
+    return g;
+  }
   OptimizerSet set_of(int phase) const { return {&m_opt[phase][0], &m_opt[phase][1], &m_opt[phase][2]}; }
 
   EngineOptions m_opts;

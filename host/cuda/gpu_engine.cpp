@@ -293,6 +293,7 @@ struct GpuEngine::Impl {
   // training data
   DeviceBuffer<int32_t> train_user, train_item, row_items;
   DeviceBuffer<int64_t> row_offsets, order;
+  DeviceBuffer<uint64_t> pop_cdf, pop_row_cum;  // popularity negatives (sampling.hpp); empty: uniform
   int64_t order_size = 0;
 
   // per-step buffers besides the shared ones
@@ -319,7 +320,12 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   Impl& g = *m;
   if (model == ModelKind::Pop) throw Error(kExitSoftware, "GpuEngine: the popularity model does not train");
   if (model == ModelKind::ConvNCF && !tower) throw Error(kExitSoftware, "GpuEngine: ConvNCF needs a tower");
-  if (options.batch_cap <= 0 || options.eval_pairs <= 0) throw Error(kExitSoftware, "GpuEngine: bad sizes");
+  if (options.batch_cap <= 0 || options.eval_pairs <= 0 || options.negatives.sample_num < 1 ||
+      options.batch_cap % options.negatives.sample_num != 0)
+    throw Error(kExitSoftware, "GpuEngine: bad sizes");
+  if (options.negatives.dynamic)
+    throw Error(kExitUsage, "dynamic negative sampling (train_neg_sample_args: dynamic: true) is done by the CPU "
+                            "engine only");
   size_t free0 = 0, total = 0;
   CUDA_CHECK(cudaMemGetInfo(&free0, &total));
   g.model = model;
@@ -348,6 +354,11 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   g.row_offsets = DeviceBuffer<int64_t>(split.train.offsets);
   g.row_items = DeviceBuffer<int32_t>(split.train.items);
   g.order = DeviceBuffer<int64_t>(split.train_user.size());
+  if (options.negatives.distribution == NegDistribution::Popularity) {
+    const PopularityTable pop = negative_table(split, options.negatives);
+    g.pop_cdf = DeviceBuffer<uint64_t>(pop.cdf);
+    if (!pop.row_cum.empty()) g.pop_row_cum = DeviceBuffer<uint64_t>(pop.row_cum);
+  }
 
   s.user = DeviceBuffer<int32_t>(size_t(Bc));
   s.pos = DeviceBuffer<int32_t>(size_t(Bc));
@@ -469,8 +480,10 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
   const int64_t Bc = sh.Bc;
   const int E = sh.E;
   const cudaStream_t s = sh.stream;
-  if (n <= 0 || n > Bc || lo < 0 || lo + n > g.order_size || phase < 0 || phase > 1 || !g.optim[phase][0].ready)
+  const int32_t N = g.opt.negatives.sample_num;
+  if (n <= 0 || n > Bc / N || lo < 0 || lo + n > g.order_size || phase < 0 || phase > 1 || !g.optim[phase][0].ready)
     throw Error(kExitSoftware, "GpuEngine::train_step: bad batch or optimizers not uploaded");
+  const int64_t nt = n * N;  // the step's triples: the positives' N copies (sampling.hpp)
   auto regw = [&](size_t i) { return reg_weight(reg, i); };
   const bool squared = reg.type == RegType::Squared;
   const double row_l2 = squared ? regw(0) : 0.0;
@@ -480,19 +493,21 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
     NvtxRange r("sample");
     CUDA_CHECK(cudaMemsetAsync(g.scalars.data(), 0, kMaxScalars * sizeof(double), s));
     CUDA_CHECK(cudaMemsetAsync(g.counts.data(), 0, kCounts * sizeof(int32_t), s));
-    gather_batch_gpu(Bc, n, lo, epoch, seed, g.order.data(), g.train_user.data(), g.train_item.data(),
-                     g.row_offsets.data(), g.row_items.data(), g.n_items, sh.user.data(), sh.pos.data(), sh.neg.data(), s);
-    make_pairs(Bc, n, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.pair_user.data(), sh.pair_item.data(), s);
+    const bool pop = g.pop_cdf.size() > 0;
+    gather_batch_gpu(Bc, n, N, lo, epoch, seed, g.order.data(), g.train_user.data(), g.train_item.data(),
+                     g.row_offsets.data(), g.row_items.data(), g.n_items, pop ? g.pop_cdf.data() : nullptr,
+                     pop ? g.pop_row_cum.data() : nullptr, sh.user.data(), sh.pos.data(), sh.neg.data(), s);
+    make_pairs(Bc, nt, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.pair_user.data(), sh.pair_item.data(), s);
   }
 
   const std::vector<NetRegTerm> terms = g.conv ? network_reg_terms(g.tower, reg) : std::vector<NetRegTerm>{};
-  g.pairs->train(n, DropoutArgs{dropout.p, dropout.seed, dropout.step});
+  g.pairs->train(nt, DropoutArgs{dropout.p, dropout.seed, dropout.step});
 
   double* sc = g.scalars.data();
   {
     NvtxRange r("combine");
     if (row_l2 > 0) {
-      rows_squared_reg(Bc, n, E, row_l2, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.P.data(), sh.Q.data(),
+      rows_squared_reg(Bc, nt, E, row_l2, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.P.data(), sh.Q.data(),
                        sh.rows.data(), g.reg_t.data(), s);
     } else {
       CUDA_CHECK(cudaMemsetAsync(g.reg_t.data(), 0, size_t(Bc) * sizeof(double), s));
@@ -500,9 +515,9 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
     // embedding-row gradients combined into the dense gradient tables
     CUDA_CHECK(cudaMemsetAsync(g.dP.data(), 0, g.dP.size() * sizeof(float), s));
     CUDA_CHECK(cudaMemsetAsync(g.dQ.data(), 0, g.dQ.size() * sizeof(float), s));
-    g.combP->combine(n, sh.user.data(), sh.rows.data(), g.dP.data(), g.uniqP.data(), g.n_uniq.data(), s);
+    g.combP->combine(nt, sh.user.data(), sh.rows.data(), g.dP.data(), g.uniqP.data(), g.n_uniq.data(), s);
     interleave_rows(Bc, E, sh.rows.data(), g.qrows.data(), s);
-    g.combQ->combine(2 * n, sh.pair_item.data(), g.qrows.data(), g.dQ.data(), g.uniqQ.data(), g.n_uniq.data() + 1, s);
+    g.combQ->combine(2 * nt, sh.pair_item.data(), g.qrows.data(), g.dQ.data(), g.uniqQ.data(), g.n_uniq.data() + 1, s);
 
     // losses and whole-tensor regularization (before the update: the step's parameters)
     sum_gpu(Bc, sh.loss_t.data(), g.partials.data(), sc + kBpr, s);

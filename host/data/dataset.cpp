@@ -437,19 +437,6 @@ Split read_split(const std::string& path, const Interactions& data) {
 // ---------------------------------------------------------------------------------------------
 // Samplers
 
-void check_gather_batch_args(int64_t B_cap, int64_t n, int64_t lo, const int64_t* order,
-                             const int32_t* train_user, const int32_t* train_item,
-                             const int64_t* row_offsets, int32_t n_items, const int32_t* user,
-                             const int32_t* pos, const int32_t* neg) {
-  if (n < 0 || B_cap < n || lo < 0 || n_items < 1)
-    throw_internal("gather_batch_gpu: bad sizes B_cap=" + std::to_string(B_cap) + " n=" + std::to_string(n) +
-                   " lo=" + std::to_string(lo) + " n_items=" + std::to_string(n_items) +
-                   " (expected 0 <= n <= B_cap, lo >= 0, n_items >= 1)");
-  if (B_cap == 0) return;
-  if (!user || !pos || !neg) throw_internal("gather_batch_gpu: null output");
-  if (n > 0 && (!order || !train_user || !train_item || !row_offsets)) throw_internal("gather_batch_gpu: null input");
-}
-
 int32_t sample_negative(const int32_t* sorted, int64_t deg, int32_t n_items, uint64_t bits) {
   const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));
   return nth_absent_item(sorted, deg, r);  // the device sampler's own search

@@ -435,8 +435,10 @@ bool is_known_type(std::string_view type) {
 
 class AtomicParser {
  public:
-  AtomicParser(LoadedData& out, const std::string& name, const LoadOptions& opt)
-      : m_sink(out, name, false, 0),
+  // with_role: one part of a pre-split dataset (benchmark_filename), its rows of `role`
+  AtomicParser(LoadedData& out, const std::string& name, const LoadOptions& opt, bool with_role = false,
+               uint8_t role = kRoleTrain)
+      : m_sink(out, name, with_role, role),
         m_opt(opt),
         m_sep(opt.field_separator.empty() ? std::string("\t") : opt.field_separator) {
     check_load_col(opt);
@@ -1174,6 +1176,31 @@ Plan plan_folder(const std::string& dir, DataFormat forced) {
   throw_usage("cannot tell the format of the data in folder " + dir + ": " + what);
 }
 
+// RecBole's benchmark_filename: DIR/NAME.<suffix>.inter for the three suffixes, NAME the folder's
+// name (RecBole's dataset name); a file given is taken for its folder.
+Plan benchmark_plan(const std::string& path, bool is_folder, const LoadOptions& opt) {
+  if (opt.benchmark.size() != 3)
+    throw_usage("benchmark_filename needs three suffixes (train, valid, test), found " +
+                std::to_string(opt.benchmark.size()));
+  if (opt.format != DataFormat::Auto && opt.format != DataFormat::Atomic)
+    throw_usage(std::string("benchmark_filename names RecBole atomic files (NAME.<suffix>.inter), but data_format is ") +
+                data_format_name(opt.format));
+  std::string dir = is_folder ? path : dir_of(path);
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  Plan p;
+  p.format = DataFormat::Atomic;
+  p.name = base_name(dir);
+  p.split = true;
+  const uint8_t roles[3] = {kRoleTrain, kRoleValid, kRoleTest};
+  for (size_t k = 0; k < 3; ++k) {
+    const std::string f = join_path(dir, p.name + "." + opt.benchmark[k] + ".inter");
+    require_file(f, "benchmark_filename [" + opt.benchmark[0] + ", " + opt.benchmark[1] + ", " + opt.benchmark[2] +
+                        "] reads " + p.name + ".<suffix>.inter from " + dir);
+    p.parts.push_back({f, Kind::Atomic, roles[k]});
+  }
+  return p;
+}
+
 Plan plan_file(const std::string& path, DataFormat forced) {
   const std::string name = base_name(path);
   std::string ncf_prefix;
@@ -1305,12 +1332,13 @@ LoadedData load_data(const std::string& path, const LoadOptions& opt) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) throw_no_input("dataset " + path + " does not exist");
-  const Plan plan =
-      fs::is_directory(st) ? plan_folder(path, opt.format) : plan_file(path, opt.format);
+  const Plan plan = !opt.benchmark.empty() ? benchmark_plan(path, fs::is_directory(st), opt)
+                    : fs::is_directory(st)    ? plan_folder(path, opt.format)
+                                              : plan_file(path, opt.format);
   LoadedData d;
   for (const Part& part : plan.parts) {
     if (part.kind == Kind::Atomic) {
-      AtomicParser p(d, part.path, opt);
+      AtomicParser p(d, part.path, opt, plan.split, part.role);
       run_file(part.path, p);
     } else if (part.kind == Kind::Delimited) {
       DelimitedParser p(d, part.path, plan.format, opt, part.role);

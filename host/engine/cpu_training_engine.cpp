@@ -1,7 +1,11 @@
 // cpu_training_engine.cpp: the CPU reference engine behind the Engine interface (engine.hpp):
 // CpuEngine<float> (cpu_engine.hpp) computes a batch's loss and gradients, the host optimizers
-// (optim.hpp) update, and the host sampler draws the negatives. Also the popularity model, which
-// only scores. Deterministic for a seed and a thread count (cpu_engine.hpp says why).
+// (optim.hpp) update, and the sampler's CPU twin (gather_batch_cpu, sampling.hpp) draws the
+// negatives; dynamic negatives are scored here with the current parameters, without dropout. Also
+// the popularity model, which only scores. Deterministic for a seed and a thread count
+// (cpu_engine.hpp says why).
+#include <omp.h>
+
 #include <cmath>
 #include <memory>
 #include <string>
@@ -10,6 +14,7 @@
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/rng.hpp"
+#include "convncf/sampling.hpp"
 
 namespace convncf {
 namespace {
@@ -19,6 +24,8 @@ class CpuTrainingEngine final : public Engine {
   CpuTrainingEngine(const EngineOptions& o, const Split& split)
       : m_split(split),
         m_seed(o.seed),
+        m_neg(o.negatives),
+        m_pop(o.model == ModelKind::Pop ? PopularityTable{} : negative_table(split, o.negatives)),
         m_tower(o.tower),
         m_cpu(o.model, o.model == ModelKind::ConvNCF ? &m_tower : nullptr, split.n_users, split.n_items, o.E, o.threads) {
     m_prm.model = o.model;
@@ -83,19 +90,19 @@ class CpuTrainingEngine final : public Engine {
     if (m_prm.model == ModelKind::Pop) throw_internal("CpuTrainingEngine::step: the popularity model does not train");
     if (n <= 0 || lo < 0 || lo + n > int64_t(m_order.size()) || spec.phase < 0 || spec.phase >= kPhases)
       throw_internal("CpuTrainingEngine::step: bad batch");
-    m_user.resize(size_t(n));
-    m_pos.resize(size_t(n));
-    m_neg.resize(size_t(n));
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t t = m_order[size_t(lo + j)];
-      const int32_t u = m_split.train_user[size_t(t)];
-      m_user[size_t(j)] = u;
-      m_pos[size_t(j)] = m_split.train_item[size_t(t)];
-      m_neg[size_t(j)] = sample_negative(m_split.train.row(u), m_split.train.degree(u), m_split.n_items,
-                                         rng_hash(m_seed, kStreamNegative, (uint64_t(m_epoch) << 40) + uint64_t(lo + j)));
-    }
+    const int32_t N = m_neg.sample_num;
+    const int64_t nt = n * N;
+    m_user.resize(size_t(nt));
+    m_pos.resize(size_t(nt));
+    m_neg_items.resize(size_t(nt));
+    const uint64_t* cdf = m_pop.cdf.empty() ? nullptr : m_pop.cdf.data();
+    const uint64_t* row_cum = cdf ? m_pop.row_cum.data() : nullptr;
+    gather_batch_cpu(nt, n, N, lo, m_epoch, m_seed, m_order.data(), m_split.train_user.data(),
+                     m_split.train_item.data(), m_split.train.offsets.data(), m_split.train.items.data(),
+                     m_split.n_items, cdf, row_cum, m_user.data(), m_pos.data(), m_neg_items.data());
+    if (m_neg.dynamic) pick_dynamic(lo, n, cdf, row_cum);
     StepResult r;
-    r.loss = m_cpu.compute(m_prm, {m_user.data(), m_pos.data(), m_neg.data(), n}, spec.reg, spec.dropout);
+    r.loss = m_cpu.compute(m_prm, {m_user.data(), m_pos.data(), m_neg_items.data(), nt}, spec.reg, spec.dropout);
     if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg)) return r;  // nothing updated
     Optimizer<float>* o = m_opt[spec.phase];
     const Gradients<float>& g = m_cpu.grads();
@@ -122,8 +129,28 @@ class CpuTrainingEngine final : public Engine {
   }
 
  private:
+  // RecBole's dynamic negative sampling: each triple's negative becomes the best-scoring of its
+  // candidates under the current parameters (scored as evaluation scores: no dropout).
+  void pick_dynamic(int64_t lo, int64_t n, const uint64_t* cdf, const uint64_t* row_cum) {
+    const int32_t N = m_neg.sample_num, C = m_neg.candidate_num;
+    const int64_t nt = n * N;
+    m_cand.resize(size_t(nt * C));
+    m_cand_scores.resize(size_t(nt * C));
+    draw_candidates_cpu(n, N, C, lo, m_epoch, m_seed, m_user.data(), m_split.train.offsets.data(),
+                        m_split.train.items.data(), m_split.n_items, cdf, row_cum, m_cand.data());
+    const std::unique_ptr<Scorer> scorer = make_scorer(m_cpu, m_prm);
+#pragma omp parallel for num_threads(scorer->threads()) schedule(static)
+    for (int64_t s = 0; s < nt; ++s)
+      scorer->score_items(m_user[size_t(s)], m_cand.data() + s * C, C, m_cand_scores.data() + s * C,
+                          omp_get_thread_num());
+    for (int64_t s = 0; s < nt; ++s)
+      m_neg_items[size_t(s)] = m_cand[size_t(s * C + best_candidate(m_cand_scores.data() + s * C, C))];
+  }
+
   const Split& m_split;
   uint64_t m_seed;
+  NegativeSpec m_neg;
+  PopularityTable m_pop;  // popularity negatives' tables; empty for uniform
   TowerSpec m_tower;
   CpuEngine<float> m_cpu;
   Params<float> m_prm;
@@ -131,7 +158,9 @@ class CpuTrainingEngine final : public Engine {
   bool m_rows_ok[kPhases] = {false, false};
   int m_epoch = 0;
   std::vector<int64_t> m_order;
-  std::vector<int32_t> m_user, m_pos, m_neg;  // the batch's triples
+  std::vector<int32_t> m_user, m_pos, m_neg_items;  // the batch's triples
+  std::vector<int32_t> m_cand;                      // dynamic: (triples, candidate_num)
+  std::vector<float> m_cand_scores;
 };
 
 }  // namespace

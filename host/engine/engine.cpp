@@ -21,9 +21,11 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& spli
   std::string reason;
   const bool gpu = opts.device != Device::Cpu && cuda_device_available(&reason);
   if (opts.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
+  if (opts.device == Device::Cuda && opts.negatives.dynamic)
+    throw_usage("dynamic negative sampling (train_neg_sample_args: dynamic: true) is done by the CPU engine only");
   const bool trains = opts.model != ModelKind::Pop;  // the popularity model only counts
   std::unique_ptr<Engine> engine;
-  if (gpu && trains) {
+  if (gpu && trains && !opts.negatives.dynamic) {  // dynamic negatives are scored by the CPU engine
     try {
       engine = make_cuda_engine(opts, split);
       if (opts.device == Device::Auto) n.info.push_back("device auto: using the CUDA engine");
@@ -36,7 +38,9 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& spli
     }
   } else if (opts.device == Device::Auto) {
     n.info.push_back(std::string("device auto: using the CPU engine") +
-                     (gpu ? " (the popularity model does not train)" : " (" + reason + ")"));
+                     (!gpu                             ? " (" + reason + ")"
+                      : opts.model == ModelKind::Pop ? std::string(" (the popularity model does not train)")
+                                                     : std::string(" (dynamic negative sampling runs on it only)")));
   }
   if (trains && (opts.cuda.lazy_adam || !opts.cuda.deterministic))
     n.warnings.push_back("warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates "

@@ -8,20 +8,25 @@
 
 namespace convncf {
 
-Schedule::Schedule(const ScheduleOptions& o, const Split& split) : m_opts(o) {
+Schedule::Schedule(const ScheduleOptions& o, const Split& split)
+    : m_opts(o), m_positives_per_batch(positives_per_batch(o.batch_size, o.negatives.sample_num)) {
+  const PopularityTable pop = negative_table(split, o.negatives);
+  const PopularityTable* p = pop.cdf.empty() ? nullptr : &pop;
+  std::vector<uint8_t> ok(size_t(split.n_users));
+  for (int32_t u = 0; u < split.n_users; ++u) ok[size_t(u)] = has_negative(split.train, split.n_items, u, p);
   m_usable.reserve(split.train_user.size());
   for (size_t t = 0; t < split.train_user.size(); ++t) {
-    if (split.train.degree(split.train_user[t]) < split.n_items) m_usable.push_back(int64_t(t));
+    if (ok[size_t(split.train_user[t])]) m_usable.push_back(int64_t(t));
     else ++m_skipped;
   }
 }
 
 int64_t Schedule::batches() const {
-  const int64_t T = positives(), B = m_opts.batch_size;
+  const int64_t T = positives(), B = m_positives_per_batch;
   return m_opts.drop_last ? T / B : (T + B - 1) / B;
 }
 
-int64_t Schedule::batch_n(int64_t b) const { return std::min(m_opts.batch_size, positives() - batch_lo(b)); }
+int64_t Schedule::batch_n(int64_t b) const { return std::min(m_positives_per_batch, positives() - batch_lo(b)); }
 
 std::vector<int64_t> Schedule::order(int epoch) const {
   std::vector<int64_t> order = m_usable;

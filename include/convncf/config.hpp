@@ -36,6 +36,12 @@ struct Config {
   double warmup_learning_rate = 0.01;
   int64_t train_batch_size = 2048;
   bool drop_last_batch = false;            // paper: the last partial batch is dropped
+  // training negatives (RecBole's train_neg_sample_args; the older neg_sampling maps onto it)
+  std::string neg_distribution = "uniform";  // uniform | popularity
+  int neg_sample_num = 1;                    // negatives per positive: triples per positive
+  double neg_alpha = 1.0;                    // popularity: weight count^alpha
+  bool neg_dynamic = false;                  // the best-scoring of neg_candidate_num candidates
+  int neg_candidate_num = 0;
   int epochs = 300;
   uint64_t seed = 2020;
   std::string train_method = "no_pretrain";  // no_pretrain | after_pretrain
@@ -49,6 +55,7 @@ struct Config {
   std::string eval_mode_valid = "full";  // full | uniN | popN | file (file: test only)
   std::string eval_mode_test = "full";
   std::string split_file;                // read the split from this file (written by a run)
+  std::vector<std::string> benchmark_filename;  // RecBole's pre-split NAME.<suffix>.inter files: train, valid, test
   int64_t eval_batch_size = 4096;
   int eval_step = 1;
   int stopping_step = 10;            // 0: never stop early

@@ -10,8 +10,9 @@
 //           kernels (engine: cudnn | fused)
 // The caller never asks which one it drives. A training run is, per epoch:
 //   begin_epoch(epoch, order)    the epoch's order of training positives (schedule.hpp)
-//   step(lo, n, spec)            triples lo .. lo+n of that order: negatives drawn by the engine
-//                                (a pure function of seed, epoch and position), loss, gradients,
+//   step(lo, n, spec)            positives lo .. lo+n of that order and their negatives, n · N
+//                                triples (sampling.hpp: drawn by the engine, a pure function of
+//                                seed, epoch and position), loss, gradients,
 //                                the phase's optimizer update, the finite check
 // with params() / optimizer_states() read out for validation and checkpoints, and
 // set_params() / set_optimizer_states() to start from a checkpoint or pretrained embeddings.
@@ -29,6 +30,7 @@
 #include "convncf/kinds.hpp"
 #include "convncf/model.hpp"
 #include "convncf/optim.hpp"
+#include "convncf/sampling.hpp"
 
 namespace convncf {
 
@@ -49,6 +51,7 @@ struct GpuEngineOptions {
   bool verbose = false;
   bool fused = false;                     // engine: fused (fused_tower.hpp) instead of cuDNN
   Precision precision = Precision::FP32;  // fused engine: products of layers 2..L
+  NegativeSpec negatives;                 // the device sampler's (dynamic is refused)
 };
 
 struct EngineOptions {
@@ -58,6 +61,7 @@ struct EngineOptions {
   Device device = Device::Auto;
   int threads = 0;             // CPU engine: OpenMP threads, 0 OpenMP's default
   uint64_t seed = 2020;        // the training negatives' draws
+  NegativeSpec negatives;      // how many per positive and from which distribution (sampling.hpp)
   PhaseOptimizers phases[kPhases];
   GpuEngineOptions cuda;
   bool training = true;        // false: scoring only (no batch buffers, deterministic cuDNN plans)
@@ -100,7 +104,8 @@ class Engine {
   virtual void set_optimizer_states(const std::vector<OptimizerState>& s) = 0;
   virtual std::vector<OptimizerState> optimizer_states() const = 0;
 
-  // Training. `order` indexes split.train_user / train_item; a step takes order[lo .. lo+n).
+  // Training. `order` indexes split.train_user / train_item; a step takes order[lo .. lo+n) and
+  // trains on their n · negatives.sample_num triples.
   virtual void begin_epoch(int epoch, const std::vector<int64_t>& order) = 0;
   virtual StepResult step(int64_t lo, int64_t n, const StepSpec& spec) = 0;
 

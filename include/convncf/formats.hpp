@@ -43,6 +43,9 @@ struct LoadOptions {
   std::string time_field = "timestamp";  // TIME_FIELD
   std::vector<std::string> load_col;     // RecBole load_col {inter: [...]}; empty: every column
   DupRule dup_rule = DupRule::First;     // rm_dup_inter
+  // RecBole's benchmark_filename: the suffixes of NAME.<suffix>.inter in the dataset folder, the
+  // training, validation and test parts in that order (three), read as the split; empty: none.
+  std::vector<std::string> benchmark;
 };
 
 // Negatives fixed by a .test.negative file: one query per line, in file order.
@@ -82,6 +85,8 @@ struct LoadedData {
 //   folder with u.data / ratings.dat / ratings.csv -> ml100k / ml1m / mlcsv
 //   file *.inter -> atomic; u.data -> ml100k; *.dat -> ml1m; ratings.csv -> mlcsv;
 //   *.train.rating -> ncf (its siblings); other .csv/.tsv/.txt -> csv
+// With opt.benchmark (RecBole's benchmark_filename) the path is the folder NAME/ (or a file in it)
+// and its NAME.<suffix>.inter files are read as atomic files whose parts are the split.
 // Throws kExitNoInput when nothing is there, kExitUsage when nothing is recognized.
 LoadedData load_data(const std::string& path, const LoadOptions& opt);
 

@@ -3,8 +3,9 @@
 // the same dropout masks, the same loss, regularization and updates.
 //
 // One training step of ConvNCF, all on one stream, with one host synchronization (the loss):
-//   gather_batch_gpu     (user, pos, neg) of the batch from the epoch's order; negatives drawn on
-//                        the device from the user's CSR row (sampling.hpp)
+//   gather_batch_gpu     (user, pos, neg) of the batch from the epoch's order, N negatives per
+//                        positive drawn on the device from the user's CSR row, uniform or by
+//                        popularity (sampling.hpp); batch_cap is the step's triples
 //   make_pairs           2B pairs, interleaved: 2t = (u, pos), 2t+1 = (u, neg)
 //   outer_product_fwd    the pairs' E x E maps written straight into the first conv's input
 //   ConvLayerPlans       conv + bias + ReLU per layer through cuDNN's graph API (cudnn_conv.hpp)
@@ -75,8 +76,10 @@ class GpuEngine : public DeviceScorer {
     LossParts loss;
     std::string non_finite;  // the first updated tensor holding a NaN/inf, or empty
   };
-  // One step on triples lo .. lo+n of the epoch's order: loss, gradients, update of phase
-  // `phase`'s optimizers (their step counts advance). Synchronizes once, for the loss.
+  // One step on positives lo .. lo+n of the epoch's order and their negatives.sample_num
+  // negatives each (n · N <= batch_cap triples): loss, gradients, update of phase `phase`'s
+  // optimizers (their step counts advance). Synchronizes once, for the loss. Dynamic negatives
+  // are refused by the constructor (kExitUsage): they are the CPU engine's.
   StepResult train_step(int epoch, int64_t lo, int64_t n, int phase, const RegSpec& reg,
                         const DropoutSpec& dropout, uint64_t seed);
 

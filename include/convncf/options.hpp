@@ -33,15 +33,20 @@ OptimizerSpec optimizer_spec(const Config& cfg, Learner learner, double lr);
 // The engine's options: model and tower, device, threads, the negatives' seed, both phases'
 // optimizers (main: learner at learning_rate / embedding_learning_rate; warm-up: Adagrad at
 // warmup_learning_rate) and the CUDA engine's choices. training = false: for scoring only
-// (batch buffers of one triple, deterministic cuDNN plans whatever sparse_grad says).
+// (batch buffers of one triple, no negatives, deterministic cuDNN plans whatever sparse_grad says).
 EngineOptions engine_options(const Config& cfg, bool training = true);
 
-// The CUDA engine's choices alone: train_batch_size, eval_batch_size (at least 1), sparse_grad,
-// embedding_update, verbose, engine and precision.
+// train_neg_sample_args as the samplers take it (candidate_num 1 unless dynamic).
+NegativeSpec negative_spec(const Config& cfg);
+
+// The CUDA engine's choices alone: the batch's triples (positives_per_batch(train_batch_size,
+// sample_num) · sample_num), eval_batch_size (at least 1), sparse_grad, embedding_update,
+// verbose, engine, precision and the negatives.
 GpuEngineOptions gpu_engine_options(const Config& cfg);
 
-// The data stage: dataset, data_path, the format's keys, the filters, the split. Usage errors
-// that need no data (val_interval on a field other than RATING_FIELD) are thrown here.
+// The data stage: dataset, data_path, the format's keys, benchmark_filename, the filters, the
+// split. Usage errors that need no data (val_interval on a field other than RATING_FIELD, filters
+// with benchmark_filename) are thrown here.
 DataOptions data_options(const Config& cfg);
 
 // The training schedule: train_batch_size, drop_last_batch, warmup_epochs, seed, dropout_prob,
@@ -50,7 +55,8 @@ ScheduleOptions schedule_options(const Config& cfg);
 
 // The configuration's contradictions that no single key shows, as usage errors (kExitUsage),
 // before anything is loaded or any device is asked: precision without engine: fused; lazy Adam
-// with whole-table norms; too few reg_weights for reg_type and model; a valid_metric whose K is
+// with whole-table norms; dynamic negatives without candidates or on device cuda; too few
+// reg_weights for reg_type and model; a valid_metric whose K is
 // not in topk; a bad tower.
 void check_run_config(const Config& cfg);
 

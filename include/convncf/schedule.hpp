@@ -11,6 +11,7 @@
 #include "convncf/cpu_engine.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/engine.hpp"
+#include "convncf/sampling.hpp"
 
 namespace convncf {
 
@@ -21,20 +22,26 @@ struct ScheduleOptions {
   uint64_t seed = 2020;       // the shuffles and the dropout masks
   double dropout = 0.0;
   RegSpec reg;
+  NegativeSpec negatives;     // sample_num sets the positives per batch; popularity which are usable
 };
 
 class Schedule {
  public:
   Schedule(const ScheduleOptions& o, const Split& split);
   int64_t positives() const { return int64_t(m_usable.size()); }
-  int64_t skipped() const { return m_skipped; }  // positives of users who interacted with every item
+  // positives of users with no item to draw (every item, or under popularity every item of
+  // positive weight, among their training items)
+  int64_t skipped() const { return m_skipped; }
   int64_t batches() const;                       // steps per epoch
-  int64_t batch_size() const { return m_opts.batch_size; }
+  // Positives per batch: RecBole's max(batch_size / sample_num, 1); a step has that many times
+  // sample_num triples.
+  int64_t batch_size() const { return m_positives_per_batch; }
+  int negatives() const { return m_opts.negatives.sample_num; }
   bool warm(int epoch) const { return epoch <= m_opts.warmup_epochs; }
   // The epoch's order: the usable positives shuffled by Rng(seed, kStreamShuffle + (epoch << 8)).
   std::vector<int64_t> order(int epoch) const;
   // Batch b of an epoch: [lo, lo + n) of its order.
-  int64_t batch_lo(int64_t b) const { return b * m_opts.batch_size; }
+  int64_t batch_lo(int64_t b) const { return b * m_positives_per_batch; }
   int64_t batch_n(int64_t b) const;
   StepSpec step_spec(int epoch, uint64_t global_step) const;
 
@@ -42,6 +49,7 @@ class Schedule {
   ScheduleOptions m_opts;
   std::vector<int64_t> m_usable;
   int64_t m_skipped = 0;
+  int64_t m_positives_per_batch = 1;
 };
 
 // After each step of run_epoch: the batch (0-based), its size and the engine's result. It may
@@ -49,7 +57,8 @@ class Schedule {
 using StepObserver = std::function<void(int64_t batch, int64_t n, const StepResult& r)>;
 
 // One epoch on `engine`: begin_epoch with the schedule's order, then every batch in turn, the
-// global step advanced before each (its dropout masks use the new value).
+// global step advanced before each (its dropout masks use the new value). The observer's n is
+// the batch's positives.
 void run_epoch(Engine& engine, const Schedule& schedule, int epoch, uint64_t& global_step, const StepObserver& on_step);
 
 }  // namespace convncf

@@ -375,26 +375,26 @@ void optim_rows_gpu(const OptimizerSpec& spec, int64_t step, const int32_t* __re
 }
 
 // ---- sampling.hpp -------------------------------------------------------------------------------
-void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t seed,
+// Every element the kernel reads is checked, then the twin computes the batch.
+void gather_batch_gpu(int64_t B_cap, int64_t n, int32_t n_neg, int64_t lo, int epoch, uint64_t seed,
                       const int64_t* __restrict__ order, const int32_t* __restrict__ train_user,
                       const int32_t* __restrict__ train_item,
                       const int64_t* __restrict__ row_offsets,
                       const int32_t* __restrict__ row_items, int32_t n_items,
+                      const uint64_t* __restrict__ cdf, const uint64_t* __restrict__ row_cum,
                       int32_t* __restrict__ user, int32_t* __restrict__ pos,
                       int32_t* __restrict__ neg, cudaStream_t stream) {
   const char* who = "gather_batch_gpu";
   emul::check_stream(stream, who);
-  check_gather_batch_args(B_cap, n, lo, order, train_user, train_item, row_offsets, n_items, user, pos, neg);
+  check_gather_batch_args(B_cap, n, n_neg, lo, order, train_user, train_item, row_offsets, n_items, cdf, row_cum,
+                          user, pos, neg);
   if (B_cap == 0) return;
   check_elems(user, B_cap, who, "user");
   check_elems(pos, B_cap, who, "pos");
   check_elems(neg, B_cap, who, "neg");
   if (n > 0) check_elems(order + lo, n, who, "order[lo .. lo+n)");
-  for (int64_t j = 0; j < B_cap; ++j) {  // gather_batch_kernel1, one slot at a time
-    if (j >= n) {
-      user[j] = pos[j] = neg[j] = 0;
-      continue;
-    }
+  if (cdf) check_elems(cdf, int64_t(n_items) + 1, who, "cdf");
+  for (int64_t j = 0; j < n; ++j) {
     const int64_t t = order[lo + j];
     if (t < 0)
       throw_internal("emulated device: gather_batch_gpu: negative index in the epoch's order");
@@ -408,13 +408,12 @@ void gather_batch_gpu(int64_t B_cap, int64_t n, int64_t lo, int epoch, uint64_t 
     if (deg < 0 || deg >= n_items)
       throw_internal("emulated device: gather_batch_gpu: bad CSR row of a user");
     if (deg > 0) check_elems(row_items + begin, deg, who, "row_items of a user");
-    const uint64_t bits =
-        rng_hash(seed, kStreamNegative, (uint64_t(epoch) << 40) + uint64_t(lo + j));
-    const int64_t r = uniform_index(bits, static_cast<uint32_t>(n_items - deg));
-    user[j] = u;
-    pos[j] = train_item[t];
-    neg[j] = nth_absent_item(row_items + begin, deg, r);
+    if (cdf && deg > 0) check_elems(row_cum + begin, deg, who, "row_cum of a user");
+    if (cdf && cdf[n_items] - (deg > 0 ? row_cum[begin + deg - 1] : 0) == 0)
+      throw_internal("emulated device: gather_batch_gpu: a user with no absent weight to draw from");
   }
+  gather_batch_cpu(B_cap, n, n_neg, lo, epoch, seed, order, train_user, train_item, row_offsets, row_items, n_items,
+                   cdf, row_cum, user, pos, neg);
 }
 
 // ---- reduce.hpp ---------------------------------------------------------------------------------

@@ -105,6 +105,29 @@ TEST(Emulated, BprStepsMatchCpuEngine) {
            {1e-5, 1e-6, 1e-4});
 }
 
+// train_neg_sample_args: several negatives per positive (RecBole's layout) and popularity draws
+// on the device sampler's launcher (its twin here) give the CPU engine's triples.
+TEST(Emulated, NegativeSamplingStepsMatchCpuEngine) {
+  run_case("bpr popularity x3",
+           with(kSmall, {"--model=BPR", "--train_neg_sample_args={distribution: popularity, sample_num: 3, alpha: 0.75}"}),
+           {1e-5, 1e-5, 1e-3});
+  run_case("recbole uniform x2",
+           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--train_neg_sample_args={sample_num: 2}"}),
+           {1e-4, 1e-5, 2e-3});
+  // dynamic negatives are the CPU engine's alone: the CUDA engine refuses them by name
+  Fixture s = make_setup(with(kSmall, {"--model=BPR"}));
+  GpuEngineOptions o = options_for(s.cfg);
+  o.negatives.dynamic = true;
+  o.negatives.candidate_num = 2;
+  try {
+    GpuEngine gpu(s.cfg.model, nullptr, s.split, s.cfg.embedding_size, o);
+    ADD_FAILURE() << "the CUDA engine accepted dynamic negative sampling";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+    EXPECT_NE(std::string(e.what()).find("dynamic"), std::string::npos) << e.what();
+  }
+}
+
 // The fast (atomics) combiner: on the emulator the same arithmetic, so it must agree as closely.
 TEST(Emulated, FastSparseGradStepsMatchCpuEngine) {
   run_case("recbole fast",
