@@ -1,11 +1,14 @@
 // test_cli.cpp: the convncf command end to end (the built binary, run as a user would):
-// exit codes and messages of bad input, nothing written on failure, the run folder's contents,
-// pretraining, and that MF-BPR and ConvNCF learn the synthetic data's planted structure
-// (they beat popularity on test NDCG@10).
+// exit codes and messages of bad input, nothing written on failure, the run folder's contents
+// and its contract (the lock against a second process, kill -9, files the run did not write,
+// each state of a folder), pretraining, and that MF-BPR and ConvNCF learn the synthetic data's
+// planted structure (they beat popularity on test NDCG@10).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -696,4 +699,231 @@ TEST(Cli, NcfTrioWithFileNegativesAndBadFilesWriteNothing) {
   EXPECT_EQ(r.code, 65) << r.out;
   EXPECT_NE(r.out.find("toy.test.negative"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(bad));
+}
+
+// ---- the run folder is a contract (issue 13) ----
+
+namespace {
+
+// Whether another process holds the flock of `path`: this process's own try fails (a try that
+// succeeds is released at once by the close).
+bool lock_held(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);
+  return held;
+}
+
+// The names in a folder, sorted.
+std::vector<std::string> listing(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (const dirent* e = readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.push_back(e->d_name);
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Every name is one a run writes: its five files, their temporary twins, run.lock.
+bool only_run_files(const std::vector<std::string>& names) {
+  for (std::string n : names) {
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) n.erase(n.size() - 4);
+    if (n != "config.yaml" && n != "split.tsv" && n != "metrics.jsonl" && n != "model.bin" && n != "checkpoint.bin" &&
+        n != "run.lock")
+      return false;
+  }
+  return true;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string s;
+  for (const std::string& a : args) s += "'" + a + "' ";
+  return s;
+}
+
+void make_folder(const std::string& dir) { ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0); }
+
+}  // namespace
+
+// A run holds its folder's lock from start to end: a second training, a resume and an export
+// into it are refused (exit 75) and change nothing; kill -9 frees the lock and the folder resumes.
+TEST(Cli, RunFolderIsLockedForTheRunsWholeLifeAndKillFreesIt) {
+  const std::string data = small_inter("lock");
+  const std::string out = fresh_dir("lock_run");
+  const pid_t pid = spawn({"train", "--model=BPR", "--epochs=400", "--train_batch_size=256", "--threads=2",
+                           "--stopping_step=0", "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO",
+                           "--eval_mode=uni20", "--quiet", "--seed=1", "--dataset=" + data, "--out=" + out});
+  ASSERT_GT(pid, 0);
+  int st = 0;
+  for (int ms = 0; ms < 30000 && !exists(out + "/config.yaml") && waitpid(pid, &st, WNOHANG) == 0; ++ms)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(exists(out + "/config.yaml"));
+  EXPECT_TRUE(lock_held(out + "/run.lock")) << "the running training must hold " << out << "/run.lock";
+  const std::string config = read_file(out + "/config.yaml");
+  Result r = run("train --model=BPR --epochs=1 --seed=2 --quiet --dataset=" + data + " --out=" + out);
+  EXPECT_EQ(r.code, 75) << r.out;
+  EXPECT_NE(r.out.find("run folder " + out + " is in use by another convncf process (pid " + std::to_string(pid) + ")"),
+            std::string::npos)
+      << r.out;
+  r = run("train --resume=" + out + " --quiet");
+  EXPECT_EQ(r.code, 75) << r.out;
+  r = run("export " + out + " --out=" + out);
+  EXPECT_EQ(r.code, 75) << r.out;
+  EXPECT_EQ(read_file(out + "/config.yaml"), config);
+  EXPECT_TRUE(only_run_files(listing(out))) << joined(listing(out));
+  EXPECT_EQ(waitpid(pid, &st, WNOHANG), 0) << "the first run must still be running";
+  kill(pid, SIGKILL);
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_FALSE(lock_held(out + "/run.lock")) << "kill -9 must leave no lock behind";
+  r = run("train --resume=" + out + " --epochs=2 --quiet");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(read_file(out + "/metrics.jsonl").find("\"event\":\"test\""), std::string::npos);
+  EXPECT_NE(read_file(out + "/config.yaml").find("\nseed: 1\n"), std::string::npos);
+}
+
+// Two trainings started together on one --out: one takes the folder and runs to the end, the
+// other is refused; the folder then holds exactly the first one's run (as a run of its own elsewhere).
+TEST(Cli, TwoTrainingsStartedTogetherOneOwnsTheFolder) {
+  const std::string data = small_inter("together");
+  auto args = [&](int seed, const std::string& out) {
+    return std::vector<std::string>{"train", "--model=BPR", "--epochs=3", "--train_batch_size=256", "--threads=2",
+                                    "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO", "--eval_mode=uni20",
+                                    "--quiet", "--seed=" + std::to_string(seed), "--dataset=" + data, "--out=" + out};
+  };
+  std::string ref[3];
+  for (int seed : {1, 2}) {
+    ref[seed] = fresh_dir("together_ref" + std::to_string(seed));
+    ASSERT_EQ(run(joined(args(seed, ref[seed]))).code, 0);
+  }
+  ASSERT_NE(read_file(ref[1] + "/model.bin"), read_file(ref[2] + "/model.bin"));
+  for (int round = 0; round < 3; ++round) {
+    const std::string out = fresh_dir("together_" + std::to_string(round));
+    const pid_t a = spawn(args(1, out)), b = spawn(args(2, out));
+    ASSERT_GT(a, 0);
+    ASSERT_GT(b, 0);
+    int sa = 0, sb = 0;
+    ASSERT_EQ(waitpid(a, &sa, 0), a);
+    ASSERT_EQ(waitpid(b, &sb, 0), b);
+    const int ca = exit_code(sa), cb = exit_code(sb);
+    EXPECT_EQ(std::min(ca, cb), 0) << "round " << round << ": exit codes " << ca << " and " << cb;
+    EXPECT_EQ(std::max(ca, cb), 75) << "round " << round << ": exit codes " << ca << " and " << cb;
+    if (std::min(ca, cb) != 0) continue;
+    const int winner = ca == 0 ? 1 : 2;
+    EXPECT_NE(read_file(out + "/config.yaml").find("\nseed: " + std::to_string(winner) + "\n"), std::string::npos);
+    EXPECT_EQ(read_file(out + "/model.bin"), read_file(ref[winner] + "/model.bin")) << "round " << round;
+    EXPECT_EQ(metrics_without_timings(out), metrics_without_timings(ref[winner])) << "round " << round;
+    EXPECT_EQ(read_file(out + "/split.tsv"), read_file(ref[winner] + "/split.tsv"));
+    EXPECT_TRUE(only_run_files(listing(out))) << joined(listing(out));
+    EXPECT_FALSE(lock_held(out + "/run.lock"));
+    const Result e = run("eval " + out + " --quiet");
+    ASSERT_EQ(e.code, 0) << e.out;
+    const size_t test_at = e.out.find("\"test\":{");
+    ASSERT_NE(test_at, std::string::npos) << e.out;
+    EXPECT_EQ(std::stod(e.out.substr(e.out.find("\"ndcg@10\":", test_at) + 10)),
+              json_number(read_file(ref[winner] + "/metrics.jsonl"), "test", "ndcg@10"))
+        << e.out;
+  }
+}
+
+// --out naming a folder that holds files the run did not write: refused before anything is
+// written, the files untouched (the hand-written config read by --config included).
+TEST(Cli, FolderHoldingFilesTheRunDidNotWriteIsRefusedUntouched) {
+  const std::string exp = fresh_dir("own_config");
+  make_folder(exp);
+  const std::string mine = "# my baseline, see notes of 3 May\nmodel: Pop\neval_args:\n  split: {LS: valid_and_test}\n"
+                           "  order: TO   # by time\n  mode: uni99\n";
+  std::ofstream(exp + "/config.yaml") << mine;
+  Result r = run("train --config=" + exp + "/config.yaml --out=" + exp);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("run folder " + exp + " holds files this run did not write (config.yaml)"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_file(exp + "/config.yaml"), mine);
+  EXPECT_EQ(listing(exp), std::vector<std::string>{"config.yaml"});
+  for (const std::string name : {"split.tsv", "checkpoint.bin", "model.bin", "metrics.jsonl", "notes.txt"}) {
+    const std::string dir = fresh_dir("own_" + name);
+    make_folder(dir);
+    std::ofstream(dir + "/" + name) << "mine\n";
+    r = run(std::string("train --model=Pop ") + kQuick + " --out=" + dir);
+    EXPECT_EQ(r.code, 64) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("(" + name + ")"), std::string::npos) << r.out;
+    EXPECT_EQ(read_file(dir + "/" + name), "mine\n") << name;
+    EXPECT_EQ(listing(dir), std::vector<std::string>{name});
+  }
+  // an empty folder is taken; so is one that does not exist yet
+  const std::string empty = fresh_dir("own_empty");
+  make_folder(empty);
+  r = run(std::string("train --model=Pop ") + kQuick + " --out=" + empty);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(only_run_files(listing(empty))) << joined(listing(empty));
+}
+
+// What train does with each state of a folder: a finished run is never trained over (resume
+// without its checkpoint.bin: 66; popularity, which has none: 64; a new training: 64); a run
+// killed before its first checkpoint starts again, by --resume or by the same command; another
+// command is refused there.
+TEST(Cli, FinishedRunsAreNeverTrainedOverKilledAttemptsContinue) {
+  const std::string args = std::string("train --model=BPR --epochs=2 --threads=2 --stopping_step=0 ") + kQuick;
+  const std::string done = fresh_dir("state_done");
+  ASSERT_EQ(run(args + " --out=" + done).code, 0);
+  const std::string model = read_file(done + "/model.bin"), metrics = read_file(done + "/metrics.jsonl");
+  std::remove((done + "/checkpoint.bin").c_str());
+  Result r = run("train --resume=" + done + " --epochs=3");
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("holds a finished run but no checkpoint.bin"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(done + "/model.bin"), model);
+  EXPECT_EQ(read_file(done + "/metrics.jsonl"), metrics);
+  r = run(args + " --out=" + done);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("already holds a finished run"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(done + "/metrics.jsonl"), metrics);
+  const std::string pop = fresh_dir("state_pop");
+  ASSERT_EQ(run(std::string("train --model=Pop ") + kQuick + " --out=" + pop).code, 0);
+  const std::string pop_metrics = read_file(pop + "/metrics.jsonl");
+  r = run("train --resume=" + pop);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("popularity"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(pop + "/metrics.jsonl"), pop_metrics);
+  // what a kill before the first checkpoint leaves: config.yaml, split.tsv, an empty metrics.jsonl
+  auto killed_attempt = [&](const std::string& name) {
+    const std::string dir = fresh_dir(name);
+    EXPECT_EQ(run(args + " --out=" + dir).code, 0);
+    for (const char* f : {"checkpoint.bin", "model.bin"}) std::remove((dir + "/" + f).c_str());
+    std::ofstream(dir + "/metrics.jsonl", std::ios::trunc).flush();
+    return dir;
+  };
+  const std::string again = killed_attempt("state_killed_resume");
+  r = run("train --resume=" + again + " --quiet=false");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no checkpoint yet: from the start"), std::string::npos) << r.out;
+  EXPECT_EQ(metrics_without_timings(again), metrics_without_timings(done));
+  const std::string same = killed_attempt("state_killed_same");
+  r = run(args + " --quiet=false --out=" + same);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("an earlier attempt of this run was stopped"), std::string::npos) << r.out;
+  EXPECT_EQ(metrics_without_timings(same), metrics_without_timings(done));
+  const std::string other = killed_attempt("state_killed_other");
+  const std::string split = read_file(other + "/split.tsv");
+  r = run(args + " --seed=5 --out=" + other);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("holds another run"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("seed: 2020"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(other + "/split.tsv"), split);
+  EXPECT_NE(read_file(other + "/config.yaml").find("\nseed: 2020\n"), std::string::npos);
+}
+
+// A fresh run that fails before its first checkpoint leaves no folder behind (here: a
+// non-finite loss in epoch 1, after config.yaml and split.tsv were written).
+TEST(Cli, FailedFreshRunLeavesNoFolder) {
+  const std::string out = fresh_dir("failed_fresh");
+  const Result r = run(std::string("train --model=BPR --epochs=3 --learner=sgd --learning_rate=1e38 ") + kQuick +
+                       " --out=" + out + "/nested");
+  EXPECT_EQ(r.code, 70) << r.out;
+  EXPECT_NE(r.out.find("no epoch had finished"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out + "/nested")) << joined(listing(out + "/nested"));
+  EXPECT_FALSE(exists(out));
 }

@@ -619,7 +619,8 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<bool>("verbose", &Config::verbose, bool_of,
         "also print engine details: the cuDNN execution plans chosen, memory sizes; also written as a bare --verbose"));
     t.push_back(field<std::string>("out", &Config::out, string_of,
-        "run folder; empty: runs/<model>-<timestamp> (RecBole: checkpoint_dir)", true));
+        "run folder: new, empty, or an earlier stopped attempt of the same run; empty: runs/<model>-<timestamp> "
+        "(RecBole: checkpoint_dir)", true));
     t.push_back(field<int>("threads", &Config::threads, int_at_least(0),
         "CPU threads; 0: OpenMP's default"));
     t.push_back(field<bool>("quiet", &Config::quiet, bool_of,
@@ -1301,6 +1302,24 @@ const std::vector<KeyDoc>& config_keys() {
     return d;
   }();
   return docs;
+}
+
+const std::vector<std::string>& resumable_keys() {
+  static const std::vector<std::string> keys = {"epochs", "threads", "device", "engine", "precision",
+                                                "quiet", "verbose", "show_progress"};
+  return keys;
+}
+
+std::string run_settings(const std::string& config_yaml) {
+  std::istringstream in(config_yaml);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.rfind("#", 0) == 0 || line.rfind("out:", 0) == 0) continue;
+    bool resumable = false;
+    for (const std::string& k : resumable_keys()) resumable = resumable || line.rfind(k + ":", 0) == 0;
+    if (!resumable) kept += line + "\n";
+  }
+  return kept;
 }
 
 std::string closest_key(const std::string& key) {

@@ -37,7 +37,7 @@ const char* kUsage =
     "\n"
     "exit codes: 0 ok, 64 usage, 65 bad data or model/checkpoint file, 66 missing input,\n"
     "            69 no usable GPU for device: cuda, 70 internal error or non-finite training,\n"
-    "            74 I/O error\n";
+    "            74 I/O error, 75 run folder in use by another process\n";
 
 const char* kEvalHelp =
     "usage: convncf eval RUN_DIR [--KEY=VALUE ...]\n\n"

@@ -108,18 +108,7 @@ void check_checkpoint(const Checkpoint& ck, const Config& cfg, uint64_t fingerpr
                       const std::string& path) {
   if (ck.data_fingerprint != fingerprint)
     throw_data(path + ": the checkpoint was made on other data or another split than " + cfg.dataset + " gives now");
-  auto settings = [](const std::string& yaml) {
-    std::istringstream in(yaml);
-    std::string line, kept;
-    while (std::getline(in, line))
-      if (line.rfind("#", 0) != 0 && line.rfind("epochs:", 0) != 0 && line.rfind("threads:", 0) != 0 &&
-          line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0 &&
-          line.rfind("device:", 0) != 0 && line.rfind("verbose:", 0) != 0 && line.rfind("engine:", 0) != 0 &&
-          line.rfind("precision:", 0) != 0)
-        kept += line + "\n";
-    return kept;
-  };
-  const std::string mine = settings(cfg.to_yaml()), theirs = settings(ck.config_yaml);
+  const std::string mine = run_settings(cfg.to_yaml()), theirs = run_settings(ck.config_yaml);
   if (mine != theirs) {
     size_t at = 0;
     while (at < mine.size() && at < theirs.size() && mine[at] == theirs[at]) ++at;
@@ -159,6 +148,19 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const EngineOptions engine_opts = engine_options(cfg);
   check_device(engine_opts);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+
+  // --- the run folder: claimed (locked) before anything is loaded (run_folder.hpp) -------------
+  // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
+  RunFolder folder = resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml());
+  const bool continuing = resume || folder.earlier_attempt();  // the folder's own checkpoint, if any, is the start
+  if (continuing && !folder.claimed_state().checkpoint && folder.claimed_state().finished) {
+    // start-from-scratch is right only where no finished result would be replaced
+    if (cfg.model == ModelKind::Pop)
+      throw_usage(folder.dir() + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
+                  "resume (its result is in metrics.jsonl; convncf eval " + folder.dir() + " scores it again)");
+    throw_no_input(folder.dir() + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
+                   "training again would replace its model.bin and metrics.jsonl; start a new run with another --out");
+  }
   out.say(configuration_text(cfg));
 
   // --- the data, its evaluation queries, and where training starts -----------------------------
@@ -175,8 +177,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   Params<float> prm = trains ? init_params(cfg, conv ? &engine_opts.tower : nullptr, split.n_users, split.n_items)
                              : popularity_params(split.n_users, split.item_train_count);
   const uint64_t fingerprint = data_fingerprint(rd);
-  const std::string ckpt_path = resume_dir + "/checkpoint.bin";
-  const bool have_ckpt = resume && path_exists(ckpt_path);
+  const std::string ckpt_path = folder.path("checkpoint.bin");
+  const bool have_ckpt = continuing && path_exists(ckpt_path);
   Checkpoint ck;
   if (have_ckpt) {
     ck = load_checkpoint(ckpt_path);
@@ -187,17 +189,21 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     out.say("loaded pretrained MF-BPR embeddings from " + cfg.pre_model_path);
   }
 
-  // --- the engine, then the run folder (nothing is written before this) -----------------------
+  // --- the engine, then the run folder's files (nothing but run.lock is written before this) ---
   EngineNotes notes;
   std::unique_ptr<Engine> engine = make_engine(engine_opts, split, &notes);
   for (const std::string& w : notes.warnings) out.warn(w);
-  RunFolder folder = resume ? RunFolder::reopen(resume_dir) : RunFolder::create(cfg.out, cfg.model);
   folder.write_config(cfg.to_yaml());
-  folder.write_split(data, split, /*keep_existing=*/resume);
+  folder.write_split(data, split, /*keep_existing=*/continuing);
   folder.open_metrics(have_ckpt ? ck.epoch : 0);
-  out.say((resume ? "resuming run folder: " : "run folder: ") + folder.dir() +
-          (have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")"
-                     : resume ? " (no checkpoint yet: from the start)" : ""));
+  std::string folder_line = resume ? "resuming run folder: " + folder.dir() : "run folder: " + folder.dir();
+  if (resume)
+    folder_line += have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")" : " (no checkpoint yet: from the start)";
+  else if (continuing)
+    folder_line += have_ckpt ? " (an earlier attempt of this run was stopped after epoch " + std::to_string(ck.epoch) +
+                             ": continuing it)"
+                       : " (an earlier attempt of this run was stopped before its first checkpoint: starting it again)";
+  out.say(folder_line);
   out.say(conv ? "model: ConvNCF, tower " + engine_opts.tower.describe() : std::string("model: ") + model_name(cfg.model));
   out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
           cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
@@ -238,6 +244,11 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       if (stopped) out.say("the run had stopped early after epoch " + std::to_string(ck.epoch) + "; nothing left to train");
     }
     const int64_t n_batches = schedule.batches();
+    int kept_epoch = have_ckpt ? ck.epoch : 0;  // the epoch of the checkpoint on disk
+    auto kept = [&] {
+      return kept_epoch > 0 ? "; the checkpoint of epoch " + std::to_string(kept_epoch) + " is kept"
+                            : std::string("; no epoch had finished, so nothing was kept");
+    };
     for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = schedule.warm(epoch);
@@ -247,10 +258,9 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
         const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
         if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
           throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
-                                         fmt("%g", r.loss.reg) + "); the last good checkpoint is kept");
+                                         fmt("%g", r.loss.reg) + ")" + kept());
         if (r.bad.any())
-          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where +
-                                         "; the last good checkpoint is kept");
+          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where + kept());
         bpr_sum += r.loss.bpr;
         triples += n;
         const double el = seconds_since(t0);
@@ -303,6 +313,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       c.best = model_file(best);
       c.optimizers = engine->optimizer_states();
       folder.save_checkpoint(c);
+      kept_epoch = epoch;
       out.say(text);
     }
     best_epoch = es.best_epoch;
@@ -319,6 +330,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   line["test"] = metrics_object(tm);
   folder.append_metrics(line.dump());
   folder.save_model(model_file(prm));
+  folder.keep();
   out.say("test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) + cfg.eval_mode_test +
           ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
   out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() +
