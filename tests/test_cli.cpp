@@ -689,6 +689,10 @@ TEST(Cli, NcfTrioWithFileNegativesAndBadFilesWriteNothing) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("(ncf)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("test file (30 queries)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no validation queries (the data files give no validation split): every epoch trains, nothing "
+                       "stops early, and the last epoch's model is tested"),
+            std::string::npos)
+      << r.out;
   // a negatives line that does not match its test line: exit 65 naming file and line, nothing written
   {
     std::ofstream neg(dir + "/toy.test.negative", std::ios::app);
@@ -926,4 +930,57 @@ TEST(Cli, FailedFreshRunLeavesNoFolder) {
   EXPECT_NE(r.out.find("no epoch had finished"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(out + "/nested")) << joined(listing(out + "/nested"));
   EXPECT_FALSE(exists(out));
+}
+
+// ---- silent acceptances and unhelpful messages (issue 13) ----
+
+namespace {
+std::string inter_file(const std::string& name, const std::string& rows) {
+  const std::string path = ::testing::TempDir() + "/convncf_cli_" + name + "_" + std::to_string(getpid()) + ".inter";
+  std::ofstream(path) << "user_id:token\titem_id:token\ttimestamp:float\n" << rows;
+  return path;
+}
+}  // namespace
+
+// No test query at all: refused before training (exit 65), saying why and how many users were
+// lost at which step; nothing written.
+TEST(Cli, NoTestQueriesIsRefusedBeforeTraining) {
+  std::string rows;
+  for (int u = 0; u < 50; ++u) rows += "u" + std::to_string(u) + "\ti" + std::to_string(u % 10) + "\t1\n";
+  const std::string one_each = inter_file("one_each", rows);
+  const std::string out = fresh_dir("no_test");
+  Result r = run("train --model=BPR --epochs=1 --eval_args.split.LS=valid_and_test --dataset=" + one_each + " --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("no test queries"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("50 users in the data, 50 after the filters, 0 with a test interaction after the split"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("all 50 have a single interaction"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("epoch 1"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+  // a single item: three interactions per user with it, one left after rm_dup_inter: first
+  rows.clear();
+  for (int u = 0; u < 30; ++u)
+    for (int k = 0; k < 3; ++k) rows += "u" + std::to_string(u) + "\tonly\t" + std::to_string(k) + "\n";
+  r = run("train --model=BPR --epochs=1 --dataset=" + inter_file("single_item", rows) + " --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("30 users in the data, 30 after the filters, 0 with a test interaction"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(exists(out));
+  // a split without a test share
+  r = run("train --model=Pop --eval_args.split.RS=[1,0,0] --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("1000 users in the data, 1000 after the filters, 0 with a test interaction"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("the test share of the split is 0"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+  // only validation empty: said how validation and early stopping behave
+  r = run("train --model=BPR --epochs=2 --eval_args.split.LS=test_only --eval_mode=uni20 --out=" + out);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no validation queries (the split has no validation interactions): every epoch trains, "
+                       "nothing stops early, and the last epoch's model is tested"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(json_number(read_file(out + "/metrics.jsonl"), "test", "best_epoch"), 2);
 }

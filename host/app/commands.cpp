@@ -134,10 +134,15 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
   Json line = Json::object();
   line["event"] = "eval";
   line["model"] = model_name(s.params.model);
+  EvalSet sets[2];
+  for (bool is_test : {false, true})
+    sets[is_test] = make_eval_set(s.data.split, is_test, is_test ? cfg.eval_mode_test : cfg.eval_mode_valid, cfg.seed,
+                                  is_test ? kStreamEvalTest : kStreamEvalValid, file_neg);
+  if (sets[1].size() == 0)
+    throw_data("no test queries, so there is nothing to evaluate: " + why_no_held_out(s.data, data_options(cfg).split, true));
   for (bool is_test : {false, true}) {
     const std::string& mode = is_test ? cfg.eval_mode_test : cfg.eval_mode_valid;
-    const EvalSet set = make_eval_set(s.data.split, is_test, mode, cfg.seed, is_test ? kStreamEvalTest : kStreamEvalValid,
-                                      file_neg);
+    const EvalSet& set = sets[is_test];
     if (set.size() == 0) continue;
     const auto t0 = std::chrono::steady_clock::now();
     const Metrics mt = s.engine->evaluate(set, cfg.topk);

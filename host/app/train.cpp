@@ -171,6 +171,9 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const FileNegatives* file_neg = rd.data.negatives.empty() ? nullptr : &rd.data.negatives;
   const EvalSet valid = make_eval_set(split, false, cfg.eval_mode_valid, cfg.seed, kStreamEvalValid, file_neg);
   const EvalSet test = make_eval_set(split, true, cfg.eval_mode_test, cfg.seed, kStreamEvalTest, file_neg);
+  if (test.size() == 0)
+    throw_data("no test queries, so there is nothing to evaluate and nothing was trained: " +
+               why_no_held_out(rd, data_options(cfg).split, true));
 
   const bool conv = cfg.model == ModelKind::ConvNCF;
   const bool trains = cfg.model != ModelKind::Pop;
@@ -205,8 +208,14 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
                        : " (an earlier attempt of this run was stopped before its first checkpoint: starting it again)";
   out.say(folder_line);
   out.say(conv ? "model: ConvNCF, tower " + engine_opts.tower.describe() : std::string("model: ") + model_name(cfg.model));
-  out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
-          cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
+  if (valid.size() > 0 || !trains)
+    out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
+            cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
+  else  // training goes on to the last epoch, whose model is tested (README "Evaluation")
+    out.say(std::string("evaluation: no validation queries (") +
+            (rd.data.role.empty() ? "the split has no validation interactions" : "the data files give no validation split") +
+            "): every epoch trains, nothing stops early, and the last epoch's model is tested; test " + cfg.eval_mode_test +
+            " (" + std::to_string(test.size()) + " queries)");
   for (const std::string& line : notes.info) out.say(line);
   engine->set_params(prm);
 

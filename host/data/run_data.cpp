@@ -30,6 +30,7 @@ RunData load_run_data(const DataOptions& cfg) {
     d.data = load_data(path, cfg.load);
     d.summary = "data: " + path + " (" + data_format_name(d.data.format) + "); " + d.data.report.summary();
   }
+  d.users_loaded = d.data.inter.n_users();
   const FilterSpec& f = cfg.filters;
   if (!f.val_interval.empty() || !f.user_inter_num_interval.empty() || !f.item_inter_num_interval.empty()) {
     filter_interactions(d.data, f);
@@ -62,6 +63,40 @@ uint64_t data_fingerprint(const RunData& d) {
   hash_csr(d.split.valid, h);
   hash_csr(d.split.test, h);
   return h;
+}
+
+std::string why_no_held_out(const RunData& d, const SplitOptions& sp, bool test) {
+  const Interactions& in = d.data.inter;
+  const Csr& held = test ? d.split.test : d.split.valid;
+  const char* kind = test ? "test" : "validation";
+  int32_t with_held = 0;
+  for (int32_t u = 0; u < held.n_rows(); ++u) with_held += held.degree(u) > 0;
+  std::vector<int64_t> rows(size_t(in.n_users()), 0);
+  for (int32_t u : in.user) ++rows[size_t(u)];
+  const int64_t single = std::count(rows.begin(), rows.end(), int64_t{1});
+  std::string s = std::to_string(d.users_loaded) + " users in the data, " + std::to_string(in.n_users()) +
+                  " after the filters, " + std::to_string(with_held) + " with a " + kind +
+                  " interaction after the split (" + d.split.method + ")";
+  std::vector<std::string> why;
+  const double share = sp.ratios.size() == 3 ? sp.ratios[test ? 2 : 1] : sp.ratios.size() == 2 && test ? sp.ratios[1] : 0;
+  if (!sp.file.empty()) {
+    why.push_back("the split file " + sp.file + " marks no interaction as " + kind);
+  } else if (!d.data.role.empty()) {
+    why.push_back(std::string("the data files give no ") + kind + " split");
+    if (d.data.report.users_without_train > 0)
+      why.push_back(std::to_string(d.data.report.users_without_train) +
+                    " users had test lines but no training interaction and were dropped when loading");
+  } else if (sp.method == "RS" && !(share > 0)) {
+    why.push_back(std::string("the ") + kind + " share of the split is 0");
+  } else if (sp.method == "LS" && !test && !sp.with_valid) {
+    why.push_back("leave-one-out test_only makes no validation part");
+  } else if (single > 0) {
+    why.push_back((single == in.n_users() ? "all " : "") + std::to_string(single) +
+                  (single == in.n_users() ? "" : " of them") +
+                  " have a single interaction, which the split keeps for training");
+  }
+  for (const std::string& w : why) s += "; " + w;
+  return s;
 }
 
 }  // namespace convncf
