@@ -984,3 +984,39 @@ TEST(Cli, NoTestQueriesIsRefusedBeforeTraining) {
       << r.out;
   EXPECT_EQ(json_number(read_file(out + "/metrics.jsonl"), "test", "best_epoch"), 2);
 }
+
+// rm_dup_inter: keep: the split's counts add up to the interactions, and split.tsv read back by
+// split_file gives the same split.
+TEST(Cli, RepeatedInteractionsKeptAreCountedAndSplitFileReadsThemBack) {
+  std::string rows;
+  for (int u = 0; u < 20; ++u)  // 20 interactions per user on 4 items: valid and test get 2 each, often a pair twice
+    for (int k = 0; k < 20; ++k) rows += "u" + std::to_string(u) + "\ti" + std::to_string((u + k * k) % 4) + "\t" +
+                                         std::to_string(k) + "\n";
+  const std::string data = inter_file("dups", rows);
+  const std::string a = fresh_dir("dups_a"), b = fresh_dir("dups_b");
+  Result r = run("train --model=Pop --rm_dup_inter=keep --eval_mode=full --dataset=" + data + " --out=" + a);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const size_t at = r.out.find("split ratio 0.8/0.1/0.1 RO: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  int64_t train = 0, valid = 0, test = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "split ratio 0.8/0.1/0.1 RO: %ld train, %ld valid, %ld test", &train, &valid,
+                        &test),
+            3)
+      << r.out;
+  EXPECT_EQ(train + valid + test, 400) << r.out;
+  EXPECT_EQ(valid, 40) << r.out;  // two per user: floor(0.1 * 20)
+  EXPECT_EQ(test, 40) << r.out;
+  std::istringstream split(read_file(a + "/split.tsv"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(split, line)) lines += !line.empty() && line[0] != '#';
+  EXPECT_EQ(lines, 1 + 400) << "a header and one line per interaction";
+  r = run("train --model=Pop --rm_dup_inter=keep --eval_mode=full --dataset=" + data + " --split_file=" + a +
+          "/split.tsv --out=" + b);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(": " + std::to_string(train) + " train, 40 valid, 40 test"), std::string::npos) << r.out;
+  EXPECT_EQ(json_number(read_file(b + "/metrics.jsonl"), "test", "ndcg@10"),
+            json_number(read_file(a + "/metrics.jsonl"), "test", "ndcg@10"));
+  EXPECT_EQ(json_number(read_file(b + "/metrics.jsonl"), "test", "recall@10"),
+            json_number(read_file(a + "/metrics.jsonl"), "test", "recall@10"));
+}
