@@ -74,7 +74,7 @@ struct ScoringSetup {
 };
 
 ScoringSetup scoring_setup(const std::string& dir, const Config& cfg) {
-  check_run_config(cfg);
+  check_run_config(cfg, /*training=*/false);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const std::string model_path = dir + "/model.bin";
   const ModelFile m = load_model(model_path);
