@@ -181,7 +181,14 @@ TEST(Cli, DeviceCudaWithoutGpuExits69) {
   EXPECT_FALSE(exists(out));
   const Result a = run("train --model=BPR --epochs=1 " + std::string(kQuick) + " --quiet=false --out=" + out);
   EXPECT_EQ(a.code, 0) << a.out;
-  EXPECT_NE(a.out.find("device auto: using the CPU engine"), std::string::npos) << a.out;
+  // no GPU: said as such, and why on a line of its own
+  EXPECT_NE(a.out.find("device auto: no usable GPU found; using the CPU engine\n  why: "), std::string::npos) << a.out;
+  const Result info = run("info --format=json");
+  ASSERT_EQ(info.code, 0) << info.out;
+  if (info.out.find("\"cuda_built\":true") != std::string::npos &&
+      info.out.find("\"cuda_driver\":\"none\"") != std::string::npos) {
+    EXPECT_NE(a.out.find("  why: no NVIDIA driver is installed"), std::string::npos) << a.out;
+  }
 }
 
 // engine and precision: bad values, a precision the cuDNN engine cannot honour (refused on every
@@ -1019,4 +1026,65 @@ TEST(Cli, RepeatedInteractionsKeptAreCountedAndSplitFileReadsThemBack) {
             json_number(read_file(a + "/metrics.jsonl"), "test", "ndcg@10"));
   EXPECT_EQ(json_number(read_file(b + "/metrics.jsonl"), "test", "recall@10"),
             json_number(read_file(a + "/metrics.jsonl"), "test", "recall@10"));
+}
+
+// Out of memory: the size asked for, what for, and the memory available; no folder left.
+TEST(Cli, OutOfMemorySaysWhatAndHowMuchAndLeavesNoFolder) {
+  const std::string tiny = inter_file("tiny", "a\tx\t1\na\ty\t2\na\tz\t3\nb\tx\t1\nb\ty\t2\nb\tz\t3\n");
+  const std::string out = fresh_dir("oom");
+  // a 262144 x 262144 interaction map: terabytes of feature maps on any machine
+  const Result r = run("train --embedding_size=262144 --epochs=1 --threads=2 --dataset=" + tiny + " --out=" + out);
+  EXPECT_EQ(r.code, 70) << r.out;
+  EXPECT_NE(r.out.find("out of memory: the CPU engine's feature maps"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" TB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("available"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+}
+
+// A dataset path that is a symbolic link loop or a dangling link is named as such.
+TEST(Cli, DatasetSymlinkLoopIsNamed) {
+  const std::string dir = fresh_dir("symlinks");
+  make_folder(dir);
+  ASSERT_EQ(symlink((dir + "/loop").c_str(), (dir + "/loop").c_str()), 0);
+  ASSERT_EQ(symlink((dir + "/nowhere.inter").c_str(), (dir + "/dangling.inter").c_str()), 0);
+  const std::string out = fresh_dir("symlinks_out");
+  Result r = run("train --dataset=" + dir + "/loop --out=" + out);
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("dataset " + dir + "/loop is a symbolic link loop (too many levels of symbolic links)"),
+            std::string::npos)
+      << r.out;
+  r = run("train --dataset=" + dir + "/dangling.inter --out=" + out);
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("is a symbolic link to " + dir + "/nowhere.inter, which does not exist"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(exists(out));
+}
+
+// The done line names only the files the run has; the epoch line shows the training and the
+// validation seconds and the run's ETA from both.
+TEST(Cli, DoneAndEpochLinesSayWhatHappened) {
+  const std::string pop = fresh_dir("done_pop");
+  Result r = run("train --model=Pop --epochs=0 --eval_mode=uni20 --out=" + pop);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(pop + "/{config.yaml,split.tsv,metrics.jsonl,model.bin}"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("checkpoint.bin"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(pop + "/checkpoint.bin"));
+  const std::string bpr = fresh_dir("done_bpr");
+  r = run("train --model=BPR --epochs=3 --eval_step=2 --eval_mode=uni20 --out=" + bpr);
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream in(r.out);
+  std::string line;
+  std::vector<std::string> epochs;
+  while (std::getline(in, line))
+    if (line.compare(0, 6, "epoch ") == 0) epochs.push_back(line);
+  ASSERT_EQ(epochs.size(), 3u) << r.out;
+  EXPECT_NE(epochs[0].find("  train "), std::string::npos) << epochs[0];
+  EXPECT_NE(epochs[0].find(" triples/s  ETA >"), std::string::npos) << epochs[0] << ": no validation measured yet";
+  EXPECT_NE(epochs[1].find(" triples/s  validation "), std::string::npos) << epochs[1];
+  EXPECT_NE(epochs[1].find(" s  ETA 0:"), std::string::npos) << epochs[1];
+  EXPECT_EQ(epochs[2].find("validation"), std::string::npos) << epochs[2];
+  EXPECT_NE(epochs[2].find("ETA 0:00"), std::string::npos) << epochs[2];
+  EXPECT_NE(r.out.find(bpr + "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}"),
+            std::string::npos)
+      << r.out;
 }

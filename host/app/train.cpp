@@ -135,6 +135,38 @@ std::string name_of(const NonFinite& bad, const Interactions& data) {
   return "";
 }
 
+// The run's remaining time, from the training and validation seconds measured so far in this
+// process: each epoch left costs the mean training time, each validation left the mean
+// validation time. Before any validation was timed the estimate is a lower bound (">m:ss").
+// Early stopping may end the run sooner.
+class Eta {
+ public:
+  Eta(int epochs, int eval_step, bool has_valid) : m_epochs(epochs), m_step(eval_step), m_has_valid(has_valid) {}
+  bool validates(int epoch) const { return m_has_valid && epoch % m_step == 0; }
+  void trained(double secs) { m_train += secs, ++m_trains; }
+  void validated(double secs) { m_valid += secs, ++m_valids; }
+  // Once `epoch` (and its validation) is over.
+  std::string after(int epoch) const { return text(0, epoch, 0, m_trains ? m_train / m_trains : 0); }
+  // While `epoch` trains: `done` seconds of an estimated `total`; its validation is still to come.
+  std::string during(int epoch, double done, double total) const {
+    return text(std::max(0.0, total - done), epoch, validates(epoch) ? 1 : 0, m_trains ? m_train / m_trains : total);
+  }
+
+ private:
+  // `now` seconds of this epoch's training and `extra` validations, then the epochs after `epoch`.
+  std::string text(double now, int epoch, int extra, double per_train) const {
+    double secs = now + double(m_epochs - epoch) * per_train;
+    const int valids = extra + (m_has_valid ? m_epochs / m_step - epoch / m_step : 0);
+    if (valids > 0 && m_valids == 0) return ">" + hms(secs);
+    if (valids > 0) secs += valids * m_valid / m_valids;
+    return hms(secs);
+  }
+  int m_epochs, m_step;
+  bool m_has_valid;
+  double m_train = 0, m_valid = 0;
+  int m_trains = 0, m_valids = 0;
+};
+
 }  // namespace
 
 void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
@@ -258,6 +290,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       return kept_epoch > 0 ? "; the checkpoint of epoch " + std::to_string(kept_epoch) + " is kept"
                             : std::string("; no epoch had finished, so nothing was kept");
     };
+    Eta eta(cfg.epochs, cfg.eval_step, valid.size() > 0);
     for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = schedule.warm(epoch);
@@ -274,7 +307,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
         triples += n;
         const double el = seconds_since(t0);
         out.progress().update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
-                              el / double(b + 1) * double(n_batches - b - 1));
+                              eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
       });
       const double secs = seconds_since(t0);  // a step returns when its work is done
       prm = engine->params();
@@ -289,20 +322,27 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       line["seconds"] = json_fixed(secs, 4);
       line["triples_per_second"] = json_fixed(tps, 1);
       std::string text = "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs) + (warm ? " (warm-up)" : "") +
-                         "  loss " + fmt("%.4f", loss) + "  " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) + " triples/s";
+                         "  loss " + fmt("%.4f", loss) + "  train " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) +
+                         " triples/s";
+      eta.trained(secs);
       bool improved = false;
-      if (epoch % cfg.eval_step == 0 && valid.size() > 0) {
+      std::string validated;
+      if (eta.validates(epoch)) {
         const auto te = Clock::now();
         const Metrics m = engine->evaluate(valid, cfg.topk);
+        const double valid_secs = seconds_since(te);
+        eta.validated(valid_secs);
         line["valid"] = metrics_object(m);
-        line["eval_seconds"] = json_fixed(seconds_since(te), 4);
-        text += "  valid " + metrics_brief(m, shown);
+        line["eval_seconds"] = json_fixed(valid_secs, 4);
+        text += "  validation " + fmt("%.1f", valid_secs) + " s";
+        validated = "  valid " + metrics_brief(m, shown);
         stopped = es.update(metric_value(m, cfg.valid_metric), epoch, cfg.stopping_step, &improved);
         if (improved) best = prm;
         if (stopped)
-          text += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
-                  " validations: stopping)";
+          validated += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
+                       " validations: stopping)";
       }
+      text += "  ETA " + (stopped ? hms(0) : eta.after(epoch)) + validated;
       line["peak_memory_bytes"] = peak_memory_bytes();
       // The line first, then the best model, then the checkpoint: a kill anywhere before the
       // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
@@ -342,8 +382,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   folder.keep();
   out.say("test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) + cfg.eval_mode_test +
           ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
-  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() +
-          "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}");
+  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() + "/{" + folder.result_files() + "}");
 }
 
 }  // namespace convncf

@@ -1,7 +1,11 @@
 // run_data.cpp: options -> loaded, filtered, split data (see run_data.hpp).
 #include "convncf/run_data.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "convncf/errors.hpp"
 #include "convncf/util.hpp"
@@ -9,6 +13,20 @@
 namespace convncf {
 
 namespace {
+
+// What is wrong with `path` when it is a symbolic link that leads nowhere ("is a symbolic link
+// loop ...", "is a symbolic link to T, which does not exist"); empty when it is not one.
+std::string broken_link(const std::string& path) {
+  struct stat ls, st;
+  if (lstat(path.c_str(), &ls) != 0 || !S_ISLNK(ls.st_mode)) return "";
+  if (stat(path.c_str(), &st) == 0) return "";
+  if (errno == ELOOP) return "is a symbolic link loop (too many levels of symbolic links)";
+  char target[4096];
+  const ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
+  const std::string to = n > 0 ? std::string(target, size_t(n)) : std::string("?");
+  return "is a symbolic link to " + to + ", which does not exist";
+}
+
 void hash_csr(const Csr& c, uint64_t& h) {
   h = fnv1a(c.offsets.data(), c.offsets.size() * sizeof(int64_t), h);
   h = fnv1a(c.items.data(), c.items.size() * sizeof(int32_t), h);
@@ -24,9 +42,13 @@ RunData load_run_data(const DataOptions& cfg) {
     // A path, or RecBole's DATA_PATH/NAME
     std::string path = cfg.dataset;
     if (!path_exists(path) && path_exists(join_path(cfg.data_path, cfg.dataset))) path = join_path(cfg.data_path, cfg.dataset);
-    if (!path_exists(path))
+    if (!path_exists(path)) {
+      const std::string link = broken_link(cfg.dataset);  // a link is there but leads nowhere: say so
+      if (!link.empty()) throw_no_input("dataset " + cfg.dataset + " " + link);
+      if (!cfg.dataset.empty() && cfg.dataset[0] == '/') throw_no_input("dataset " + cfg.dataset + " does not exist");
       throw_no_input("dataset " + cfg.dataset + ": neither " + cfg.dataset + " nor " +
                      join_path(cfg.data_path, cfg.dataset) + " exists");
+    }
     d.data = load_data(path, cfg.load);
     d.summary = "data: " + path + " (" + data_format_name(d.data.format) + "); " + d.data.report.summary();
   }

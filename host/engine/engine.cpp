@@ -35,8 +35,8 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& spli
       n.info.push_back(n.fallback);
     }
   } else if (opts.device == Device::Auto) {
-    n.info.push_back(std::string("device auto: using the CPU engine") +
-                     (gpu ? " (the popularity model does not train)" : " (" + reason + ")"));
+    n.info.push_back(gpu ? std::string("device auto: using the CPU engine (the popularity model does not train)")
+                         : "device auto: no usable GPU found; using the CPU engine\n  why: " + reason);
   }
   if (trains && (opts.cuda.lazy_adam || !opts.cuda.deterministic))
     n.warnings.push_back("warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates "
