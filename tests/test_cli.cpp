@@ -1,11 +1,14 @@
 // test_cli.cpp: the convncf command end to end (the built binary, run as a user would):
-// exit codes and messages of bad input, nothing written on failure, the run folder's contents,
-// pretraining, and that MF-BPR and ConvNCF learn the synthetic data's planted structure
-// (they beat popularity on test NDCG@10).
+// exit codes and messages of bad input, nothing written on failure, the run folder's contents
+// and its contract (the lock against a second process, kill -9, files the run did not write,
+// each state of a folder), pretraining, and that MF-BPR and ConvNCF learn the synthetic data's
+// planted structure (they beat popularity on test NDCG@10).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -178,7 +181,14 @@ TEST(Cli, DeviceCudaWithoutGpuExits69) {
   EXPECT_FALSE(exists(out));
   const Result a = run("train --model=BPR --epochs=1 " + std::string(kQuick) + " --quiet=false --out=" + out);
   EXPECT_EQ(a.code, 0) << a.out;
-  EXPECT_NE(a.out.find("device auto: using the CPU engine"), std::string::npos) << a.out;
+  // no GPU: said as such, and why on a line of its own
+  EXPECT_NE(a.out.find("device auto: no usable GPU found; using the CPU engine\n  why: "), std::string::npos) << a.out;
+  const Result info = run("info --format=json");
+  ASSERT_EQ(info.code, 0) << info.out;
+  if (info.out.find("\"cuda_built\":true") != std::string::npos &&
+      info.out.find("\"cuda_driver\":\"none\"") != std::string::npos) {
+    EXPECT_NE(a.out.find("  why: no NVIDIA driver is installed"), std::string::npos) << a.out;
+  }
 }
 
 // engine and precision: bad values, a precision the cuDNN engine cannot honour (refused on every
@@ -768,6 +778,10 @@ TEST(Cli, NcfTrioWithFileNegativesAndBadFilesWriteNothing) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("(ncf)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("test file (30 queries)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no validation queries (the data files give no validation split): every epoch trains, nothing "
+                       "stops early, and the last epoch's model is tested"),
+            std::string::npos)
+      << r.out;
   // a negatives line that does not match its test line: exit 65 naming file and line, nothing written
   {
     std::ofstream neg(dir + "/toy.test.negative", std::ios::app);
@@ -778,4 +792,381 @@ TEST(Cli, NcfTrioWithFileNegativesAndBadFilesWriteNothing) {
   EXPECT_EQ(r.code, 65) << r.out;
   EXPECT_NE(r.out.find("toy.test.negative"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(bad));
+}
+
+// ---- the run folder is a contract (issue 13) ----
+
+namespace {
+
+// Whether another process holds the flock of `path`: this process's own try fails (a try that
+// succeeds is released at once by the close).
+bool lock_held(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);
+  return held;
+}
+
+// The names in a folder, sorted.
+std::vector<std::string> listing(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (const dirent* e = readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.push_back(e->d_name);
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Every name is one a run writes: its five files, their temporary twins, run.lock.
+bool only_run_files(const std::vector<std::string>& names) {
+  for (std::string n : names) {
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) n.erase(n.size() - 4);
+    if (n != "config.yaml" && n != "split.tsv" && n != "metrics.jsonl" && n != "model.bin" && n != "checkpoint.bin" &&
+        n != "run.lock")
+      return false;
+  }
+  return true;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string s;
+  for (const std::string& a : args) s += "'" + a + "' ";
+  return s;
+}
+
+void make_folder(const std::string& dir) { ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0); }
+
+}  // namespace
+
+// A run holds its folder's lock from start to end: a second training, a resume and an export
+// into it are refused (exit 75) and change nothing; kill -9 frees the lock and the folder resumes.
+TEST(Cli, RunFolderIsLockedForTheRunsWholeLifeAndKillFreesIt) {
+  const std::string data = small_inter("lock");
+  const std::string out = fresh_dir("lock_run");
+  const pid_t pid = spawn({"train", "--model=BPR", "--epochs=400", "--train_batch_size=256", "--threads=2",
+                           "--stopping_step=0", "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO",
+                           "--eval_mode=uni20", "--quiet", "--seed=1", "--dataset=" + data, "--out=" + out});
+  ASSERT_GT(pid, 0);
+  int st = 0;
+  for (int ms = 0; ms < 30000 && !exists(out + "/config.yaml") && waitpid(pid, &st, WNOHANG) == 0; ++ms)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(exists(out + "/config.yaml"));
+  EXPECT_TRUE(lock_held(out + "/run.lock")) << "the running training must hold " << out << "/run.lock";
+  const std::string config = read_file(out + "/config.yaml");
+  Result r = run("train --model=BPR --epochs=1 --seed=2 --quiet --dataset=" + data + " --out=" + out);
+  EXPECT_EQ(r.code, 75) << r.out;
+  EXPECT_NE(r.out.find("run folder " + out + " is in use by another convncf process (pid " + std::to_string(pid) + ")"),
+            std::string::npos)
+      << r.out;
+  r = run("train --resume=" + out + " --quiet");
+  EXPECT_EQ(r.code, 75) << r.out;
+  r = run("export " + out + " --out=" + out);
+  EXPECT_EQ(r.code, 75) << r.out;
+  EXPECT_EQ(read_file(out + "/config.yaml"), config);
+  EXPECT_TRUE(only_run_files(listing(out))) << joined(listing(out));
+  EXPECT_EQ(waitpid(pid, &st, WNOHANG), 0) << "the first run must still be running";
+  kill(pid, SIGKILL);
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_FALSE(lock_held(out + "/run.lock")) << "kill -9 must leave no lock behind";
+  r = run("train --resume=" + out + " --epochs=2 --quiet");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(read_file(out + "/metrics.jsonl").find("\"event\":\"test\""), std::string::npos);
+  EXPECT_NE(read_file(out + "/config.yaml").find("\nseed: 1\n"), std::string::npos);
+}
+
+// Two trainings started together on one --out: one takes the folder and runs to the end, the
+// other is refused; the folder then holds exactly the first one's run (as a run of its own elsewhere).
+TEST(Cli, TwoTrainingsStartedTogetherOneOwnsTheFolder) {
+  const std::string data = small_inter("together");
+  auto args = [&](int seed, const std::string& out) {
+    return std::vector<std::string>{"train", "--model=BPR", "--epochs=3", "--train_batch_size=256", "--threads=2",
+                                    "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO", "--eval_mode=uni20",
+                                    "--quiet", "--seed=" + std::to_string(seed), "--dataset=" + data, "--out=" + out};
+  };
+  std::string ref[3];
+  for (int seed : {1, 2}) {
+    ref[seed] = fresh_dir("together_ref" + std::to_string(seed));
+    ASSERT_EQ(run(joined(args(seed, ref[seed]))).code, 0);
+  }
+  ASSERT_NE(read_file(ref[1] + "/model.bin"), read_file(ref[2] + "/model.bin"));
+  for (int round = 0; round < 3; ++round) {
+    const std::string out = fresh_dir("together_" + std::to_string(round));
+    const pid_t a = spawn(args(1, out)), b = spawn(args(2, out));
+    ASSERT_GT(a, 0);
+    ASSERT_GT(b, 0);
+    int sa = 0, sb = 0;
+    ASSERT_EQ(waitpid(a, &sa, 0), a);
+    ASSERT_EQ(waitpid(b, &sb, 0), b);
+    const int ca = exit_code(sa), cb = exit_code(sb);
+    EXPECT_EQ(std::min(ca, cb), 0) << "round " << round << ": exit codes " << ca << " and " << cb;
+    EXPECT_EQ(std::max(ca, cb), 75) << "round " << round << ": exit codes " << ca << " and " << cb;
+    if (std::min(ca, cb) != 0) continue;
+    const int winner = ca == 0 ? 1 : 2;
+    EXPECT_NE(read_file(out + "/config.yaml").find("\nseed: " + std::to_string(winner) + "\n"), std::string::npos);
+    EXPECT_EQ(read_file(out + "/model.bin"), read_file(ref[winner] + "/model.bin")) << "round " << round;
+    EXPECT_EQ(metrics_without_timings(out), metrics_without_timings(ref[winner])) << "round " << round;
+    EXPECT_EQ(read_file(out + "/split.tsv"), read_file(ref[winner] + "/split.tsv"));
+    EXPECT_TRUE(only_run_files(listing(out))) << joined(listing(out));
+    EXPECT_FALSE(lock_held(out + "/run.lock"));
+    const Result e = run("eval " + out + " --quiet");
+    ASSERT_EQ(e.code, 0) << e.out;
+    const size_t test_at = e.out.find("\"test\":{");
+    ASSERT_NE(test_at, std::string::npos) << e.out;
+    EXPECT_EQ(std::stod(e.out.substr(e.out.find("\"ndcg@10\":", test_at) + 10)),
+              json_number(read_file(ref[winner] + "/metrics.jsonl"), "test", "ndcg@10"))
+        << e.out;
+  }
+}
+
+// --out naming a folder that holds files the run did not write: refused before anything is
+// written, the files untouched (the hand-written config read by --config included).
+TEST(Cli, FolderHoldingFilesTheRunDidNotWriteIsRefusedUntouched) {
+  const std::string exp = fresh_dir("own_config");
+  make_folder(exp);
+  const std::string mine = "# my baseline, see notes of 3 May\nmodel: Pop\neval_args:\n  split: {LS: valid_and_test}\n"
+                           "  order: TO   # by time\n  mode: uni99\n";
+  std::ofstream(exp + "/config.yaml") << mine;
+  Result r = run("train --config=" + exp + "/config.yaml --out=" + exp);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("run folder " + exp + " holds files this run did not write (config.yaml)"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_file(exp + "/config.yaml"), mine);
+  EXPECT_EQ(listing(exp), std::vector<std::string>{"config.yaml"});
+  for (const std::string name : {"split.tsv", "checkpoint.bin", "model.bin", "metrics.jsonl", "notes.txt"}) {
+    const std::string dir = fresh_dir("own_" + name);
+    make_folder(dir);
+    std::ofstream(dir + "/" + name) << "mine\n";
+    r = run(std::string("train --model=Pop ") + kQuick + " --out=" + dir);
+    EXPECT_EQ(r.code, 64) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("(" + name + ")"), std::string::npos) << r.out;
+    EXPECT_EQ(read_file(dir + "/" + name), "mine\n") << name;
+    EXPECT_EQ(listing(dir), std::vector<std::string>{name});
+  }
+  // an empty folder is taken; so is one that does not exist yet
+  const std::string empty = fresh_dir("own_empty");
+  make_folder(empty);
+  r = run(std::string("train --model=Pop ") + kQuick + " --out=" + empty);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(only_run_files(listing(empty))) << joined(listing(empty));
+}
+
+// What train does with each state of a folder: a finished run is never trained over (resume
+// without its checkpoint.bin: 66; popularity, which has none: 64; a new training: 64); a run
+// killed before its first checkpoint starts again, by --resume or by the same command; another
+// command is refused there.
+TEST(Cli, FinishedRunsAreNeverTrainedOverKilledAttemptsContinue) {
+  const std::string args = std::string("train --model=BPR --epochs=2 --threads=2 --stopping_step=0 ") + kQuick;
+  const std::string done = fresh_dir("state_done");
+  ASSERT_EQ(run(args + " --out=" + done).code, 0);
+  const std::string model = read_file(done + "/model.bin"), metrics = read_file(done + "/metrics.jsonl");
+  std::remove((done + "/checkpoint.bin").c_str());
+  Result r = run("train --resume=" + done + " --epochs=3");
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("holds a finished run but no checkpoint.bin"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(done + "/model.bin"), model);
+  EXPECT_EQ(read_file(done + "/metrics.jsonl"), metrics);
+  r = run(args + " --out=" + done);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("already holds a finished run"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(done + "/metrics.jsonl"), metrics);
+  const std::string pop = fresh_dir("state_pop");
+  ASSERT_EQ(run(std::string("train --model=Pop ") + kQuick + " --out=" + pop).code, 0);
+  const std::string pop_metrics = read_file(pop + "/metrics.jsonl");
+  r = run("train --resume=" + pop);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("popularity"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(pop + "/metrics.jsonl"), pop_metrics);
+  // what a kill before the first checkpoint leaves: config.yaml, split.tsv, an empty metrics.jsonl
+  auto killed_attempt = [&](const std::string& name) {
+    const std::string dir = fresh_dir(name);
+    EXPECT_EQ(run(args + " --out=" + dir).code, 0);
+    for (const char* f : {"checkpoint.bin", "model.bin"}) std::remove((dir + "/" + f).c_str());
+    std::ofstream(dir + "/metrics.jsonl", std::ios::trunc).flush();
+    return dir;
+  };
+  const std::string again = killed_attempt("state_killed_resume");
+  r = run("train --resume=" + again + " --quiet=false");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no checkpoint yet: from the start"), std::string::npos) << r.out;
+  EXPECT_EQ(metrics_without_timings(again), metrics_without_timings(done));
+  const std::string same = killed_attempt("state_killed_same");
+  r = run(args + " --quiet=false --out=" + same);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("an earlier attempt of this run was stopped"), std::string::npos) << r.out;
+  EXPECT_EQ(metrics_without_timings(same), metrics_without_timings(done));
+  const std::string other = killed_attempt("state_killed_other");
+  const std::string split = read_file(other + "/split.tsv");
+  r = run(args + " --seed=5 --out=" + other);
+  EXPECT_EQ(r.code, 64) << r.out;
+  EXPECT_NE(r.out.find("holds another run"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("seed: 2020"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(other + "/split.tsv"), split);
+  EXPECT_NE(read_file(other + "/config.yaml").find("\nseed: 2020\n"), std::string::npos);
+}
+
+// A fresh run that fails before its first checkpoint leaves no folder behind (here: a
+// non-finite loss in epoch 1, after config.yaml and split.tsv were written).
+TEST(Cli, FailedFreshRunLeavesNoFolder) {
+  const std::string out = fresh_dir("failed_fresh");
+  const Result r = run(std::string("train --model=BPR --epochs=3 --learner=sgd --learning_rate=1e38 ") + kQuick +
+                       " --out=" + out + "/nested");
+  EXPECT_EQ(r.code, 70) << r.out;
+  EXPECT_NE(r.out.find("no epoch had finished"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out + "/nested")) << joined(listing(out + "/nested"));
+  EXPECT_FALSE(exists(out));
+}
+
+// ---- silent acceptances and unhelpful messages (issue 13) ----
+
+namespace {
+std::string inter_file(const std::string& name, const std::string& rows) {
+  const std::string path = ::testing::TempDir() + "/convncf_cli_" + name + "_" + std::to_string(getpid()) + ".inter";
+  std::ofstream(path) << "user_id:token\titem_id:token\ttimestamp:float\n" << rows;
+  return path;
+}
+}  // namespace
+
+// No test query at all: refused before training (exit 65), saying why and how many users were
+// lost at which step; nothing written.
+TEST(Cli, NoTestQueriesIsRefusedBeforeTraining) {
+  std::string rows;
+  for (int u = 0; u < 50; ++u) rows += "u" + std::to_string(u) + "\ti" + std::to_string(u % 10) + "\t1\n";
+  const std::string one_each = inter_file("one_each", rows);
+  const std::string out = fresh_dir("no_test");
+  Result r = run("train --model=BPR --epochs=1 --eval_args.split.LS=valid_and_test --dataset=" + one_each + " --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("no test queries"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("50 users in the data, 50 after the filters, 0 with a test interaction after the split"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("all 50 have a single interaction"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("epoch 1"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+  // a single item: three interactions per user with it, one left after rm_dup_inter: first
+  rows.clear();
+  for (int u = 0; u < 30; ++u)
+    for (int k = 0; k < 3; ++k) rows += "u" + std::to_string(u) + "\tonly\t" + std::to_string(k) + "\n";
+  r = run("train --model=BPR --epochs=1 --dataset=" + inter_file("single_item", rows) + " --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("30 users in the data, 30 after the filters, 0 with a test interaction"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(exists(out));
+  // a split without a test share
+  r = run("train --model=Pop --eval_args.split.RS=[1,0,0] --out=" + out);
+  EXPECT_EQ(r.code, 65) << r.out;
+  EXPECT_NE(r.out.find("1000 users in the data, 1000 after the filters, 0 with a test interaction"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("the test share of the split is 0"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+  // only validation empty: said how validation and early stopping behave
+  r = run("train --model=BPR --epochs=2 --eval_args.split.LS=test_only --eval_mode=uni20 --out=" + out);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no validation queries (the split has no validation interactions): every epoch trains, "
+                       "nothing stops early, and the last epoch's model is tested"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(json_number(read_file(out + "/metrics.jsonl"), "test", "best_epoch"), 2);
+}
+
+// rm_dup_inter: keep: the split's counts add up to the interactions, and split.tsv read back by
+// split_file gives the same split.
+TEST(Cli, RepeatedInteractionsKeptAreCountedAndSplitFileReadsThemBack) {
+  std::string rows;
+  for (int u = 0; u < 20; ++u)  // 20 interactions per user on 4 items: valid and test get 2 each, often a pair twice
+    for (int k = 0; k < 20; ++k) rows += "u" + std::to_string(u) + "\ti" + std::to_string((u + k * k) % 4) + "\t" +
+                                         std::to_string(k) + "\n";
+  const std::string data = inter_file("dups", rows);
+  const std::string a = fresh_dir("dups_a"), b = fresh_dir("dups_b");
+  Result r = run("train --model=Pop --rm_dup_inter=keep --eval_mode=full --dataset=" + data + " --out=" + a);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const size_t at = r.out.find("split ratio 0.8/0.1/0.1 RO: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  int64_t train = 0, valid = 0, test = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "split ratio 0.8/0.1/0.1 RO: %ld train, %ld valid, %ld test", &train, &valid,
+                        &test),
+            3)
+      << r.out;
+  EXPECT_EQ(train + valid + test, 400) << r.out;
+  EXPECT_EQ(valid, 40) << r.out;  // two per user: floor(0.1 * 20)
+  EXPECT_EQ(test, 40) << r.out;
+  std::istringstream split(read_file(a + "/split.tsv"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(split, line)) lines += !line.empty() && line[0] != '#';
+  EXPECT_EQ(lines, 1 + 400) << "a header and one line per interaction";
+  r = run("train --model=Pop --rm_dup_inter=keep --eval_mode=full --dataset=" + data + " --split_file=" + a +
+          "/split.tsv --out=" + b);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(": " + std::to_string(train) + " train, 40 valid, 40 test"), std::string::npos) << r.out;
+  EXPECT_EQ(json_number(read_file(b + "/metrics.jsonl"), "test", "ndcg@10"),
+            json_number(read_file(a + "/metrics.jsonl"), "test", "ndcg@10"));
+  EXPECT_EQ(json_number(read_file(b + "/metrics.jsonl"), "test", "recall@10"),
+            json_number(read_file(a + "/metrics.jsonl"), "test", "recall@10"));
+}
+
+// Out of memory: the size asked for, what for, and the memory available; no folder left.
+TEST(Cli, OutOfMemorySaysWhatAndHowMuchAndLeavesNoFolder) {
+  const std::string tiny = inter_file("tiny", "a\tx\t1\na\ty\t2\na\tz\t3\nb\tx\t1\nb\ty\t2\nb\tz\t3\n");
+  const std::string out = fresh_dir("oom");
+  // a 262144 x 262144 interaction map: terabytes of feature maps on any machine
+  const Result r = run("train --embedding_size=262144 --epochs=1 --threads=2 --dataset=" + tiny + " --out=" + out);
+  EXPECT_EQ(r.code, 70) << r.out;
+  EXPECT_NE(r.out.find("out of memory: the CPU engine's feature maps"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" TB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("available"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(out));
+}
+
+// A dataset path that is a symbolic link loop or a dangling link is named as such.
+TEST(Cli, DatasetSymlinkLoopIsNamed) {
+  const std::string dir = fresh_dir("symlinks");
+  make_folder(dir);
+  ASSERT_EQ(symlink((dir + "/loop").c_str(), (dir + "/loop").c_str()), 0);
+  ASSERT_EQ(symlink((dir + "/nowhere.inter").c_str(), (dir + "/dangling.inter").c_str()), 0);
+  const std::string out = fresh_dir("symlinks_out");
+  Result r = run("train --dataset=" + dir + "/loop --out=" + out);
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("dataset " + dir + "/loop is a symbolic link loop (too many levels of symbolic links)"),
+            std::string::npos)
+      << r.out;
+  r = run("train --dataset=" + dir + "/dangling.inter --out=" + out);
+  EXPECT_EQ(r.code, 66) << r.out;
+  EXPECT_NE(r.out.find("is a symbolic link to " + dir + "/nowhere.inter, which does not exist"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(exists(out));
+}
+
+// The done line names only the files the run has; the epoch line shows the training and the
+// validation seconds and the run's ETA from both.
+TEST(Cli, DoneAndEpochLinesSayWhatHappened) {
+  const std::string pop = fresh_dir("done_pop");
+  Result r = run("train --model=Pop --epochs=0 --eval_mode=uni20 --out=" + pop);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(pop + "/{config.yaml,split.tsv,metrics.jsonl,model.bin}"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("checkpoint.bin"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(pop + "/checkpoint.bin"));
+  const std::string bpr = fresh_dir("done_bpr");
+  r = run("train --model=BPR --epochs=3 --eval_step=2 --eval_mode=uni20 --out=" + bpr);
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream in(r.out);
+  std::string line;
+  std::vector<std::string> epochs;
+  while (std::getline(in, line))
+    if (line.compare(0, 6, "epoch ") == 0) epochs.push_back(line);
+  ASSERT_EQ(epochs.size(), 3u) << r.out;
+  EXPECT_NE(epochs[0].find("  train "), std::string::npos) << epochs[0];
+  EXPECT_NE(epochs[0].find(" triples/s  ETA >"), std::string::npos) << epochs[0] << ": no validation measured yet";
+  EXPECT_NE(epochs[1].find(" triples/s  validation "), std::string::npos) << epochs[1];
+  EXPECT_NE(epochs[1].find(" s  ETA 0:"), std::string::npos) << epochs[1];
+  EXPECT_EQ(epochs[2].find("validation"), std::string::npos) << epochs[2];
+  EXPECT_NE(epochs[2].find("ETA 0:00"), std::string::npos) << epochs[2];
+  EXPECT_NE(r.out.find(bpr + "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}"),
+            std::string::npos)
+      << r.out;
 }

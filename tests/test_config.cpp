@@ -12,6 +12,7 @@
 
 #include "convncf/config.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/options.hpp"
 
 using namespace convncf;
 
@@ -220,7 +221,7 @@ TEST(Config, PaperDefaults) {
 TEST(Config, BprDefaults) {
   Config r = Config::from_args({"--model=BPR", "--dataset=ml-1m"});
   EXPECT_EQ(r.model, ModelKind::BPR);
-  EXPECT_EQ(r.reg_weights, (std::vector<double>{0.0, 0.0}));  // RecBole's BPR: no regularization
+  EXPECT_EQ(r.reg_weights, (std::vector<double>{0.0}));  // RecBole's BPR: no regularization (MF-BPR: one weight)
   EXPECT_EQ(r.epochs, 300);
   EXPECT_EQ(r.learner, Learner::Adam);
   EXPECT_EQ(r.warmup_epochs, 0);
@@ -404,7 +405,7 @@ TEST(Config, ValidMetricAndEvalMode) {
   EXPECT_EQ(both.eval_mode_test, "file");
   for (const char* bad : {"uni0", "uni-5", "uni", "pop", "uni9x", "uni99999999999", "labeled"})
     expect_usage({std::string("--eval_mode=") + bad}, {"eval_mode", std::string("'") + bad + "'", "full, uniN, popN"});
-  expect_usage({"--eval_args.mode=file"}, {"eval_args.mode", "other than file for validation"});
+  expect_usage({"--eval_args.mode.valid=file"}, {"eval_args.mode", "other than file for validation"});
 }
 
 TEST(Config, NestedMapsAsRecBoleWritesThem) {
@@ -588,7 +589,7 @@ TEST(Config, RangeChecks) {
       {"--embedding_size=0", "an integer >= 1"},
       {"--embedding_size=-3", "an integer >= 1"},
       {"--embedding_size=64.0", "an integer >= 1"},
-      {"--embedding_size=99999999999", "an integer >= 1"},
+      {"--embedding_size=99999999999", "an integer from 1 to 2147483647"},
       {"--train_batch_size=0", "an integer > 0"},
       {"--eval_batch_size=-1", "an integer > 0"},
       {"--epochs=-1", "an integer >= 0"},
@@ -682,6 +683,7 @@ TEST(Config, YamlCommentsQuotesAndLists) {
                                   "   # an indented comment\n"
                                   "dataset: 'data/it''s #1.inter'\n"
                                   "out: \"runs/x \\\"y\\\" \\\\z\"\n"
+                                  "train_method: after_pretrain  # pre_model_path needs it\n"
                                   "pre_model_path: runs/a#b\n"
                                   "cnn_kernels: [4, 4, '2', \"2\"]  # flow list\n"
                                   "cnn_strides:\n"
@@ -711,7 +713,7 @@ TEST(Config, YamlCommentsQuotesAndLists) {
   EXPECT_TRUE(c.quiet);
   EXPECT_EQ(c.threads, 3);
   EXPECT_EQ(c.config_files, (std::vector<std::string>{f}));
-  EXPECT_EQ(c.explicit_keys.size(), 11u);
+  EXPECT_EQ(c.explicit_keys.size(), 12u);
 }
 
 TEST(Config, YamlCrlfAndNulls) {
@@ -842,7 +844,7 @@ TEST(Config, ToYamlFormat) {
   EXPECT_EQ(yaml_line(y, "model"), "model: BPR");
   EXPECT_EQ(yaml_line(y, "preset"), "preset: recbole");
   EXPECT_EQ(yaml_line(y, "cnn_kernels"), "cnn_kernels: [4, 4, 2, 2]");
-  EXPECT_EQ(yaml_line(y, "reg_weights"), "reg_weights: [0, 0]");
+  EXPECT_EQ(yaml_line(y, "reg_weights"), "reg_weights: [0]");
   EXPECT_EQ(yaml_line(y, "adagrad_eps"), "adagrad_eps: 1.0e-10");
   EXPECT_EQ(yaml_line(y, "learning_rate"), "learning_rate: 0.001");
   EXPECT_EQ(yaml_line(y, "embedding_learning_rate"), "embedding_learning_rate: -1");
@@ -892,7 +894,7 @@ TEST(Config, RoundTripThroughToYaml) {
        "--valid_metric=AUC", "--topk=7", "--dataset=-weird: name", "--device=cuda", "--out= spaced ",
        "--threads=3", "--drop_last_batch=true", "--learner=sgd", "--init=paper", "--reg_type=squared",
        "--warmup_epochs=2", "--warmup_learning_rate=0.02", "--adagrad_eps=0", "--stopping_step=0"},
-      {"--out=tab\there", "--dataset=123", "--pre_model_path=null"},
+      {"--out=tab\there", "--dataset=123", "--train_method=after_pretrain", "--pre_model_path=null"},
       {"--eval_args={split: {LS: test_only}, order: TO, mode: {valid: uni5, test: file}}", "--load_col={inter: [a, b]}",
        "--val_interval={stars: \"(0,5]\"}", "--item_inter_num_interval=[1,inf)", "--rm_dup_inter=last",
        "--metrics=[NDCG, AUC]", "--field_separator=,", "--USER_ID_FIELD=uid", "--data_format=csv", "--show_progress=false"},
@@ -949,4 +951,122 @@ TEST(Config, ConfigKeysDocumentEveryKey) {
   EXPECT_EQ(doc("precision").default_recbole, "fp32");
   EXPECT_EQ(doc("precision").default_paper, "fp32");
   EXPECT_NE(doc("learning_rate").meaning.find("RecBole"), std::string::npos);
+}
+
+// ---- mistakes that used to be accepted silently (issue 13) ----
+
+// reg_weights must have exactly as many values as the regularization form uses for the model:
+// an extra value would be ignored without a word.
+TEST(Config, RegWeightsCountMustMatchTheForm) {
+  auto check = [](const std::vector<std::string>& args) {
+    check_run_config(Config::from_args(args));
+  };
+  auto refused = [&](const std::vector<std::string>& args, const std::vector<std::string>& parts) {
+    std::string joined;
+    for (const std::string& a : args) joined += a + " ";
+    try {
+      check(args);
+      ADD_FAILURE() << "accepted: " << joined;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kExitUsage) << joined << e.what();
+      for (const std::string& p : parts)
+        EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << joined << "\n" << e.what() << "\nmissing: " << p;
+    }
+  };
+  // the forms as documented: norm [embeddings, network], squared [l1, l2, l3]; MF-BPR has no network
+  EXPECT_NO_THROW(check({"--reg_type=norm", "--reg_weights=[1,2]"}));
+  EXPECT_NO_THROW(check({"--reg_type=squared", "--reg_weights=[1,2,3]"}));
+  EXPECT_NO_THROW(check({"--model=BPR", "--reg_type=norm", "--reg_weights=[1]"}));
+  EXPECT_NO_THROW(check({"--model=BPR", "--reg_type=squared", "--reg_weights=[1]"}));
+  EXPECT_NO_THROW(check({"--model=BPR"}));                    // the presets' own values
+  EXPECT_NO_THROW(check({"--model=BPR", "--preset=paper"}));
+  EXPECT_NO_THROW(check({"--preset=paper"}));
+  EXPECT_NO_THROW(check({"--model=Pop", "--reg_weights=[1,2,3]"}));  // popularity trains nothing
+  refused({"--reg_type=norm", "--reg_weights=[1,2,3]"},
+          {"reg_weights has 3 values", "reg_type norm", "ConvNCF", "uses 2"});
+  refused({"--reg_type=norm", "--reg_weights=[1]"}, {"reg_weights has 1 value", "uses 2"});
+  refused({"--reg_type=squared", "--reg_weights=[1,2]"}, {"reg_weights has 2 values", "uses 3"});
+  refused({"--reg_type=squared", "--reg_weights=[1,2,3,4]"}, {"reg_weights has 4 values", "uses 3"});
+  refused({"--model=BPR", "--reg_type=norm", "--reg_weights=[1,2]"}, {"reg_weights has 2 values", "BPR", "uses 1"});
+  refused({"--model=BPR", "--reg_type=squared", "--reg_weights=[0.01,10,1]"}, {"has 3 values", "BPR", "uses 1"});
+  refused({"--reg_weights=[]"}, {"reg_weights has 0 values", "uses 2"});
+}
+
+// pre_model_path does something only with train_method: after_pretrain, as in RecBole.
+TEST(Config, PreModelPathWithoutAfterPretrainIsRefused) {
+  expect_usage({"--pre_model_path=runs/bpr"}, {"pre_model_path", "train_method: after_pretrain"});
+  expect_usage({"--train_method=no_pretrain", "--pre_model_path=runs/bpr"}, {"pre_model_path", "after_pretrain"});
+  EXPECT_NO_THROW(Config::from_args({"--train_method=after_pretrain", "--pre_model_path=runs/bpr"}));
+  EXPECT_NO_THROW(Config::from_args({"--pre_model_path="}));  // empty: nothing asked for
+  const std::string f = temp_file("premodel.yaml", "pre_model_path: runs/bpr\n");
+  expect_usage({"--config=" + f}, {"pre_model_path", "train_method: after_pretrain"});
+}
+
+// A key written twice in one file and a second YAML document: the last value used to win.
+TEST(Config, YamlDuplicateKeysAndSecondDocumentsAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"epochs: 1\nseed: 3\nepochs: 2\n", ":3: key 'epochs' is set twice in this file (first at line 1)"},
+      {"eval_args:\n  mode: full\neval_args:\n  order: TO\n", ":3: key 'eval_args' is set twice in this file (first at line 1)"},
+      {"eval_args:\n  mode: full\n  mode: uni9\n", ":3: key 'eval_args.mode' is set twice in this file (first at line 2)"},
+      {"eval_args: {mode: full, mode: uni9}\n", ":1: key 'eval_args.mode' is set twice in this file (first at line 1)"},
+      {"eval_args: {mode: full}\neval_mode: uni99\n", ":2: key 'eval_mode' is set twice in this file (first at line 1 as 'eval_args.mode')"},
+      {"dropout: 0.1\ndropout_prob: 0.2\n", ":2: key 'dropout_prob' is set twice in this file (first at line 1 as 'dropout')"},
+      {"topk:\n  - 5\ntopk: [10]\n", ":3: key 'topk' is set twice"},
+      {"epochs: 1\n---\nepochs: 2\n", ":2: a second YAML document"},
+      {"---\nepochs: 1\n---\n", ":3: a second YAML document"},
+      {"epochs: 1\n...\nseed: 2\n", ":3: text after the end of the YAML document"},
+  };
+  int n = 0;
+  for (const auto& b : bad) {
+    const std::string f = temp_file("dup" + std::to_string(n++) + ".yaml", b.first);
+    expect_usage({"--config=" + f}, {f + b.second});
+  }
+  // one document, with its optional markers, and the same key in two files or on the command line
+  const std::string one = temp_file("one_doc.yaml", "# comment\n---\nepochs: 1\n...\n");
+  EXPECT_EQ(Config::from_args({"--config=" + one}).epochs, 1);
+  const std::string two = temp_file("two_files.yaml", "epochs: 2\n");
+  EXPECT_EQ(Config::from_args({"--config=" + one, "--config=" + two, "--epochs=3"}).epochs, 3);
+  EXPECT_EQ(Config::from_args({"--config=" + one, "--config=" + two}).epochs, 2);
+}
+
+// eval_mode: file is the file's negatives at test time and full ranking at validation (the
+// .test.negative file holds test negatives only), as the README says.
+TEST(Config, EvalModeFileMeansFileForTestFullForValidation) {
+  for (const char* arg : {"--eval_mode=file", "--eval_args.mode=FILE", "--eval_args={mode: file}"}) {
+    const Config c = Config::from_args({arg});
+    EXPECT_EQ(c.eval_mode_valid, "full") << arg;
+    EXPECT_EQ(c.eval_mode_test, "file") << arg;
+  }
+  const std::string f = temp_file("file_mode.yaml", "eval_args:\n  mode: file\n");
+  const Config c = Config::from_args({"--config=" + f});
+  EXPECT_EQ(c.eval_mode_valid, "full");
+  EXPECT_EQ(c.eval_mode_test, "file");
+  // and it reads back from config.yaml as the same setting
+  const std::string y = temp_file("file_mode_back.yaml", c.to_yaml());
+  const Config back = Config::from_args({"--config=" + y});
+  EXPECT_EQ(back.eval_mode_valid, "full");
+  EXPECT_EQ(back.eval_mode_test, "file");
+  // validation by file negatives is still impossible
+  expect_usage({"--eval_args.mode={valid: file, test: file}"}, {"other than file for validation"});
+  expect_usage({"--eval_args.mode.valid=file"}, {"other than file for validation"});
+}
+
+// An integer that is one, but too large: the message gives the range.
+TEST(Config, IntegerOutOfRangeNamesTheRange) {
+  expect_usage({"--seed=1180591620717411303424"},
+               {"bad value '1180591620717411303424' for key 'seed': expected an integer from 0 to 18446744073709551615"});
+  expect_usage({"--epochs=99999999999"}, {"key 'epochs': expected an integer from 0 to 2147483647"});
+  expect_usage({"--embedding_size=99999999999"}, {"key 'embedding_size': expected an integer from 1 to 2147483647"});
+  expect_usage({"--train_batch_size=99999999999999999999"},
+               {"key 'train_batch_size': expected an integer from 1 to 9223372036854775807"});
+  expect_usage({"--seed=-1"}, {"key 'seed': expected an integer >= 0"});  // not an out-of-range integer
+}
+
+// Each list key's message shows an example of that key, not another's.
+TEST(Config, ListMessagesShowTheirOwnKeysExample) {
+  expect_usage({"--cnn_channels=[1,0,32]"}, {"cnn_channels", "like [1, 32, 32, 32, 32]"});
+  EXPECT_EQ(error_of({"--cnn_channels=[1,0,32]"}).what(), std::string("bad value '[1,0,32]' for key 'cnn_channels': "
+                                                                      "expected a list of integers > 0 like [1, 32, 32, 32, 32]"));
+  expect_usage({"--cnn_kernels=[4,0]"}, {"like [4, 4, 2, 2]"});
+  expect_usage({"--cnn_strides=[4,0]"}, {"like [4, 4, 2, 2]"});
 }

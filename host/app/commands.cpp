@@ -3,7 +3,9 @@
 #include "convncf/commands.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include "convncf/options.hpp"
 #include "convncf/rng.hpp"
 #include "convncf/run_data.hpp"
+#include "convncf/run_folder.hpp"
 #include "convncf/util.hpp"
 #include "convncf/version.hpp"
 #include "json_util.hpp"
@@ -75,7 +78,7 @@ ScoringSetup scoring_setup(const std::string& dir, const Config& run_cfg) {
   cfg.neg_distribution = "uniform";
   cfg.neg_sample_num = 1;
   cfg.neg_dynamic = false;
-  check_run_config(cfg);
+  check_run_config(cfg, /*training=*/false);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const std::string model_path = dir + "/model.bin";
   const ModelFile m = load_model(model_path);
@@ -102,8 +105,8 @@ ScoringSetup scoring_setup(const std::string& dir, const Config& run_cfg) {
 Config resume_config(const std::string& dir, const std::vector<std::string>& overrides) {
   for (const std::string& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
-    if (key != "--epochs" && key != "--threads" && key != "--quiet" && key != "--show_progress" &&
-        key != "--device" && key != "--verbose" && key != "--engine" && key != "--precision")
+    const std::vector<std::string>& ok = resumable_keys();
+    if (key.compare(0, 2, "--") != 0 || std::find(ok.begin(), ok.end(), key.substr(2)) == ok.end())
       throw_usage("cannot change '" + key.substr(std::min<size_t>(2, key.size())) +
                   "' when resuming: only --epochs, --threads, --device, --engine, --precision, --quiet, --verbose "
                   "and --show_progress (start a new run for others)");
@@ -113,8 +116,21 @@ Config resume_config(const std::string& dir, const std::vector<std::string>& ove
   return cfg;
 }
 
+namespace {
+
+// A run still going on in `dir`: its model.bin is the best so far (replaced whole, never torn).
+void note_live_run(const std::string& dir) {
+  long pid = 0;
+  if (folder_in_use(dir, &pid))
+    std::cerr << "note: the run in " << dir << " is still going on"
+              << (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) << ": using its best model so far\n";
+}
+
+}  // namespace
+
 void run_eval(const std::string& dir, const std::vector<std::string>& overrides, std::ostream& out) {
   const Config cfg = run_config(dir, overrides);
+  note_live_run(dir);
   ScoringSetup s = scoring_setup(dir, cfg);
   if (!cfg.quiet) out << s.data.summary << "\n";
   if (!cfg.quiet) out << "scoring on the " << s.engine->name() << " engine\n";
@@ -122,10 +138,15 @@ void run_eval(const std::string& dir, const std::vector<std::string>& overrides,
   Json line = Json::object();
   line["event"] = "eval";
   line["model"] = model_name(s.params.model);
+  EvalSet sets[2];
+  for (bool is_test : {false, true})
+    sets[is_test] = make_eval_set(s.data.split, is_test, is_test ? cfg.eval_mode_test : cfg.eval_mode_valid, cfg.seed,
+                                  is_test ? kStreamEvalTest : kStreamEvalValid, file_neg);
+  if (sets[1].size() == 0)
+    throw_data("no test queries, so there is nothing to evaluate: " + why_no_held_out(s.data, data_options(cfg).split, true));
   for (bool is_test : {false, true}) {
     const std::string& mode = is_test ? cfg.eval_mode_test : cfg.eval_mode_valid;
-    const EvalSet set = make_eval_set(s.data.split, is_test, mode, cfg.seed, is_test ? kStreamEvalTest : kStreamEvalValid,
-                                      file_neg);
+    const EvalSet& set = sets[is_test];
     if (set.size() == 0) continue;
     const auto t0 = std::chrono::steady_clock::now();
     const Metrics mt = s.engine->evaluate(set, cfg.topk);
@@ -158,6 +179,7 @@ void run_recommend(const std::string& dir, const std::vector<std::string>& args_
     if (a.compare(0, 10, "--threads=") != 0 && a.compare(0, 9, "--device=") != 0 && a != "--quiet")
       throw_usage("recommend takes --users, --topk, --format, --exclude, --threads and --device, not '" + a + "'");
   const Config cfg = run_config(dir, args);
+  note_live_run(dir);
   ScoringSetup s = scoring_setup(dir, cfg);
   const Interactions& inter = s.data.data.inter;
   std::vector<int32_t> users;
@@ -199,6 +221,13 @@ void run_export(const std::string& dir, const std::vector<std::string>& args_in,
   if (to.empty()) throw_usage("export needs --out=FOLDER");
   if (!args.empty()) throw_usage("export takes only --out=FOLDER, not '" + args[0] + "'");
   run_config_path(dir);
+  // Into a run's folder only while no run holds it, and holding it meanwhile (run_folder.hpp).
+  struct Held {
+    int fd;
+    ~Held() {
+      if (fd >= 0) close(fd);
+    }
+  } held{path_exists(to) ? hold_run_lock(to) : -1};
   const ModelFile m = load_model(dir + "/model.bin");
   const Params<float>& p = m.params;
   std::vector<std::pair<std::string, std::string>> files;
@@ -229,7 +258,7 @@ void run_export(const std::string& dir, const std::vector<std::string>& args_in,
   for (const auto& f : files)  // nothing already there is overwritten
     if (path_exists(to + "/" + f.first)) throw_usage("export: " + to + "/" + f.first + " already exists; choose another --out");
   make_dirs(to);
-  for (const auto& f : files) write_file_atomic(to + "/" + f.first, f.second);
+  for (const auto& f : files) write_file_new(to + "/" + f.first, f.second);
   out << "exported " << files.size() << " files to " << to << ": ";
   for (size_t i = 0; i < files.size(); ++i) out << (i ? ", " : "") << files[i].first;
   out << "\n";

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -104,10 +105,21 @@ const std::string& scalar_of(const Value& v, const std::string& expected) {
   return v.scalar;
 }
 
+// Digits with an optional sign: an integer, whatever its size.
+bool integer_text(const std::string& s) {
+  const size_t b = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  return s.size() > b && std::all_of(s.begin() + std::ptrdiff_t(b), s.end(),
+                                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// An integer in [lo, hi]; one beyond the range is told the range, anything else `expected`.
 int64_t int_in(const Value& v, int64_t lo, int64_t hi, const std::string& expected) {
-  const auto x = to_int64(scalar_of(v, expected));
-  if (!x || *x < lo || *x > hi) throw BadValue{expected};
-  return *x;
+  const std::string& s = scalar_of(v, expected);
+  const auto x = to_int64(s);
+  if (x && *x >= lo && *x <= hi) return *x;
+  if (integer_text(s) && (!x || *x > hi) && s[0] != '-')
+    throw BadValue{"an integer from " + std::to_string(lo) + " to " + std::to_string(hi)};
+  throw BadValue{expected};
 }
 
 // Any double for which ok(x) holds.
@@ -292,8 +304,8 @@ std::function<double(const Value&)> positive_double() {
 std::function<double(const Value&)> nonneg_double() {
   return [](const Value& v) { return double_if(v, [](double x) { return x >= 0; }, "a number >= 0"); };
 }
-std::function<std::vector<int>(const Value&)> positive_int_list() {
-  return [](const Value& v) { return int_list(v, false, 1, "a list of integers > 0 like [4, 4, 2, 2]"); };
+std::function<std::vector<int>(const Value&)> positive_int_list(const std::string& example) {
+  return [example](const Value& v) { return int_list(v, false, 1, "a list of integers > 0 like " + example); };
 }
 
 // eval_mode: "uniN", N in 1..INT32_MAX (candidate lists are indexed with int32).
@@ -324,6 +336,7 @@ std::string mode_of(const std::string& text) {
 void parse_eval_mode(Config& c, const Value& v) {
   if (v.sub.empty()) {
     c.eval_mode_valid = c.eval_mode_test = mode_of(scalar_of(v, "a mode"));
+    if (c.eval_mode_test == "file") c.eval_mode_valid = "full";  // the file's negatives are the test's only
   } else if (v.sub == "valid") {
     c.eval_mode_valid = mode_of(scalar_of(v, "a mode"));
   } else if (v.sub == "test") {
@@ -424,11 +437,11 @@ const std::vector<KeySpec>& key_table() {
         "read first from all sources"));
     t.push_back(field<int>("embedding_size", &Config::embedding_size, int_at_least(1),
         "size E of user and item embeddings; the interaction map is E x E (RecBole: embedding_size)"));
-    t.push_back(field<std::vector<int>>("cnn_channels", &Config::cnn_channels, positive_int_list(),
+    t.push_back(field<std::vector<int>>("cnn_channels", &Config::cnn_channels, positive_int_list("[1, 32, 32, 32, 32]"),
         "channels per feature map, input first (1); one more entry than cnn_kernels (RecBole: cnn_channels)"));
-    t.push_back(field<std::vector<int>>("cnn_kernels", &Config::cnn_kernels, positive_int_list(),
+    t.push_back(field<std::vector<int>>("cnn_kernels", &Config::cnn_kernels, positive_int_list("[4, 4, 2, 2]"),
         "kernel size of each conv layer (RecBole: cnn_kernels)"));
-    t.push_back(field<std::vector<int>>("cnn_strides", &Config::cnn_strides, positive_int_list(),
+    t.push_back(field<std::vector<int>>("cnn_strides", &Config::cnn_strides, positive_int_list("[4, 4, 2, 2]"),
         "stride of each conv layer, equal to its kernel (RecBole: cnn_strides)"));
     t.push_back(field<double>("dropout_prob", &Config::dropout_prob,
         [](const Value& v) { return double_if(v, [](double x) { return x >= 0 && x < 1; }, "a number in [0, 1)"); },
@@ -440,7 +453,7 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<std::vector<double>>("reg_weights", &Config::reg_weights,
         [](const Value& v) { return nonneg_double_list(v, "a list of numbers >= 0 like [0.1, 0.1]"); },
         "regularization: norm [embeddings, network] (RecBole: reg_weights); squared [l1, l2, l3] of the paper; "
-        "BPR: [0, 0] under recbole, [0.01] under paper"));
+        "BPR: [0] under recbole, [0.01] under paper (one weight: MF-BPR has no network)"));
     t.push_back(field<RegType>("reg_type", &Config::reg_type,
         [](const Value& v) { return enum_of<RegType>(v, {{"norm", RegType::Norm}, {"squared", RegType::Squared}}); },
         "norm: RecBole's whole-table Frobenius norms; squared: the paper's squared norms of batch rows"));
@@ -502,6 +515,8 @@ const std::vector<KeySpec>& key_table() {
           const std::string& s = scalar_of(v, e);
           uint64_t x = 0;
           const auto r = std::from_chars(s.data(), s.data() + s.size(), x);
+          if (!s.empty() && r.ec == std::errc::result_out_of_range && r.ptr == s.data() + s.size())
+            throw BadValue{"an integer from 0 to " + std::to_string(std::numeric_limits<uint64_t>::max())};
           if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) throw BadValue{e};
           return x;
         },
@@ -530,7 +545,7 @@ const std::vector<KeySpec>& key_table() {
         "splits are made per user (RecBole: eval_args group_by)"));
     t.push_back(KeySpec{"eval_args.mode",
         "full: rank every item, training items masked | uniN / popN: N sampled negatives per held-out item, "
-        "uniform or by popularity | file: the .test.negative file's; or {valid: MODE, test: MODE} "
+        "uniform or by popularity | file: the .test.negative file's (test; validation then full); or {valid: MODE, test: MODE} "
         "(RecBole: eval_args mode; eval_mode is a short name for it)", false, true, parse_eval_mode, print_eval_mode,
         [](Config& d, const Config& s) { d.eval_mode_valid = s.eval_mode_valid; d.eval_mode_test = s.eval_mode_test; }});
     t.push_back(field<std::string>("split_file", &Config::split_file, string_of,
@@ -656,7 +671,8 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<bool>("verbose", &Config::verbose, bool_of,
         "also print engine details: the cuDNN execution plans chosen, memory sizes; also written as a bare --verbose"));
     t.push_back(field<std::string>("out", &Config::out, string_of,
-        "run folder; empty: runs/<model>-<timestamp> (RecBole: checkpoint_dir)", true));
+        "run folder: new, empty, or an earlier stopped attempt of the same run; empty: runs/<model>-<timestamp> "
+        "(RecBole: checkpoint_dir)", true));
     t.push_back(field<int>("threads", &Config::threads, int_at_least(0),
         "CPU threads; 0: OpenMP's default"));
     t.push_back(field<bool>("quiet", &Config::quiet, bool_of,
@@ -714,7 +730,7 @@ Config preset_defaults(Preset preset, ModelKind model, bool synthetic) {
       c.warmup_epochs = 0;  // MF_BPR.py trains with one optimizer from the first epoch
     }
   } else if (model == ModelKind::BPR) {
-    c.reg_weights = {0.0, 0.0};  // RecBole's BPR has no regularization term
+    c.reg_weights = {0.0};  // RecBole's BPR has no regularization term (one weight: the embeddings')
   }
   if (synthetic) {
     c.epochs = kSyntheticEpochs;
@@ -992,6 +1008,26 @@ bool is_key_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
 }
 
+std::string canonical_key(const std::string& key);
+
+// The keys of one file, by canonical dotted name: a second setting of one is refused with both
+// lines (a YAML loader would keep the last silently).
+class SeenKeys {
+ public:
+  explicit SeenKeys(const std::string& path) : m_path(path) {}
+  void add(const std::string& key, int line) {
+    const auto [it, added] = m_first.emplace(canonical_key(key), std::make_pair(line, key));
+    if (added) return;
+    yaml_error(m_path, line, "key '" + key + "' is set twice in this file (first at line " +
+                                 std::to_string(it->second.first) +
+                                 (it->second.second != key ? " as '" + it->second.second + "'" : std::string()) + ")");
+  }
+
+ private:
+  std::string m_path;
+  std::map<std::string, std::pair<int, std::string>> m_first;
+};
+
 std::vector<Entry> read_yaml_file(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) throw_no_input("config file " + path + " does not exist");
@@ -1010,6 +1046,11 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
   int item_indent = -1;  // indentation of its items once the first is seen
   // Open maps: (indentation of their keys, dotted prefix); the top level is (0, "").
   std::vector<std::pair<int, std::string>> maps{{0, ""}};
+  SeenKeys seen(path);
+  // One document (RecBole's yaml.load reads one): an optional '---' before it, an optional '...'
+  // after it, nothing else.
+  bool started = false, content = false;
+  int ended_at = 0;
   std::istringstream in(text);
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -1023,12 +1064,20 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
     if (rest_is_blank(line, indent)) continue;
     const std::string body = line.substr(indent);
     const bool is_item = body[0] == '-' && (body.size() == 1 || body[1] == ' ' || body[1] == '\t');
-    if (indent == 0 && (body.compare(0, 3, "---") == 0 || body.compare(0, 3, "...") == 0) &&
-        rest_is_blank(body, 3)) {
-      open = -1;  // document markers: documents merge as one
-      maps.resize(1);
+    if (indent == 0 && body.compare(0, 3, "---") == 0 && rest_is_blank(body, 3)) {
+      if (started || content || ended_at)
+        yaml_error(path, n, "a second YAML document ('---'): RecBole reads one document per file; put the settings "
+                            "in one, or pass each file as its own --config");
+      started = true;
       continue;
     }
+    if (indent == 0 && body.compare(0, 3, "...") == 0 && rest_is_blank(body, 3)) {
+      ended_at = n;
+      continue;
+    }
+    if (ended_at)
+      yaml_error(path, n, "text after the end of the YAML document ('...' at line " + std::to_string(ended_at) + ")");
+    content = true;
     if (is_item) {
       if (open < 0) yaml_error(path, n, "list item without a 'key:' line above it");
       if (int(indent) < open_indent) yaml_error(path, n, "list item indented less than its key");
@@ -1063,6 +1112,7 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
                           (k + 1 == body.size() || body[k + 1] == ' ' || body[k + 1] == '\t');
     if (!colon_ok) yaml_error(path, n, "expected 'key: value'");
     const std::string key = maps.back().second + body.substr(0, k);
+    seen.add(key, n);
     std::string err;
     size_t v0 = k + 1;
     while (v0 < body.size() && (body[v0] == ' ' || body[v0] == '\t')) ++v0;
@@ -1070,7 +1120,10 @@ std::vector<Entry> read_yaml_file(const std::string& path) {
       std::vector<std::pair<std::string, Value>> flat;
       if (!read_flow_map(body, v0, key + ".", flat, err) ) yaml_error(path, n, err);
       if (!rest_is_blank(body, v0)) yaml_error(path, n, "unexpected text after a mapping");
-      for (auto& [fk, fv] : flat) out.push_back(Entry{fk, fv, path, n});
+      for (auto& [fk, fv] : flat) {
+        seen.add(fk, n);
+        out.push_back(Entry{fk, fv, path, n});
+      }
       continue;
     }
     Entry e;
@@ -1338,6 +1391,10 @@ Config Config::from_args(const std::vector<std::string>& raw_args) {
   for (const Entry& e : entries) apply_entry(cfg, e);
   if (cfg.train_method == "after_pretrain" && cfg.pre_model_path.empty())
     throw_usage("train_method: after_pretrain needs pre_model_path (the run folder of an MF-BPR training)");
+  if (cfg.train_method != "after_pretrain" && !cfg.pre_model_path.empty())  // RecBole reads it only then
+    throw_usage("pre_model_path is set (" + cfg.pre_model_path + ") but train_method is " + cfg.train_method +
+                ": the pretrained embeddings are loaded only with train_method: after_pretrain; add "
+                "--train_method=after_pretrain, or drop pre_model_path");
   cfg.apply_preset_defaults();
   return cfg;
 }
@@ -1390,6 +1447,24 @@ const std::vector<KeyDoc>& config_keys() {
     return d;
   }();
   return docs;
+}
+
+const std::vector<std::string>& resumable_keys() {
+  static const std::vector<std::string> keys = {"epochs", "threads", "device", "engine", "precision",
+                                                "quiet", "verbose", "show_progress"};
+  return keys;
+}
+
+std::string run_settings(const std::string& config_yaml) {
+  std::istringstream in(config_yaml);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.rfind("#", 0) == 0 || line.rfind("out:", 0) == 0) continue;
+    bool resumable = false;
+    for (const std::string& k : resumable_keys()) resumable = resumable || line.rfind(k + ":", 0) == 0;
+    if (!resumable) kept += line + "\n";
+  }
+  return kept;
 }
 
 std::string closest_key(const std::string& key) {

@@ -14,6 +14,7 @@
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/train.hpp"
+#include "convncf/util.hpp"
 
 using namespace convncf;
 
@@ -36,8 +37,8 @@ const char* kUsage =
     "runs/<model>-<time>): config.yaml, split.tsv, metrics.jsonl, model.bin, checkpoint.bin.\n"
     "\n"
     "exit codes: 0 ok, 64 usage, 65 bad data or model/checkpoint file, 66 missing input,\n"
-    "            69 no usable GPU for device: cuda, 70 internal error or non-finite training,\n"
-    "            74 I/O error\n";
+    "            69 no usable GPU for device: cuda, 70 internal error, non-finite training or out of\n"
+    "            memory, 74 I/O error, 75 run folder in use by another process\n";
 
 const char* kEvalHelp =
     "usage: convncf eval RUN_DIR [--KEY=VALUE ...]\n\n"
@@ -154,8 +155,11 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "convncf: error: " << e.what() << "\n";
     return e.code();
-  } catch (const std::bad_alloc&) {
-    std::cerr << "convncf: error: out of memory\n";
+  } catch (const std::bad_alloc&) {  // the large allocations are sized in advance and named; this is another
+    const int64_t avail = available_memory_bytes();
+    std::cerr << "convncf: error: out of memory (an allocation not sized in advance failed; "
+              << (avail >= 0 ? bytes_text(double(avail)) + " is available" : std::string("the memory available is unknown"))
+              << ")\n";
     return kExitSoftware;
   } catch (const std::exception& e) {
     std::cerr << "convncf: internal error: " << e.what() << "\n";

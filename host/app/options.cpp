@@ -114,7 +114,7 @@ ScheduleOptions schedule_options(const Config& cfg) {
   return o;
 }
 
-void check_run_config(const Config& cfg) {
+void check_run_config(const Config& cfg, bool training) {
   // engine and precision that contradict each other: a usage error on every device, checked
   // before any GPU is looked for, so a machine without one gives the same answer as one with
   if (cfg.engine != "fused" && cfg.precision != "fp32")
@@ -131,10 +131,16 @@ void check_run_config(const Config& cfg) {
                 "use device: cpu (device: auto picks the CPU engine for it)");
   const bool conv = cfg.model == ModelKind::ConvNCF;
   if (conv) tower_spec(cfg);  // throws naming the layer
-  const size_t need_regs = cfg.reg_type == RegType::Squared ? (conv ? 3 : 1) : (conv ? 2 : 1);
-  if (cfg.model != ModelKind::Pop && cfg.reg_weights.size() < need_regs)
-    throw_usage("reg_weights needs " + std::to_string(need_regs) + " values for reg_type " +
-                (cfg.reg_type == RegType::Squared ? "squared" : "norm") + " and model " + model_name(cfg.model));
+  // Exactly the weights the form uses: an extra one would be ignored without a word. MF-BPR has
+  // no network, so only the embeddings' weight.
+  const size_t need_regs = !conv ? 1 : cfg.reg_type == RegType::Squared ? 3 : 2;
+  if (training && cfg.model != ModelKind::Pop && cfg.reg_weights.size() != need_regs) {
+    const size_t n = cfg.reg_weights.size();
+    const char* form = !conv ? "[embeddings]" : cfg.reg_type == RegType::Squared ? "[l1, l2, l3]" : "[embeddings, network]";
+    throw_usage("reg_weights has " + std::to_string(n) + (n == 1 ? " value" : " values") + ", but reg_type " +
+                (cfg.reg_type == RegType::Squared ? "squared" : "norm") + " with model " + model_name(cfg.model) +
+                " uses " + std::to_string(need_regs) + ": " + form + (conv ? "" : " (MF-BPR has no network)"));
+  }
   MetricSum probe(cfg.topk);
   metric_value(probe.mean(), cfg.valid_metric);  // throws when valid_metric's K is not in topk
 }

@@ -28,14 +28,15 @@ bool live_terminal() {
 
 Progress::Progress(bool on) : m_on(on && live_terminal()) {}
 
-void Progress::update(int epoch, int epochs, int64_t batch, int64_t batches, double loss, double tps, double eta) {
+void Progress::update(int epoch, int epochs, int64_t batch, int64_t batches, double loss, double tps,
+                      const std::string& eta) {
   if (!m_on) return;
   const auto now = std::chrono::steady_clock::now();
   if (batch != batches && now - m_last < std::chrono::milliseconds(250)) return;
   m_last = now;
   char b[200];
   std::snprintf(b, sizeof b, "\r  epoch %d/%d  batch %lld/%lld  loss %.4f  %.0f triples/s  ETA %s\033[K", epoch, epochs,
-                (long long)batch, (long long)batches, loss, tps, hms(eta).c_str());
+                (long long)batch, (long long)batches, loss, tps, eta.c_str());
   std::cerr << b << std::flush;
   m_drawn = true;
 }

@@ -1,7 +1,7 @@
 // progress.hpp (private): the live progress line of `convncf train`: epoch, batch, loss, triples
-// per second and the epoch's ETA, redrawn at most 4 times a second on stderr, as tqdm and RecBole
-// do, and only when stderr is a terminal whose TERM is not "dumb". It is erased before any other
-// line is printed, so logs stay clean.
+// per second and the run's ETA (train.cpp: the training and validation left), redrawn at most 4
+// times a second on stderr, as tqdm and RecBole do, and only when stderr is a terminal whose TERM
+// is not "dumb". It is erased before any other line is printed, so logs stay clean.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -18,7 +18,7 @@ class Progress {
   // on: the caller wants it; it is shown only when stderr is a live terminal as well.
   explicit Progress(bool on);
   bool shown() const { return m_on; }
-  void update(int epoch, int epochs, int64_t batch, int64_t batches, double loss, double tps, double eta);
+  void update(int epoch, int epochs, int64_t batch, int64_t batches, double loss, double tps, const std::string& eta);
   void clear();
 
  private:

@@ -113,18 +113,7 @@ void check_checkpoint(const Checkpoint& ck, const Config& cfg, uint64_t fingerpr
                       const std::string& path) {
   if (ck.data_fingerprint != fingerprint)
     throw_data(path + ": the checkpoint was made on other data or another split than " + cfg.dataset + " gives now");
-  auto settings = [](const std::string& yaml) {
-    std::istringstream in(yaml);
-    std::string line, kept;
-    while (std::getline(in, line))
-      if (line.rfind("#", 0) != 0 && line.rfind("epochs:", 0) != 0 && line.rfind("threads:", 0) != 0 &&
-          line.rfind("quiet:", 0) != 0 && line.rfind("show_progress:", 0) != 0 && line.rfind("out:", 0) != 0 &&
-          line.rfind("device:", 0) != 0 && line.rfind("verbose:", 0) != 0 && line.rfind("engine:", 0) != 0 &&
-          line.rfind("precision:", 0) != 0)
-        kept += line + "\n";
-    return kept;
-  };
-  const std::string mine = settings(cfg.to_yaml()), theirs = settings(ck.config_yaml);
+  const std::string mine = run_settings(cfg.to_yaml()), theirs = run_settings(ck.config_yaml);
   if (mine != theirs) {
     size_t at = 0;
     while (at < mine.size() && at < theirs.size() && mine[at] == theirs[at]) ++at;
@@ -151,6 +140,38 @@ std::string name_of(const NonFinite& bad, const Interactions& data) {
   return "";
 }
 
+// The run's remaining time, from the training and validation seconds measured so far in this
+// process: each epoch left costs the mean training time, each validation left the mean
+// validation time. Before any validation was timed the estimate is a lower bound (">m:ss").
+// Early stopping may end the run sooner.
+class Eta {
+ public:
+  Eta(int epochs, int eval_step, bool has_valid) : m_epochs(epochs), m_step(eval_step), m_has_valid(has_valid) {}
+  bool validates(int epoch) const { return m_has_valid && epoch % m_step == 0; }
+  void trained(double secs) { m_train += secs, ++m_trains; }
+  void validated(double secs) { m_valid += secs, ++m_valids; }
+  // Once `epoch` (and its validation) is over.
+  std::string after(int epoch) const { return text(0, epoch, 0, m_trains ? m_train / m_trains : 0); }
+  // While `epoch` trains: `done` seconds of an estimated `total`; its validation is still to come.
+  std::string during(int epoch, double done, double total) const {
+    return text(std::max(0.0, total - done), epoch, validates(epoch) ? 1 : 0, m_trains ? m_train / m_trains : total);
+  }
+
+ private:
+  // `now` seconds of this epoch's training and `extra` validations, then the epochs after `epoch`.
+  std::string text(double now, int epoch, int extra, double per_train) const {
+    double secs = now + double(m_epochs - epoch) * per_train;
+    const int valids = extra + (m_has_valid ? m_epochs / m_step - epoch / m_step : 0);
+    if (valids > 0 && m_valids == 0) return ">" + hms(secs);
+    if (valids > 0) secs += valids * m_valid / m_valids;
+    return hms(secs);
+  }
+  int m_epochs, m_step;
+  bool m_has_valid;
+  double m_train = 0, m_valid = 0;
+  int m_trains = 0, m_valids = 0;
+};
+
 }  // namespace
 
 void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
@@ -164,6 +185,19 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const EngineOptions engine_opts = engine_options(cfg);
   check_device(engine_opts);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+
+  // --- the run folder: claimed (locked) before anything is loaded (run_folder.hpp) -------------
+  // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
+  RunFolder folder = resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml());
+  const bool continuing = resume || folder.earlier_attempt();  // the folder's own checkpoint, if any, is the start
+  if (continuing && !folder.claimed_state().checkpoint && folder.claimed_state().finished) {
+    // start-from-scratch is right only where no finished result would be replaced
+    if (cfg.model == ModelKind::Pop)
+      throw_usage(folder.dir() + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
+                  "resume (its result is in metrics.jsonl; convncf eval " + folder.dir() + " scores it again)");
+    throw_no_input(folder.dir() + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
+                   "training again would replace its model.bin and metrics.jsonl; start a new run with another --out");
+  }
   out.say(configuration_text(cfg));
 
   // --- the data, its evaluation queries, and where training starts -----------------------------
@@ -174,14 +208,17 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const FileNegatives* file_neg = rd.data.negatives.empty() ? nullptr : &rd.data.negatives;
   const EvalSet valid = make_eval_set(split, false, cfg.eval_mode_valid, cfg.seed, kStreamEvalValid, file_neg);
   const EvalSet test = make_eval_set(split, true, cfg.eval_mode_test, cfg.seed, kStreamEvalTest, file_neg);
+  if (test.size() == 0)
+    throw_data("no test queries, so there is nothing to evaluate and nothing was trained: " +
+               why_no_held_out(rd, data_options(cfg).split, true));
 
   const bool conv = cfg.model == ModelKind::ConvNCF;
   const bool trains = cfg.model != ModelKind::Pop;
   Params<float> prm = trains ? init_params(cfg, conv ? &engine_opts.tower : nullptr, split.n_users, split.n_items)
                              : popularity_params(split.n_users, split.item_train_count);
   const uint64_t fingerprint = data_fingerprint(rd);
-  const std::string ckpt_path = resume_dir + "/checkpoint.bin";
-  const bool have_ckpt = resume && path_exists(ckpt_path);
+  const std::string ckpt_path = folder.path("checkpoint.bin");
+  const bool have_ckpt = continuing && path_exists(ckpt_path);
   Checkpoint ck;
   if (have_ckpt) {
     ck = load_checkpoint(ckpt_path);
@@ -192,21 +229,31 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     out.say("loaded pretrained MF-BPR embeddings from " + cfg.pre_model_path);
   }
 
-  // --- the engine, then the run folder (nothing is written before this) -----------------------
+  // --- the engine, then the run folder's files (nothing but run.lock is written before this) ---
   EngineNotes notes;
   std::unique_ptr<Engine> engine = make_engine(engine_opts, split, &notes);
   for (const std::string& w : notes.warnings) out.warn(w);
-  RunFolder folder = resume ? RunFolder::reopen(resume_dir) : RunFolder::create(cfg.out, cfg.model);
   folder.write_config(cfg.to_yaml());
-  folder.write_split(data, split, /*keep_existing=*/resume);
+  folder.write_split(data, split, /*keep_existing=*/continuing);
   folder.open_metrics(have_ckpt ? ck.epoch : 0);
-  out.say((resume ? "resuming run folder: " : "run folder: ") + folder.dir() +
-          (have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")"
-                     : resume ? " (no checkpoint yet: from the start)" : ""));
+  std::string folder_line = resume ? "resuming run folder: " + folder.dir() : "run folder: " + folder.dir();
+  if (resume)
+    folder_line += have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")" : " (no checkpoint yet: from the start)";
+  else if (continuing)
+    folder_line += have_ckpt ? " (an earlier attempt of this run was stopped after epoch " + std::to_string(ck.epoch) +
+                             ": continuing it)"
+                       : " (an earlier attempt of this run was stopped before its first checkpoint: starting it again)";
+  out.say(folder_line);
   out.say(conv ? "model: ConvNCF, tower " + engine_opts.tower.describe() : std::string("model: ") + model_name(cfg.model));
   if (trains) out.say("training negatives: " + engine_opts.negatives.describe());
-  out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
-          cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
+  if (valid.size() > 0 || !trains)
+    out.say("evaluation: valid " + cfg.eval_mode_valid + " (" + std::to_string(valid.size()) + " queries), test " +
+            cfg.eval_mode_test + " (" + std::to_string(test.size()) + " queries)");
+  else  // training goes on to the last epoch, whose model is tested (README "Evaluation")
+    out.say(std::string("evaluation: no validation queries (") +
+            (rd.data.role.empty() ? "the split has no validation interactions" : "the data files give no validation split") +
+            "): every epoch trains, nothing stops early, and the last epoch's model is tested; test " + cfg.eval_mode_test +
+            " (" + std::to_string(test.size()) + " queries)");
   for (const std::string& line : notes.info) out.say(line);
   engine->set_params(prm);
 
@@ -244,6 +291,12 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       if (stopped) out.say("the run had stopped early after epoch " + std::to_string(ck.epoch) + "; nothing left to train");
     }
     const int64_t n_batches = schedule.batches();
+    int kept_epoch = have_ckpt ? ck.epoch : 0;  // the epoch of the checkpoint on disk
+    auto kept = [&] {
+      return kept_epoch > 0 ? "; the checkpoint of epoch " + std::to_string(kept_epoch) + " is kept"
+                            : std::string("; no epoch had finished, so nothing was kept");
+    };
+    Eta eta(cfg.epochs, cfg.eval_step, valid.size() > 0);
     for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = schedule.warm(epoch);
@@ -253,15 +306,14 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
         const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
         if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
           throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
-                                         fmt("%g", r.loss.reg) + "); the last good checkpoint is kept");
+                                         fmt("%g", r.loss.reg) + ")" + kept());
         if (r.bad.any())
-          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where +
-                                         "; the last good checkpoint is kept");
+          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where + kept());
         bpr_sum += r.loss.bpr;
         triples += n * schedule.negatives();
         const double el = seconds_since(t0);
         out.progress().update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
-                              el / double(b + 1) * double(n_batches - b - 1));
+                              eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
       });
       const double secs = seconds_since(t0);  // a step returns when its work is done
       prm = engine->params();
@@ -276,20 +328,27 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       line["seconds"] = json_fixed(secs, 4);
       line["triples_per_second"] = json_fixed(tps, 1);
       std::string text = "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs) + (warm ? " (warm-up)" : "") +
-                         "  loss " + fmt("%.4f", loss) + "  " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) + " triples/s";
+                         "  loss " + fmt("%.4f", loss) + "  train " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) +
+                         " triples/s";
+      eta.trained(secs);
       bool improved = false;
-      if (epoch % cfg.eval_step == 0 && valid.size() > 0) {
+      std::string validated;
+      if (eta.validates(epoch)) {
         const auto te = Clock::now();
         const Metrics m = engine->evaluate(valid, cfg.topk);
+        const double valid_secs = seconds_since(te);
+        eta.validated(valid_secs);
         line["valid"] = metrics_object(m);
-        line["eval_seconds"] = json_fixed(seconds_since(te), 4);
-        text += "  valid " + metrics_brief(m, shown);
+        line["eval_seconds"] = json_fixed(valid_secs, 4);
+        text += "  validation " + fmt("%.1f", valid_secs) + " s";
+        validated = "  valid " + metrics_brief(m, shown);
         stopped = es.update(metric_value(m, cfg.valid_metric), epoch, cfg.stopping_step, &improved);
         if (improved) best = prm;
         if (stopped)
-          text += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
-                  " validations: stopping)";
+          validated += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
+                       " validations: stopping)";
       }
+      text += "  ETA " + (stopped ? hms(0) : eta.after(epoch)) + validated;
       line["peak_memory_bytes"] = peak_memory_bytes();
       // The line first, then the best model, then the checkpoint: a kill anywhere before the
       // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
@@ -309,6 +368,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       c.best = model_file(best);
       c.optimizers = engine->optimizer_states();
       folder.save_checkpoint(c);
+      kept_epoch = epoch;
       out.say(text);
     }
     best_epoch = es.best_epoch;
@@ -325,10 +385,10 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   line["test"] = metrics_object(tm);
   folder.append_metrics(line.dump());
   folder.save_model(model_file(prm));
+  folder.keep();
   out.say("test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) + cfg.eval_mode_test +
           ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
-  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() +
-          "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}");
+  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() + "/{" + folder.result_files() + "}");
 }
 
 }  // namespace convncf

@@ -51,11 +51,25 @@ bool cuda_device_available(std::string* reason) {
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear the error so that later calls do not report it again
-    if (reason) *reason = "no CUDA device: cudaGetDeviceCount returned " + cuda_error(e);
+    // Without a driver the runtime answers "CUDA driver version is insufficient for CUDA runtime
+    // version", which reads like a driver fault: say what it means here.
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    if (!reason) return false;
+    if (driver == 0)
+      *reason = "no NVIDIA driver is installed (cudaGetDeviceCount returned " + cuda_error(e) + ")";
+    else if (e == cudaErrorInsufficientDriver)
+      *reason = "the NVIDIA driver supports CUDA " + cuda_version_string(driver) + ", older than the CUDA " +
+                cuda_version_string(runtime) + " this convncf was built with (" + cuda_error(e) + ")";
+    else if (e == cudaErrorNoDevice)
+      *reason = "the NVIDIA driver (CUDA " + cuda_version_string(driver) + ") finds no GPU";
+    else
+      *reason = "cudaGetDeviceCount returned " + cuda_error(e);
     return false;
   }
   if (count == 0) {
-    if (reason) *reason = "no CUDA device: cudaGetDeviceCount found 0 devices";
+    if (reason) *reason = "cudaGetDeviceCount found 0 devices";
     return false;
   }
   if (reason) reason->clear();

@@ -269,6 +269,8 @@ Split build_split(const Interactions& data, const std::vector<uint8_t>& role, st
   split.valid = csr_of(data, role, kRoleValid);
   split.test = csr_of(data, role, kRoleTest);
   split.all = csr_of(data, role, -1);
+  split.role = role;
+  for (uint8_t r : role) ++(r == kRoleTrain ? split.n_train : r == kRoleValid ? split.n_valid : split.n_test);
   // Training positives in a fixed order: user by user, then by item id. Repeated pairs (kept
   // by rm_dup_inter: keep) stay repeated here, as RecBole trains on each interaction.
   std::vector<int64_t> start;
@@ -371,13 +373,23 @@ Split split_from_roles(const Interactions& data, const std::vector<uint8_t>& rol
 }
 
 void write_split(const std::string& path, const Interactions& data, const Split& split) {
+  if (split.role.size() != data.user.size()) throw_internal("write_split: the split has no part for every interaction");
+  // Per user, train then valid then test, items ascending; a repeated pair once per row.
+  std::vector<int64_t> start;
+  const std::vector<int64_t> order = rows_by_user(data, false, start);
   std::string text = "# convncf split: " + split.method + "\nuser\titem\tpart\n";
   const char* names[3] = {"train", "valid", "test"};
-  const Csr* parts[3] = {&split.train, &split.valid, &split.test};
-  for (int32_t u = 0; u < split.n_users; ++u)
-    for (int k = 0; k < 3; ++k)
-      for (int64_t j = 0; j < parts[k]->degree(u); ++j)
-        text += data.users.raw(u) + "\t" + data.items.raw(parts[k]->row(u)[j]) + "\t" + names[k] + "\n";
+  std::vector<std::pair<uint8_t, int32_t>> rows;
+  for (size_t u = 0; u + 1 < start.size(); ++u) {
+    rows.clear();
+    for (int64_t k = start[u]; k < start[u + 1]; ++k) {
+      const size_t r = static_cast<size_t>(order[static_cast<size_t>(k)]);
+      rows.emplace_back(split.role[r], data.item[r]);
+    }
+    std::sort(rows.begin(), rows.end());
+    for (const auto& [part, item] : rows)
+      text += data.users.raw(int32_t(u)) + "\t" + data.items.raw(item) + "\t" + names[part] + "\n";
+  }
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
@@ -392,8 +404,11 @@ void write_split(const std::string& path, const Interactions& data, const Split&
 Split read_split(const std::string& path, const Interactions& data) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_no_input("split file " + path + " does not exist or cannot be read");
-  // Each (user, item) of the data gets the role the file names; every data pair must be named.
-  std::unordered_map<uint64_t, uint8_t> part;
+  // Each (user, item) of the data gets the parts the file names, one per row of the pair in the
+  // data (or one for all of them); every data pair must be named. The usual pair is listed once
+  // and costs one map entry; the parts of a pair listed several times are kept apart.
+  std::unordered_map<uint64_t, uint8_t> first;                // the part named first
+  std::unordered_map<uint64_t, std::vector<uint8_t>> several;  // every part, for pairs listed more than once
   std::string line;
   int64_t line_no = 0;
   bool header = false;
@@ -419,17 +434,46 @@ Split read_split(const std::string& path, const Interactions& data) {
                  shown_text(u < 0 ? line.substr(0, a) : line.substr(a + 1, b - a - 1)) +
                  " is not in the dataset: the split was made for other data");
     if (r == 255) throw_data(path + ":" + std::to_string(line_no) + ": expected train, valid or test, got " + shown_text(name));
-    part[uint64_t(uint32_t(u)) << 32 | uint32_t(i)] = r;
+    const uint64_t key = uint64_t(uint32_t(u)) << 32 | uint32_t(i);
+    const auto [it, added] = first.emplace(key, r);
+    if (added) continue;
+    std::vector<uint8_t>& parts = several[key];
+    if (parts.empty()) parts.push_back(it->second);
+    parts.push_back(r);
   }
   if (!header) throw_data(path + ": empty split file");
-  std::vector<uint8_t> role(data.user.size());
+  std::unordered_map<uint64_t, int64_t> rows_of;  // rows per pair, for the pairs listed several times
   for (size_t r = 0; r < data.user.size(); ++r) {
-    const auto it = part.find(uint64_t(uint32_t(data.user[r])) << 32 | uint32_t(data.item[r]));
-    if (it == part.end())
-      throw_data(path + ": the interaction (" + data.users.raw(data.user[r]) + ", " + data.items.raw(data.item[r]) +
-                 ") is not in the split: the split was made for other data");
-    role[r] = it->second;
+    const uint64_t key = uint64_t(uint32_t(data.user[r])) << 32 | uint32_t(data.item[r]);
+    if (several.count(key)) ++rows_of[key];
   }
+  std::unordered_map<uint64_t, size_t> used;
+  std::vector<uint8_t> role(data.user.size());
+  constexpr uint8_t kFound = 0x80;  // marks the pairs of `first` the data has
+  for (size_t r = 0; r < data.user.size(); ++r) {
+    const uint64_t key = uint64_t(uint32_t(data.user[r])) << 32 | uint32_t(data.item[r]);
+    auto pair = [&] { return "(" + data.users.raw(data.user[r]) + ", " + data.items.raw(data.item[r]) + ")"; };
+    const auto it = first.find(key);
+    if (it == first.end())
+      throw_data(path + ": the interaction " + pair() + " is not in the split: the split was made for other data");
+    it->second |= kFound;
+    const auto many = several.find(key);
+    if (many == several.end()) {
+      role[r] = it->second & uint8_t(~kFound);
+      continue;
+    }
+    size_t& k = used[key];
+    if (k == 0 && int64_t(many->second.size()) != rows_of[key])
+      throw_data(path + ": the interaction " + pair() + " is listed " + std::to_string(many->second.size()) +
+                 " times, but the data has it " + std::to_string(rows_of[key]) +
+                 " times: the split was made for other data or another rm_dup_inter");
+    role[r] = many->second[k++];
+  }
+  for (const auto& [key, part] : first)
+    if (!(part & kFound))
+      throw_data(path + ": the split lists (" + data.users.raw(int32_t(key >> 32)) + ", " +
+                 data.items.raw(int32_t(key & 0xffffffffu)) +
+                 "), an interaction the data does not have: the split was made for other data");
   Split s = build_split(data, role, "read from " + path);
   return s;
 }

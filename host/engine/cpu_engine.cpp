@@ -9,11 +9,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
+#include <stdexcept>
+#include <string>
 
 #include "convncf/bpr.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/head.hpp"
 #include "convncf/rng.hpp"
+#include "convncf/util.hpp"
 
 namespace convncf {
 
@@ -174,16 +178,40 @@ CpuEngine<T>::CpuEngine(ModelKind model, const TowerSpec* tower, int32_t n_users
     if (tower->E != E) throw_internal("CpuEngine: tower and embedding sizes differ");
     m_tower = *tower;
     m_has_tower = true;
-    m_packed.assign(size_t(packed_size()), T(0));
-    m_thread_dnet.assign(size_t(m_threads), std::vector<T>(size_t(m_tower.n_params), T(0)));
-    m_work.resize(size_t(m_threads) * 2);
-    for (PairWork<T>& w : m_work) w.resize(m_tower);
-    m_grads.net.assign(size_t(m_tower.n_params), T(0));
   }
-  m_grads.P.assign(size_t(n_users) * E, T(0));
-  m_grads.Q.assign(size_t(n_items) * E, T(0));
-  m_mark_users.assign(size_t(n_users), 0);
-  m_mark_items.assign(size_t(n_items), 0);
+  // What the lines below allocate, asked first (as CUB asks for its temporary storage): every
+  // buffer is zero-filled, so one that cannot fit would fail here or bring the OOM killer.
+  double maps = 0;  // one pair's feature maps (and, as much again, their gradients)
+  std::string what = "the CPU engine's gradient buffers";
+  if (m_has_tower) {
+    const ConvLayer& l1 = m_tower.layers[0];
+    maps = double(l1.out_size) * l1.k * l1.cout + m_tower.last_channels();
+    for (const ConvLayer& c : m_tower.layers) maps += double(c.out_size) * c.out_size * c.cout;
+    what = "the CPU engine's feature maps (tower " + m_tower.describe() + ", " + std::to_string(2 * m_threads) +
+           " pairs in flight on " + std::to_string(m_threads) + " threads, maps and their gradients) and its buffers";
+  }
+  const double n_params = m_has_tower ? double(m_tower.n_params) : 0.0;
+  const double need = sizeof(T) * (2 * maps * 2 * m_threads + n_params * (3 + m_threads) + double(n_users + n_items) * E) +
+                      double(n_users) + double(n_items);
+  const int64_t avail = available_memory_bytes();
+  if (avail >= 0 && need > double(avail)) throw_out_of_memory(what, need);
+  try {
+    if (m_has_tower) {
+      m_packed.assign(size_t(packed_size()), T(0));
+      m_thread_dnet.assign(size_t(m_threads), std::vector<T>(size_t(m_tower.n_params), T(0)));
+      m_work.resize(size_t(m_threads) * 2);
+      for (PairWork<T>& w : m_work) w.resize(m_tower);
+      m_grads.net.assign(size_t(m_tower.n_params), T(0));
+    }
+    m_grads.P.assign(size_t(n_users) * E, T(0));
+    m_grads.Q.assign(size_t(n_items) * E, T(0));
+    m_mark_users.assign(size_t(n_users), 0);
+    m_mark_items.assign(size_t(n_items), 0);
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(what, need);
+  } catch (const std::length_error&) {
+    throw_out_of_memory(what, need);
+  }
 }
 
 // Packed layout: per layer Wt[((r*k+s)*cin+ci)*cout+co] = W[co][ci][r][s], then the bias; the
@@ -388,7 +416,12 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
 
   if (conv) pack(prm.net.data(), m_packed.data());
   if (want_grads) {
-    m_row_grads.assign(size_t(B) * 3 * E, T(0));
+    try {
+      m_row_grads.assign(size_t(B) * 3 * E, T(0));
+    } catch (const std::bad_alloc&) {
+      throw_out_of_memory("the step's embedding-row gradients (" + std::to_string(B) + " triples of train_batch_size x 3 "
+                          "rows x " + std::to_string(E) + " floats)", double(B) * 3 * E * sizeof(T));
+    }
     if (conv)
       for (auto& v : m_thread_dnet) std::fill(v.begin(), v.end(), T(0));
   }

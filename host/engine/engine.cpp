@@ -37,10 +37,10 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& spli
       n.info.push_back(n.fallback);
     }
   } else if (opts.device == Device::Auto) {
-    n.info.push_back(std::string("device auto: using the CPU engine") +
-                     (!gpu                             ? " (" + reason + ")"
-                      : opts.model == ModelKind::Pop ? std::string(" (the popularity model does not train)")
-                                                     : std::string(" (dynamic negative sampling runs on it only)")));
+    n.info.push_back(!gpu ? "device auto: no usable GPU found; using the CPU engine\n  why: " + reason
+                     : opts.model == ModelKind::Pop
+                         ? std::string("device auto: using the CPU engine (the popularity model does not train)")
+                         : std::string("device auto: using the CPU engine (dynamic negative sampling runs on it only)"));
   }
   if (trains && (opts.cuda.lazy_adam || !opts.cuda.deterministic))
     n.warnings.push_back("warning: embedding_update and sparse_grad are CUDA engine options: the CPU engine updates "

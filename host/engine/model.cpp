@@ -2,10 +2,12 @@
 #include "convncf/model.hpp"
 
 #include <cmath>
+#include <new>
 #include <sstream>
 
 #include "convncf/errors.hpp"
 #include "convncf/rng.hpp"
+#include "convncf/util.hpp"
 
 namespace convncf {
 
@@ -90,8 +92,17 @@ Params<float> init_params(const InitSpec& cfg, const TowerSpec* tower, int32_t n
   }
   const int E = cfg.E;
   prm.E = E;
-  prm.P.resize(size_t(n_users) * E);
-  prm.Q.resize(size_t(n_items) * E);
+  const double bytes = double(n_users + int64_t(n_items)) * E * sizeof(float);
+  const std::string what = "the embeddings (" + std::to_string(n_users) + " users and " + std::to_string(n_items) +
+                           " items x embedding_size " + std::to_string(E) + " floats)";
+  const int64_t avail = available_memory_bytes();
+  if (avail >= 0 && bytes > double(avail)) throw_out_of_memory(what, bytes);
+  try {
+    prm.P.resize(size_t(n_users) * E);
+    prm.Q.resize(size_t(n_items) * E);
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(what, bytes);
+  }
   Rng rng(cfg.seed, kStreamInit);
   const bool paper = cfg.init == InitKind::Paper;
   auto fill_embedding = [&](std::vector<float>& table, int32_t rows) {

@@ -47,7 +47,11 @@ std::string model_bytes(const ModelFile& m) {
   return std::move(w.buf);
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+namespace {
+
+// write_file_atomic and write_file_new: `replace` renames over an existing file, else link(2)
+// puts the file in place only where none is (EEXIST otherwise, whatever another process does).
+void write_file_whole(const std::string& path, const std::string& bytes, bool replace) {
   // Test hook (tests/test_cli.cpp's SIGKILL test): pause halfway through the temporary file so
   // that a kill lands inside a write.
   static const long delay_ms = [] {
@@ -70,7 +74,13 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     std::remove(tmp.c_str());
     throw_io("cannot write " + tmp + ": " + std::strerror(err));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!replace) {
+    const int linked = link(tmp.c_str(), path.c_str());
+    const int e = errno;
+    std::remove(tmp.c_str());
+    if (linked != 0 && e == EEXIST) throw_usage(path + " already exists; nothing is overwritten");
+    if (linked != 0) throw_io("cannot link " + tmp + " to " + path + ": " + std::strerror(e));
+  } else if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     std::remove(tmp.c_str());
     throw_io("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
@@ -84,6 +94,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     close(fd);
   }
 }
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) { write_file_whole(path, bytes, true); }
+void write_file_new(const std::string& path, const std::string& bytes) { write_file_whole(path, bytes, false); }
 
 void save_model(const std::string& path, const ModelFile& m) { write_file_atomic(path, model_bytes(m)); }
 

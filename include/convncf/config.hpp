@@ -114,4 +114,12 @@ const std::vector<KeyDoc>& config_keys();
 // The valid key closest to `key` by edit distance (for "did you mean").
 std::string closest_key(const std::string& key);
 
+// The keys `train --resume` may change: how a run is computed and shown, not what it trains.
+const std::vector<std::string>& resumable_keys();
+
+// The lines of a config.yaml text that make a run what it is: every line but comments, `out`
+// and the resumable keys. Two configurations with equal settings train the same run, so a
+// checkpoint or an earlier attempt made under one continues under the other.
+std::string run_settings(const std::string& config_yaml);
+
 }  // namespace convncf

@@ -74,6 +74,10 @@ struct Split {
   std::vector<int32_t> train_item;  // (T,)
   std::vector<int64_t> item_train_count;  // (n_items,) popularity in the training set
   std::string method;               // "leave-one-out", "ratio 0.8/0.1/0.1 RO", "files", ...
+  // The part of every interaction (row of the data), repeated (user, item) pairs included: the
+  // CSRs above hold each pair once per part, these count every row.
+  std::vector<uint8_t> role;        // (N,) kRoleTrain, kRoleValid or kRoleTest (formats.hpp)
+  int64_t n_train = 0, n_valid = 0, n_test = 0;
 };
 
 // Leave-one-out on the latest timestamp, ties broken by file order (the later line is later).
@@ -93,7 +97,10 @@ Split ratio_split(const Interactions& data, const std::vector<double>& ratios, S
 Split split_from_roles(const Interactions& data, const std::vector<uint8_t>& role);
 
 // A split written as text (one `user<TAB>item<TAB>train|valid|test` line per interaction, raw
-// ids) and read back: read_split refuses (kExitData) a file that names an unknown id.
+// ids; a pair the data repeats has one line per row, in its own part) and read back, the same
+// split: read_split refuses (kExitData) a file that names an unknown id, or lists a pair another
+// number of times than the data has it (once is read as "every row of the pair in this part",
+// as files of one line per pair write it).
 void write_split(const std::string& path, const Interactions& data, const Split& split);
 Split read_split(const std::string& path, const Interactions& data);
 

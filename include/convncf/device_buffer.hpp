@@ -5,6 +5,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdio>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,12 +14,36 @@
 
 namespace convncf {
 
+namespace detail {
+// A cudaMalloc that did not fit: the size asked for and the device's free and total memory (the
+// engine's setup allocates everything once, so this names what the configuration needs).
+[[noreturn]] inline void throw_device_out_of_memory(size_t n, size_t element_bytes) {
+  cudaGetLastError();
+  size_t free_bytes = 0, total_bytes = 0;
+  const bool known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+  cudaGetLastError();
+  char b[256];
+  std::snprintf(b, sizeof b, "out of GPU memory: a device buffer of %.3g GB (%zu elements of %zu bytes) did not fit",
+                double(n) * double(element_bytes) / 1e9, n, element_bytes);
+  std::string m = b;
+  if (known) {
+    std::snprintf(b, sizeof b, "; the GPU has %.3g GB free of %.3g GB", double(free_bytes) / 1e9, double(total_bytes) / 1e9);
+    m += b;
+  }
+  throw Error(kExitSoftware, m + " (a smaller train_batch_size, eval_batch_size or embedding_size needs less)");
+}
+}  // namespace detail
+
 template <typename T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(size_t n) : m_size(n) {
-    if (n > 0) CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_ptr), n * sizeof(T)));
+    if (n == 0) return;
+    const cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&m_ptr), n * sizeof(T));
+    if (e == cudaErrorMemoryAllocation) detail::throw_device_out_of_memory(n, sizeof(T));
+    if (e != cudaSuccess)
+      detail::throw_gpu_error("CUDA", "cudaMalloc(&m_ptr, n * sizeof(T))", __FILE__, __LINE__, detail::cuda_error_message(e));
   }
   explicit DeviceBuffer(const std::vector<T>& v) : DeviceBuffer(v.size()) { upload(v); }
   DeviceBuffer(const DeviceBuffer&) = delete;

@@ -15,6 +15,7 @@ enum ExitCode : int {
   kExitUnavailable = 69,  // device: cuda but no usable GPU
   kExitSoftware = 70,     // internal error, non-finite training state
   kExitIo = 74,           // cannot write output
+  kExitBusy = 75,         // the run folder is in use: another process holds its lock (EX_TEMPFAIL)
 };
 
 class Error : public std::runtime_error {

@@ -41,6 +41,9 @@ ModelFile model_from_bytes(const std::string& bytes, const std::string& name);
 // Writes `bytes` to path.tmp, flushes and fsyncs it, renames it over `path`, fsyncs the folder:
 // a crash at any moment leaves either the old file or the new one. Throws Error(kExitIo).
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The same for a file that must not exist yet: Error(kExitUsage) when one does, and never one
+// replaced, even by another process writing the same name at the same time.
+void write_file_new(const std::string& path, const std::string& bytes);
 // The part of a file image between its header and its checksum: checks the 8-byte magic, the
 // trailing u64 FNV-1a of everything before it, and the u32 version after the magic; throws
 // Error(kExitData) naming `path` and `what` ("model file", "checkpoint"). Offset 12 starts the

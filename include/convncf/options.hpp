@@ -55,10 +55,10 @@ ScheduleOptions schedule_options(const Config& cfg);
 
 // The configuration's contradictions that no single key shows, as usage errors (kExitUsage),
 // before anything is loaded or any device is asked: precision without engine: fused; lazy Adam
-// with whole-table norms; dynamic negatives without candidates or on device cuda; too few
-// reg_weights for reg_type and model; a valid_metric whose K is
-// not in topk; a bad tower.
-void check_run_config(const Config& cfg);
+// with whole-table norms; dynamic negatives without candidates or on device cuda; a valid_metric
+// whose K is not in topk; a bad tower; and, for `training`, another count of reg_weights than
+// reg_type uses for the model.
+void check_run_config(const Config& cfg, bool training = true);
 
 // The metric names the log prints: each of `metrics` at each K of `topk` (auc once), and
 // valid_metric if it is not among them.

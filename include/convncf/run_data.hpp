@@ -34,6 +34,7 @@ struct RunData {
   LoadedData data;       // interactions after filtering, id maps, file negatives
   Split split;
   std::string summary;   // what was loaded and how it was split, for the log
+  int32_t users_loaded = 0;  // users in the data before the filters
 };
 
 // Throws kExitNoInput (missing dataset), kExitData (bad data), kExitUsage (bad split options).
@@ -41,5 +42,10 @@ RunData load_run_data(const DataOptions& opts);
 
 // Hash of the id maps and the split: a checkpoint made on other data is refused.
 uint64_t data_fingerprint(const RunData& d);
+
+// Why the split gives no held-out interaction of one kind (test = true: test), for messages:
+// the users left at each step (loaded, filtered, with such an interaction after the split) and
+// what made the split leave them none.
+std::string why_no_held_out(const RunData& d, const SplitOptions& split, bool test);
 
 }  // namespace convncf

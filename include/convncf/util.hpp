@@ -18,6 +18,15 @@ void make_dirs(const std::string& path);
 // s without leading and trailing white space (std::isspace).
 std::string_view trim(std::string_view s);
 
+// Memory the system can still give this process: MemAvailable plus SwapFree from /proc/meminfo;
+// -1 when unknown.
+int64_t available_memory_bytes();
+// "812 MB", "4.4 TB": decimal units, 2 significant digits at least.
+std::string bytes_text(double bytes);
+// Error(kExitSoftware): "out of memory: WHAT needs SIZE; AVAILABLE is available ...". Thrown where
+// a large allocation is known before it is made (or failed), so the message names it.
+[[noreturn]] void throw_out_of_memory(const std::string& what, double bytes);
+
 // 64-bit FNV-1a of n bytes, continuing from h.
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 
