@@ -370,34 +370,42 @@ void conv_backward_fast(const ConvLayer& l, const T* packed, int64_t n_params, c
   constexpr int MR = Simd<T>::kMR, JR = Simd<T>::kMR;
   const int run = l.k * l.cin;
   const int64_t rstep = int64_t(l.in_size) * l.cin;
-  const T* WkT = packed + n_params + l.w_offset;
+  const T* WkB = packed + 2 * n_params + l.w_offset;  // blocked transposed copy (see pack)
   T* dWt = dpacked + l.w_offset;
   T* db = dpacked + l.b_offset;
   for (int64_t m = 0; m < M; ++m)
     for (int c = 0; c < kFastChannels; ++c) db[c] += dO[m * kFastChannels + c];
-  for (int r = 0; r < l.k; ++r) {
-    T* dwr = dWt + int64_t(r) * run * kFastChannels;
-    int j = 0;
-    for (; j + JR <= run; j += JR) conv_dw_block<T, JR>(X, rows, M, r * rstep + j, dO, dwr + int64_t(j) * kFastChannels);
-    if (JR > 2 && run - j == 2) {
-      conv_dw_block<T, 2>(X, rows, M, r * rstep + j, dO, dwr + int64_t(j) * kFastChannels);
-      j += 2;
+  // dW over chunks of patches whose runs (Mc x run values, 16 KiB) stay in L1 while every block
+  // of values j passes over them; the chunks' sums are added to dW in chunk order
+  const int64_t Mc = std::max<int64_t>(16, 4096 / run);
+  for (int64_t m0 = 0; m0 < M; m0 += Mc) {
+    const int64_t mc = std::min(Mc, M - m0);
+    const T* d0 = dO + m0 * kFastChannels;
+    for (int r = 0; r < l.k; ++r) {
+      T* dwr = dWt + int64_t(r) * run * kFastChannels;
+      int j = 0;
+      for (; j + JR <= run; j += JR)
+        conv_dw_block<T, JR>(X, rows + m0, mc, r * rstep + j, d0, dwr + int64_t(j) * kFastChannels);
+      if (JR > 2 && run - j == 2) {
+        conv_dw_block<T, 2>(X, rows + m0, mc, r * rstep + j, d0, dwr + int64_t(j) * kFastChannels);
+        j += 2;
+      }
+      for (; j < run; ++j) conv_dw_block<T, 1>(X, rows + m0, mc, r * rstep + j, d0, dwr + int64_t(j) * kFastChannels);
     }
-    for (; j < run; ++j) conv_dw_block<T, 1>(X, rows, M, r * rstep + j, dO, dwr + int64_t(j) * kFastChannels);
   }
-  // 32 values of a run at a time for all patches: that slice of WkT (32 x 32) stays in L1
-  const int64_t K = int64_t(l.k) * run;
+  // 32 values of a run at a time for all patches: that block of the transposed weights (32
+  // channels x 32 values, 4 KiB contiguous) stays in L1
   for (int r = 0; r < l.k; ++r)
     for (int j = 0; j < run; j += kFastChannels) {
-      const T* wk = WkT + int64_t(r) * run + j;
+      const T* wk = WkB + (int64_t(r) * run + j) * kFastChannels;
       const int64_t xoff = r * rstep + j;
       int64_t m = 0;
-      for (; m + MR <= M; m += MR) conv_dx_rows<T, MR>(wk, K, xoff, rows, m, dO, X, dX);
+      for (; m + MR <= M; m += MR) conv_dx_rows<T, MR>(wk, kFastChannels, xoff, rows, m, dO, X, dX);
       if (MR > 2 && M - m == 2) {
-        conv_dx_rows<T, 2>(wk, K, xoff, rows, m, dO, X, dX);
+        conv_dx_rows<T, 2>(wk, kFastChannels, xoff, rows, m, dO, X, dX);
         m += 2;
       }
-      for (; m < M; ++m) conv_dx_rows<T, 1>(wk, K, xoff, rows, m, dO, X, dX);
+      for (; m < M; ++m) conv_dx_rows<T, 1>(wk, kFastChannels, xoff, rows, m, dO, X, dX);
     }
 }
 
@@ -464,6 +472,38 @@ inline void l1_fwd_block(const T* Ax, int k, const T* qy, const T* b, T* o) {
   CONVNCF_UNROLL
   for (int i = 0; i < YB; ++i)
     for (int v = 0; v < NV; ++v) vstore(o + i * kFastChannels + v * L, vrelu<T>(acc[i][v]));
+}
+
+// Ax[s] = sum_r px[r] W1[r][s] for s0 <= s < s0 + SB (W, Ax offset by s0 rows of 32).
+template <typename T, int SB>
+inline void l1_user_block(int k, const T* px, const T* W, T* Ax) {
+  constexpr int L = Simd<T>::kLanes, NV = Simd<T>::kNV;
+  using V = Vec<T>;
+  V acc[SB][NV];
+  CONVNCF_UNROLL
+  for (int i = 0; i < SB; ++i)
+    CONVNCF_UNROLL
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  for (int r = 0; r < k; ++r) {
+    const V pr = vbcast(px[r]);
+    CONVNCF_UNROLL
+    for (int i = 0; i < SB; ++i)
+      CONVNCF_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] += pr * vload(W + (int64_t(r) * k + i) * kFastChannels + v * L);
+  }
+  CONVNCF_UNROLL
+  for (int i = 0; i < SB; ++i)
+    CONVNCF_UNROLL
+    for (int v = 0; v < NV; ++v) vstore(Ax + i * kFastChannels + v * L, acc[i][v]);
+}
+
+// The user's side of layer 1 for one x: Ax[s] = sum_r px[r] W1[r][s], s < k.
+template <typename T>
+void l1_user_fast(int k, const T* px, const T* W, T* Ax) {
+  constexpr int SB = Simd<T>::kMR;
+  int s = 0;
+  for (; s + SB <= k; s += SB) l1_user_block<T, SB>(k, px, W + s * kFastChannels, Ax + s * kFastChannels);
+  for (; s < k; ++s) l1_user_block<T, 1>(k, px, W + s * kFastChannels, Ax + s * kFastChannels);
 }
 
 template <typename T>
@@ -633,12 +673,18 @@ CpuEngine<T>::CpuEngine(ModelKind model, const TowerSpec* tower, int32_t n_users
 }
 
 // Packed layout: per layer Wt[((r*k+s)*cin+ci)*cout+co] = W[co][ci][r][s], then the bias; the
-// output layer unchanged; same offsets as the PyTorch layout. A second half (offset n_params)
-// holds each layer's weight transposed, WkT[co][(r*k+s)*cin+ci], for the backward dX product.
+// output layer unchanged; same offsets as the PyTorch layout. A second part (offset n_params)
+// holds each layer's weight transposed, WkT[co][(r*k+s)*cin+ci], for the plain loops' backward
+// dX product (the fused tower's packing has the same two parts). A third (offset 2 n_params)
+// holds, for the layers of the fast kernels, the transposed weight in blocks of 32 values of kk
+// = (r*k+s)*cin+ci: WkB[kk/32][co][kk%32], so the 32 x 32 block that the dX kernel reads is
+// contiguous (WkT's rows, kk apart, would fall into a few L1 sets); zeros for the other layers.
 template <typename T>
 void CpuEngine<T>::pack(const T* net, T* packed) const {
+  std::fill(packed + 2 * m_tower.n_params, packed + 3 * m_tower.n_params, T(0));
   for (const ConvLayer& l : m_tower.layers) {
     const int k = l.k;
+    const bool blocked = fast_layer(l);
     for (int co = 0; co < l.cout; ++co)
       for (int ci = 0; ci < l.cin; ++ci)
         for (int r = 0; r < k; ++r)
@@ -647,6 +693,7 @@ void CpuEngine<T>::pack(const T* net, T* packed) const {
             const int64_t kk = (int64_t(r) * k + s) * l.cin + ci;
             packed[l.w_offset + kk * l.cout + co] = v;
             packed[m_tower.n_params + l.w_offset + int64_t(co) * (int64_t(k) * k * l.cin) + kk] = v;
+            if (blocked) packed[2 * m_tower.n_params + l.w_offset + (kk / 32 * l.cout + co) * 32 + kk % 32] = v;
           }
     std::copy(net + l.b_offset, net + l.b_offset + l.cout, packed + l.b_offset);
   }
@@ -674,6 +721,10 @@ void CpuEngine<T>::layer1_user(const T* packed, const T* p, T* A) const {
   const ConvLayer& l = m_tower.layers[0];
   const int k = l.k, C = l.cout, S = l.out_size;
   const T* W = packed + l.w_offset;  // (k, k, C)
+  if (C == kFastChannels) {
+    for (int x = 0; x < S; ++x) l1_user_fast(k, p + x * k, W, A + int64_t(x) * k * C);
+    return;
+  }
   std::fill(A, A + int64_t(S) * k * C, T(0));
   for (int x = 0; x < S; ++x)
     for (int r = 0; r < k; ++r) {

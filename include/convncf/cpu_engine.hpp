@@ -136,9 +136,10 @@ class CpuEngine {
   T forward_pair(const T* packed, const T* p, const T* q, const T* mask, PairWork<T>& w) const;
   void backward_pair(const T* packed, const T* p, const T* q, const T* mask, T dscore,
                      PairWork<T>& w, T* dpacked, T* dp, T* dq) const;
-  // Repacks PyTorch-layout network weights into the engine's layout (packed_size() elements)
-  // and gradients in the engine's layout back (first n_params elements).
-  int64_t packed_size() const { return 2 * m_tower.n_params; }
+  // Repacks PyTorch-layout network weights into the engine's layout (packed_size() elements:
+  // the weights, their transposed copy and a blocked transposed copy, see pack) and gradients in
+  // the engine's layout back (first n_params elements).
+  int64_t packed_size() const { return 3 * m_tower.n_params; }
   void pack(const T* net, T* packed) const;
   void unpack_add(const T* packed, T* net) const;
 
