@@ -28,7 +28,8 @@ card_of()), and says so when there is none.
 Outputs (run mode): DIR/table.md, DIR/table.json (or --json-out), DIR/lines.jsonl (every line
 collected), DIR/<run>.log (each run's stderr). The table also goes to stdout.
 Exit: 0 done; 1 a row is slower than the baseline beyond its spread (the table is written, with the
-comparison); 64 bad option; 65 a --from-lines or --baseline file holds a malformed JSON line; 66
+comparison); 64 bad option; 65 a --from-lines or --baseline file holds a malformed JSON line (a
+--baseline-dir file is read after the runs: the table is written, with a note); 66
 bench_gpu, a --from-lines or a --baseline file missing; 69 no usable GPU (bench_gpu said so: nothing is written);
 70 bench_gpu failed or timed out, the peer crashed, or a score check failed (the table is
 written with what was measured and names the failure); 128+N stopped by signal N (the run in
@@ -746,10 +747,16 @@ def main(argv=None):
         if args.baseline:  # a bad baseline file fails before the runs, not after them
             load_baseline(args.baseline)
         rows, notes, runs, logs, failed = run_all(args)
-        base = find_baseline(args, merge(rows)[2], notes)
     except InputError as e:
         print(f"bench_table: {e}", file=sys.stderr)
         return e.code
+    base_error = None
+    try:  # after the runs, a bad baseline file must not cost the table
+        base = find_baseline(args, merge(rows)[2], notes)
+    except InputError as e:
+        base, base_error = None, e.code
+        notes.append(f"not compared with a baseline: {e}")
+        print(f"bench_table: {e}", file=sys.stderr)
     for r in runs:
         r.pop("stdout", None)
     text, doc = summary(rows, notes, runs, args.quick, base, args.tolerance_floor)
@@ -758,6 +765,8 @@ def main(argv=None):
     print(f"bench_table: wrote {args.out}/table.md and {path}", file=sys.stderr)
     if failed:
         return EXIT_SOFTWARE
+    if base_error:
+        return base_error
     return EXIT_SLOWER if doc.get("baseline", {}).get("slower") else 0
 
 

@@ -287,6 +287,19 @@ class Baseline(unittest.TestCase):
             self.assertEqual(p.returncode, 65)
             self.assertFalse(os.path.exists(os.path.join(d, "ran")))
 
+    def test_run_mode_bad_baseline_in_dir_keeps_the_table(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "h100.json"), "w") as f:
+                f.write('{"bench": oops\n')
+            gpu = executable(d, "bench_gpu", f"cat '{REGRESSED_LINES}'\nexit 0\n")
+            out = os.path.join(d, "o")
+            p = cli("--quick", "--bench-gpu", gpu, "--python", os.path.join(d, "absent"), "--out", out,
+                    "--baseline-dir", d)
+            self.assertEqual(p.returncode, 65, p.stderr)
+            self.assertIn("h100.json:1: not a JSON object", p.stderr)
+            with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
+                self.assertIn("Note: not compared with a baseline:", f.read())
+
     def test_run_mode_compares_and_exits_1(self):
         with tempfile.TemporaryDirectory() as d:
             gpu = executable(d, "bench_gpu", f"cat '{REGRESSED_LINES}'\nexit 0\n")
