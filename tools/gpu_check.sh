@@ -126,7 +126,8 @@ plan() {
 # binaries, CMakeCache.txt, the ctest files, kernel_resources.txt and the Makefiles (so the next
 # `cmake --build` here rebuilds what was pruned).
 SLIM_DROP_DIRS=(fuzz Testing gpu_check)
-SLIM_DROP_FILES=('*.o' '*.a' '*.d' 'bench_cpu_engine' 'bench_eval' 'bench_load' '*.ptx' '*.cubin' '*.fatbin*')
+SLIM_DROP_FILES=('*.o' '*.a' '*.d' 'bench_cpu_engine' 'bench_eval' 'bench_load' '*.ptx' '*.cubin' '*.fatbin*'
+                 '*.ii' '*.cudafe1.*')  # the last two: CMake's compiler identification leftovers
 json_header_dir() { sed -n 's/^CONVNCF_JSON_HEADER_DIR:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null; }
 slim_deps() {  # slim_deps BUILD: nlohmann/json's headers for a fallback build on the GPU machine
   local inc
