@@ -406,7 +406,7 @@ TEST(FusedTower, TensorCoreLayout) {
   const FusedTower r = make_fused_tower(rb, Precision::TF32, 227 * 1024);
   EXPECT_EQ(r.tc.tiles, 96);
   EXPECT_TRUE(r.tc.ok);
-  EXPECT_EQ(fused_engine_variant(r), 3);
+  EXPECT_EQ(fused_engine_variant(r), 4) << "variant 4 where it applies";
   EXPECT_EQ(fused_engine_variant(make_fused_tower(rb, Precision::FP32, 0)), 2);
   const TowerSpec pp = TowerSpec::make(64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2});
   const FusedTower pb = make_fused_tower(pp, Precision::BF16, 227 * 1024);
@@ -473,6 +473,8 @@ TEST(FusedTower, GroupedTensorCoreLayout) {
         continue;
       }
       ASSERT_TRUE(base.tc4.ok) << c.name;
+      EXPECT_EQ(fused_engine_variant(base), 4);
+      EXPECT_EQ(fused_engine_smem_bytes(base), base.tc4.smem_bytes());
       // the automatic stack0: the first layer whose rows are not whole tiles, if it is layer 2 or 3
       int first = base.L;
       for (int li = 1; li < base.L; ++li)

@@ -770,8 +770,8 @@ CONVNCF_HD PairRange fused_block_pairs(int64_t n, int n_blocks, int b) {
 // groups whose small last maps run as one tile product, and layer 1 in chunks (FusedTc4). Variants
 // 1 and 2 give the same bits; variants 3 and 4 sum in other orders (their own twins).
 
-// The engine's variant: 3 where the tower allows it (tc.ok), else 2.
-inline int fused_engine_variant(const FusedTower& t) { return t.tc.ok ? 3 : 2; }
+// The engine's variant: 4 where the tower allows it (tc4.ok), else 3 (tc.ok), else 2.
+inline int fused_engine_variant(const FusedTower& t) { return t.tc4.ok ? 4 : t.tc.ok ? 3 : 2; }
 inline size_t fused_variant_smem_bytes(const FusedTower& t, int variant) {
   return variant == 4 ? t.tc4.smem_bytes() : variant == 3 ? t.tc.smem_bytes() : t.smem_bytes();
 }
