@@ -763,8 +763,8 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc4_bwd_kernel(const FusedTower t, int64_t
       const int64_t k = kb + slot[g];
       if (v.group > 1) stage_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
       if (s == 1) {
-        layer1_bwd(t, FusedTcMap0<T>{tc_map<Pr>(sm, v.map_off[0]) + g * fused_tc4_slot(t, 0), rowq, l0.out_size, tc.np0},
-                   packed, sm, k, dp, dq, slice);
+        const T* m0 = tc_map<Pr>(sm, v.map_off[0]) + g * fused_tc4_slot(t, 0);
+        layer1_bwd(t, FusedTcMap0<T>{m0, rowq, l0.out_size, tc.np0}, packed, sm, k, dp, dq, slice);
         continue;
       }
       for (int li = s - 1; li >= 2; --li) {  // stack0 == L (group 1): the pair's maps are still there
@@ -867,14 +867,16 @@ using BwdKernel = void (*)(const FusedTower, int64_t, int, const int32_t*, const
 // Each variant's kernels and shared memory (check_fused_variant has accepted the variant).
 FwdKernel fwd_kernel(const FusedTower& t, int variant) {
   if (variant == 4)
-    return t.precision == Precision::BF16 ? fused_tc4_fwd_kernel<Precision::BF16> : fused_tc4_fwd_kernel<Precision::TF32>;
+    return t.precision == Precision::BF16 ? fused_tc4_fwd_kernel<Precision::BF16>
+                                          : fused_tc4_fwd_kernel<Precision::TF32>;
   if (variant == 3)
     return t.precision == Precision::BF16 ? fused_tc_fwd_kernel<Precision::BF16> : fused_tc_fwd_kernel<Precision::TF32>;
   return variant == 2 ? fused_fwd_kernel<true> : fused_fwd_kernel<false>;
 }
 BwdKernel bwd_kernel(const FusedTower& t, int variant) {
   if (variant == 4)
-    return t.precision == Precision::BF16 ? fused_tc4_bwd_kernel<Precision::BF16> : fused_tc4_bwd_kernel<Precision::TF32>;
+    return t.precision == Precision::BF16 ? fused_tc4_bwd_kernel<Precision::BF16>
+                                          : fused_tc4_bwd_kernel<Precision::TF32>;
   if (variant == 3)
     return t.precision == Precision::BF16 ? fused_tc_bwd_kernel<Precision::BF16> : fused_tc_bwd_kernel<Precision::TF32>;
   return variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;

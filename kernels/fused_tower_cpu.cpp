@@ -610,7 +610,8 @@ void tc4_zero_tails(const FusedTower& t, int n, float* sm) {
   const FusedTc4& v = t.tc4;
   for (int li = v.stack0 - 1; li < t.L; ++li) {
     T* m = tc_map<T>(sm, li + 1 == t.L ? v.glast_off : v.map_off[li]);
-    for (int64_t i = n * fused_tc4_slot(t, li); i < v.group * fused_tc4_slot(t, li); ++i) fused_tc_put(m, i, 0.0f, false);
+    const int64_t slot_n = fused_tc4_slot(t, li);
+    for (int64_t i = n * slot_n; i < v.group * slot_n; ++i) fused_tc_put(m, i, 0.0f, false);
   }
 }
 
@@ -673,7 +674,8 @@ void fwd_tc4(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* 
       const int64_t ke = tc4_form_group(t, nullptr, kb, r.hi, nullptr, nullptr, sm, n);
       tc4_group_fwd<T>(t, P, Q, packed, pair_user, pair_item, kb, n, cur_user, sm);
       const int* slot = tc4_ints(sm, t.tc4.slot_off);
-      for (int g = 0; g < n; ++g) score[kb + slot[g]] = fused_score(t, packed, sm + t.tc4.h_off + g * C, drop, kb + slot[g]);
+      for (int g = 0; g < n; ++g)
+        score[kb + slot[g]] = fused_score(t, packed, sm + t.tc4.h_off + g * C, drop, kb + slot[g]);
       kb = ke;
     }
   }
@@ -703,7 +705,8 @@ void bwd_tc4(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* 
     const T* G = G_of(li);
     tc4_layer_dW<T>(t, li, X, G, n * c.rows, dw[size_t(li)].data());
     for (int co = 0; co < t.layer[li].cout; ++co)
-      for (int g = 0; g < n; ++g) slice[t.layer[li].b_off + co] += fused_tc_db(t, li, G + g * fused_tc4_slot(t, li), co);
+      for (int g = 0; g < n; ++g)
+        slice[t.layer[li].b_off + co] += fused_tc_db(t, li, G + g * fused_tc4_slot(t, li), co);
     tc4_layer_dX<T>(t, li, packed, G, n * c.rows, X);
   };
   for (int b = 0; b < n_blocks; ++b) {
@@ -737,8 +740,8 @@ void bwd_tc4(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* 
       T* glast = tc_map<T>(sm, v.glast_off);
       for (int i = 0; i < n * cl.rows * C; ++i) {
         const int row = i / C, co = i % C;
-        fused_tc_put(glast, int64_t(row) * cl.np + co, fused_tc_glast(t, sm + v.last_off, h + row / cl.rows * C, row, co),
-                     true);
+        const float gv = fused_tc_glast(t, sm + v.last_off, h + row / cl.rows * C, row, co);
+        fused_tc_put(glast, int64_t(row) * cl.np + co, gv, true);
       }
       // the stacked layers, then each pair's own layers and layer 1
       for (int li = L - 1; li >= s; --li) layer_bwd(li, n, slice);

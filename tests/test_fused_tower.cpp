@@ -541,8 +541,8 @@ TEST(FusedTower, GroupedTensorCoreLayout) {
         // the arrays: in order, 32-byte aligned, within the block's shared memory
         std::vector<int> offs = {v.map_off[0]};
         for (int li = 1; li + 1 < ft.L; ++li) offs.push_back(v.map_off[li]);
-        for (const int o : {v.last_off, v.glast_off, v.stage_off, v.rowq_off, v.posq_off, v.box_off, v.slot_off, v.h_off,
-                            v.dq_off, v.db1_off})
+        for (const int o : {v.last_off, v.glast_off, v.stage_off, v.rowq_off, v.posq_off, v.box_off, v.slot_off,
+                            v.h_off, v.dq_off, v.db1_off})
           offs.push_back(o);
         EXPECT_GE(offs[0], ft.du_off + ft.u_size());
         for (size_t i = 0; i < offs.size(); ++i) {
@@ -560,7 +560,8 @@ TEST(FusedTower, GroupedTensorCoreLayout) {
         if (v.stack0 >= 2) {
           EXPECT_GE(room(0), int64_t(v.chunk_tiles) * 16 * tc.layer[1].kp);
         }
-        for (int li = std::max(0, v.stack0 - 1); li + 1 < ft.L; ++li) EXPECT_GE(room(li), v.group * fused_tc4_slot(ft, li));
+        for (int li = std::max(0, v.stack0 - 1); li + 1 < ft.L; ++li)
+          EXPECT_GE(room(li), v.group * fused_tc4_slot(ft, li));
         EXPECT_GE(int64_t(v.stage_off - v.glast_off) * per_float, v.group * fused_tc4_slot(ft, ft.L - 1));
       }
     }

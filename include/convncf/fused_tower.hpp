@@ -31,9 +31,10 @@
 // contraction. Variant 3 (FusedTc, tf32/bf16) runs layers 2..L as WMMA tile products on the
 // tensor cores over its own layout; its twin sums each tile product in the order documented at
 // "Variant 3" below; variant 4 (FusedTc4) takes the same tile products over a group of pairs and
-// layer 1 in chunks (its parts of layer 1's gradient: fused_tc4_dU_part). Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
-// tests/test_fused_tower_gpu.cu (kernels against twins on a GPU), tests/kernel_emulation (the
-// kernels on an emulated device, WMMA included, against twins bit for bit).
+// layer 1 in chunks (its parts of layer 1's gradient: fused_tc4_dU_part). Tests:
+// tests/test_fused_tower.cpp (twins against CpuEngine), tests/test_fused_tower_gpu.cu (kernels
+// against twins on a GPU), tests/kernel_emulation (the kernels on an emulated device, WMMA
+// included, against twins bit for bit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
