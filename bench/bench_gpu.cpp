@@ -17,8 +17,9 @@
 //             engines, BF16 989 TFLOP/s). An engine the device cannot hold (the fused tower
 //             larger than shared memory: make_cuda_engine throws) gives a line with
 //             "skipped" and the message instead of a rate. Fused lines carry "fused_variant"
-//             and "tensor_cores" (variant 3 runs layers 2..L on the tensor cores in tf32 and
-//             bf16 where the tower allows; fp32 runs variant 2 on FP32 cores).
+//             and "tensor_cores" (variants 3 and 4 run layers 2..L on the tensor cores in tf32
+//             and bf16 where the tower allows, the engine takes 4; fp32 runs variant 2 on FP32
+//             cores).
 // eval_full   evaluate_gpu's full ranking of a 30,000-user x 41,000-item catalogue (the recbole
 //             tower, random parameters, each user's training and validation items masked) for
 //             each engine in LIST (Engine::evaluate), after checking the scores of its top 10 of
@@ -325,13 +326,13 @@ std::string line_head(const char* bench, const EngineChoice& ec, const char* pre
          "\",\"precision\":\"" + ec.precision + "\",\"preset\":\"" + preset + "\"";
 }
 
-// Which fused variant the engine runs for this tower (fused_engine_variant: 3, the tensor cores,
-// for tf32/bf16 where the tower allows; else 2): bench_table.py's tensor-core rows.
+// Which fused variant the engine runs for this tower (fused_engine_variant: 4 or 3, the tensor
+// cores, for tf32/bf16 where the tower allows; else 2): bench_table.py's tensor-core rows.
 std::string variant_keys(const EngineChoice& ec, const TowerSpec& tower) {
   if (!ec.fused) return "";
   const FusedTower ft = make_fused_tower(tower, ec.fused_precision, fused_max_smem_bytes());
   const int v = fused_engine_variant(ft);
-  return ",\"fused_variant\":" + std::to_string(v) + ",\"tensor_cores\":" + (v == 3 ? "true" : "false");
+  return ",\"fused_variant\":" + std::to_string(v) + ",\"tensor_cores\":" + (v >= 3 ? "true" : "false");
 }
 
 // The line of a configuration whose engine could not be built (e.g. the fused tower does not fit
