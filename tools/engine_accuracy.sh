@@ -12,16 +12,10 @@
 # 69 no usable GPU (the CPU run alone tells nothing); a failed training run's own code otherwise.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-# ml-100k: the argument, else $CONVNCF_DATASETS/ml-100k, else the repository's ignored datasets/
-# (the folder to carry to a GPU machine), else ../shared/datasets beside the repository
-data=${1:-}
-if [[ -z $data ]]; then
-  for d in ${CONVNCF_DATASETS:-} "$here/datasets" "$here/../shared/datasets"; do
-    data=$d/ml-100k/ml-100k.inter
-    [[ -f $data ]] && break
-  done
-  [[ -n ${CONVNCF_DATASETS:-} ]] && data=$CONVNCF_DATASETS/ml-100k/ml-100k.inter
-fi
+# ml-100k: the argument, else the usual places (tools/datasets.sh)
+# shellcheck source=tools/datasets.sh
+source "$here/tools/datasets.sh"
+data=$(ml100k_path "${1:-}")
 out=${2:-runs/engine_accuracy}
 epochs=${3:-20}
 shift $(( $# < 3 ? $# : 3 ))

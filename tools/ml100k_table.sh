@@ -7,16 +7,10 @@
 #   tools/ml100k_table.sh [PATH/TO/ml-100k.inter] [OUT_DIR] [CONVNCF_EPOCHS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-# ml-100k: the argument, else $CONVNCF_DATASETS/ml-100k, else the repository's ignored datasets/
-# (the folder to carry to a GPU machine), else ../shared/datasets beside the repository
-data=${1:-}
-if [[ -z $data ]]; then
-  for d in ${CONVNCF_DATASETS:-} "$here/datasets" "$here/../shared/datasets"; do
-    data=$d/ml-100k/ml-100k.inter
-    [[ -f $data ]] && break
-  done
-  [[ -n ${CONVNCF_DATASETS:-} ]] && data=$CONVNCF_DATASETS/ml-100k/ml-100k.inter
-fi
+# ml-100k: the argument, else the usual places (tools/datasets.sh)
+# shellcheck source=tools/datasets.sh
+source "$here/tools/datasets.sh"
+data=$(ml100k_path "${1:-}")
 out=${2:-runs/ml100k}
 epochs=${3:-30}
 bin=$here/build/convncf
