@@ -1204,10 +1204,10 @@ std::string quoted(const std::vector<std::string>& args) {
   return s;
 }
 
-// The one-run recipe on a small data set and tower: 4 MF-BPR epochs, then 2 ConvNCF epochs.
-std::vector<std::string> recipe_args(const std::string& data) {
+// The one-run recipe on a small data set and tower: 4 MF-BPR epochs, then `epochs` ConvNCF epochs.
+std::vector<std::string> recipe_args(const std::string& data, int epochs = 2) {
   return {"train", "--model=ConvNCF", "--train_method=after_pretrain", "--pretrain_epochs=4",
-          "--pretrain_learning_rate=0.01", "--epochs=2", "--train_batch_size=256", "--threads=2",
+          "--pretrain_learning_rate=0.01", "--epochs=" + std::to_string(epochs), "--train_batch_size=256", "--threads=2",
           "--cnn_channels=[1,4,4]", "--cnn_kernels=[8,8]", "--cnn_strides=[8,8]", "--stopping_step=0",
           "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO", "--eval_mode=uni20", "--quiet",
           "--dataset=" + data};
@@ -1267,10 +1267,11 @@ TEST(Cli, AfterPretrainIsConvNcfsOnly) {
 
 TEST(Cli, AfterPretrainKilledInEitherStageResumesToTheSameBits) {
   // kill -9 at three moments: inside the MF-BPR stage, once it has finished (its last checkpoint
-  // still on disk), and inside the ConvNCF stage; each resumes to the uninterrupted run's files.
+  // still on disk), and inside the ConvNCF stage (3 epochs here, killed once the line of its
+  // second is written); each resumes to the uninterrupted run's files.
   const std::string data = small_inter("recipe_kill");
   const std::string ref = fresh_dir("recipe_kill_ref");
-  std::vector<std::string> a = recipe_args(data);
+  std::vector<std::string> a = recipe_args(data, 3);
   a.push_back("--out=" + ref);
   ASSERT_EQ(run(quoted(a)).code, 0);
   struct Moment {
@@ -1279,10 +1280,10 @@ TEST(Cli, AfterPretrainKilledInEitherStageResumesToTheSameBits) {
   };
   const Moment moments[] = {{"pretrain", "{\"stage\":\"pretrain\",\"event\":\"epoch\",\"epoch\":2,"},
                             {"between", "{\"stage\":\"pretrain\",\"event\":\"test\""},
-                            {"main", "{\"stage\":\"main\",\"event\":\"epoch\",\"epoch\":1,"}};
+                            {"main", "{\"stage\":\"main\",\"event\":\"epoch\",\"epoch\":2,"}};
   for (const Moment& m : moments) {
     const std::string out = fresh_dir(std::string("recipe_kill_") + m.name);
-    std::vector<std::string> b = recipe_args(data);
+    std::vector<std::string> b = recipe_args(data, 3);
     b.push_back("--out=" + out);
     const pid_t pid = spawn(b);
     ASSERT_GT(pid, 0);
@@ -1296,8 +1297,32 @@ TEST(Cli, AfterPretrainKilledInEitherStageResumesToTheSameBits) {
     ASSERT_TRUE(WIFSIGNALED(st)) << m.name;
     const std::string left = read_file(out + "/metrics.jsonl");
     EXPECT_EQ(left.find("{\"stage\":\"main\",\"event\":\"test\""), std::string::npos) << m.name;
-    const Result r = run("train --resume=" + out + " --quiet");
+    // a finished MF-BPR stage is never trained again: its pretrain.bin is not even rewritten
+    const bool pretrained = left.find("{\"stage\":\"pretrain\",\"event\":\"test\"") != std::string::npos;
+    size_t main_lines = 0;
+    for (size_t at = left.find("{\"stage\":\"main\""); at != std::string::npos;
+         at = left.find("{\"stage\":\"main\"", at + 1))
+      ++main_lines;
+    std::printf("kill %s: MF-BPR stage %s, %zu ConvNCF epoch lines, checkpoint of %s\n", m.name,
+                pretrained ? "finished" : "not finished", main_lines,
+                !exists(out + "/checkpoint.bin") ? "none"
+                : convncf::load_checkpoint(out + "/checkpoint.bin").latest.params.model == convncf::ModelKind::BPR
+                    ? "MF-BPR" : "ConvNCF");
+    struct stat before {}, after {};
+    if (pretrained) {
+      ASSERT_EQ(stat((out + "/pretrain.bin").c_str(), &before), 0) << m.name;
+    }
+    const Result r = run("train --resume=" + out + " --quiet=false --show_progress=false");
     ASSERT_EQ(r.code, 0) << m.name << ": " << r.out;
+    if (pretrained) {
+      ASSERT_EQ(stat((out + "/pretrain.bin").c_str(), &after), 0) << m.name;
+      EXPECT_TRUE(before.st_ino == after.st_ino && before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+                  before.st_mtim.tv_nsec == after.st_mtim.tv_nsec) << m.name << ": pretrain.bin was written again";
+      EXPECT_EQ(r.out.find("pretrain epoch"), std::string::npos) << m.name << ": " << r.out;
+      EXPECT_NE(r.out.find("MF-BPR pretraining finished earlier"), std::string::npos) << m.name << ": " << r.out;
+    } else {
+      EXPECT_NE(r.out.find("pretrain test ("), std::string::npos) << m.name << ": " << r.out;
+    }
     EXPECT_EQ(metrics_without_timings(out), metrics_without_timings(ref)) << m.name;
     EXPECT_TRUE(read_file(out + "/pretrain.bin") == read_file(ref + "/pretrain.bin")) << m.name;
     EXPECT_TRUE(read_file(out + "/model.bin") == read_file(ref + "/model.bin")) << m.name;
