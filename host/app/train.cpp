@@ -414,6 +414,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   if (in_pretrain) {
     EngineNotes pnotes;
     pengine = make_engine(pretrain_opts, split, &pnotes);
+    for (const std::string& w : pnotes.warnings) out.warn("MF-BPR stage: " + w);
     pengine->set_params(pprm);
   }
   folder.write_config(cfg.to_yaml());
