@@ -351,7 +351,7 @@ TEST(Cli, SameSeedSameRun) {
     return out;
   };
   const std::string a = fresh_dir("seed_a"), b = fresh_dir("seed_b"), c = fresh_dir("seed_c");
-  const std::string args = std::string("train --model=ConvNCF --epochs=1 --train_batch_size=4096 ") +
+  const std::string args = std::string("train --model=ConvNCF --train_method=no_pretrain --epochs=1 --train_batch_size=4096 ") +
                            "--cnn_channels=[1,4,4] --cnn_kernels=[8,8] --cnn_strides=[8,8] " + kQuick;
   ASSERT_EQ(run(args + " --out=" + a).code, 0);
   ASSERT_EQ(run(args + " --out=" + b).code, 0);
@@ -366,7 +366,7 @@ TEST(Cli, PaperPresetRunsWarmupThenAdagrad) {
   // regularization), then the two Adagrad optimizers on the squared-norm loss, batch 512 with the
   // last partial batch dropped.
   const std::string out = fresh_dir("paper");
-  const Result r = run(std::string("train --preset=paper --epochs=2 --cnn_channels=[1,4,4] ") +
+  const Result r = run(std::string("train --preset=paper --train_method=no_pretrain --epochs=2 --cnn_channels=[1,4,4] ") +
                        "--cnn_kernels=[8,8] --cnn_strides=[8,8] --eval_mode=uni99 --eval_args.split.LS=valid_and_test "
                        "--out=" + out);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -489,7 +489,7 @@ TEST(Cli, ResumeIsBitIdenticalToAnUninterruptedRun) {
   // ConvNCF (Adam, dropout, whole-table norms) on a small tower: 3 epochs straight, against 1
   // epoch then --resume to 3, with the same thread count.
   const std::string full = fresh_dir("resume_full"), part = fresh_dir("resume_part");
-  const std::string args = std::string("train --model=ConvNCF --train_batch_size=4096 --threads=2 --cnn_channels=[1,4,4] ") +
+  const std::string args = std::string("train --model=ConvNCF --train_method=no_pretrain --train_batch_size=4096 --threads=2 --cnn_channels=[1,4,4] ") +
                            "--cnn_kernels=[8,8] --cnn_strides=[8,8] --stopping_step=0 " + kQuick;
   ASSERT_EQ(run(args + " --epochs=3 --out=" + full).code, 0);
   ASSERT_EQ(run(args + " --epochs=1 --out=" + part).code, 0);
@@ -1165,4 +1165,191 @@ TEST(Cli, DoneAndEpochLinesSayWhatHappened) {
   EXPECT_NE(r.out.find(bpr + "/{config.yaml,split.tsv,metrics.jsonl,model.bin,checkpoint.bin}"),
             std::string::npos)
       << r.out;
+}
+
+namespace {
+// metrics.jsonl's lines of one stage, without timings, and with the stage key dropped, so that
+// a stage of the one-run recipe compares with the run that did it by hand.
+std::string stage_lines(const std::string& dir, const std::string& stage) {
+  std::istringstream in(metrics_without_timings(dir));
+  const std::string key = "{\"stage\":\"" + stage + "\",";
+  std::string line, out;
+  while (std::getline(in, line))
+    if (line.compare(0, key.size(), key) == 0) out += "{" + line.substr(key.size()) + "\n";
+  return out;
+}
+
+// The state a checkpoint holds, compared field by field (its configuration text names the folder).
+void expect_same_checkpoint(const std::string& a_path, const std::string& b_path, const std::string& what) {
+  const convncf::Checkpoint a = convncf::load_checkpoint(a_path), b = convncf::load_checkpoint(b_path);
+  EXPECT_EQ(a.epoch, b.epoch) << what;
+  EXPECT_EQ(a.global_step, b.global_step) << what;
+  EXPECT_EQ(a.best_epoch, b.best_epoch) << what;
+  EXPECT_EQ(a.best_value, b.best_value) << what;
+  EXPECT_EQ(a.evals_without_gain, b.evals_without_gain) << what;
+  EXPECT_EQ(a.stopped, b.stopped) << what;
+  EXPECT_TRUE(a.latest.params.P == b.latest.params.P && a.latest.params.Q == b.latest.params.Q &&
+              a.latest.params.net == b.latest.params.net) << what;
+  EXPECT_TRUE(a.best.params.P == b.best.params.P && a.best.params.Q == b.best.params.Q &&
+              a.best.params.net == b.best.params.net) << what;
+  ASSERT_EQ(a.optimizers.size(), b.optimizers.size()) << what;
+  for (size_t k = 0; k < a.optimizers.size(); ++k)
+    EXPECT_TRUE(a.optimizers[k].steps == b.optimizers[k].steps && a.optimizers[k].s0 == b.optimizers[k].s0 &&
+                a.optimizers[k].s1 == b.optimizers[k].s1) << what << ", optimizer " << k;
+}
+
+std::string quoted(const std::vector<std::string>& args) {
+  std::string s;
+  for (const std::string& a : args) s += "'" + a + "' ";
+  return s;
+}
+
+// The one-run recipe on a small data set and tower: 4 MF-BPR epochs, then `epochs` ConvNCF epochs.
+std::vector<std::string> recipe_args(const std::string& data, int epochs = 2) {
+  return {"train", "--model=ConvNCF", "--train_method=after_pretrain", "--pretrain_epochs=4",
+          "--pretrain_learning_rate=0.01", "--epochs=" + std::to_string(epochs), "--train_batch_size=256", "--threads=2",
+          "--cnn_channels=[1,4,4]", "--cnn_kernels=[8,8]", "--cnn_strides=[8,8]", "--stopping_step=0",
+          "--eval_args.split.LS=valid_and_test", "--eval_args.order=TO", "--eval_mode=uni20", "--quiet",
+          "--dataset=" + data};
+}
+}  // namespace
+
+TEST(Cli, AfterPretrainInOneRunEqualsTwoRunsByHand) {
+  // after_pretrain without pre_model_path: the MF-BPR stage, then ConvNCF from it, in one run
+  // folder, bit for bit the two runs RecBole's form makes with the same seeds.
+  const std::string data = small_inter("recipe");
+  const std::string one = fresh_dir("recipe_one"), mf = fresh_dir("recipe_mf"), cnn = fresh_dir("recipe_cnn");
+  std::vector<std::string> a = recipe_args(data);
+  a.push_back("--out=" + one);
+  Result r = run(quoted(a));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string common = std::string("--train_batch_size=256 --threads=2 --stopping_step=0 ") +
+                             "--eval_args.split.LS=valid_and_test --eval_args.order=TO --eval_mode=uni20 --quiet "
+                             "--dataset=" + data;
+  r = run("train --model=BPR --epochs=4 --learning_rate=0.01 " + common + " --out=" + mf);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run("train --model=ConvNCF --train_method=after_pretrain --pre_model_path=" + mf +
+          " --epochs=2 --cnn_channels=[1,4,4] --cnn_kernels=[8,8] --cnn_strides=[8,8] " + common + " --out=" + cnn);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(read_file(one + "/pretrain.bin") == read_file(mf + "/model.bin"));
+  EXPECT_TRUE(read_file(one + "/model.bin") == read_file(cnn + "/model.bin"));
+  expect_same_checkpoint(one + "/checkpoint.bin", cnn + "/checkpoint.bin", "one run vs by hand");
+  // one metrics.jsonl: every line has its stage; each stage's lines are the by-hand run's
+  const std::string pre = stage_lines(one, "pretrain"), main = stage_lines(one, "main");
+  EXPECT_EQ(pre, stage_lines(mf, "main"));
+  EXPECT_EQ(main, stage_lines(cnn, "main"));
+  EXPECT_EQ(std::count(pre.begin(), pre.end(), '\n'), 5);   // 4 epochs and the test
+  EXPECT_EQ(std::count(main.begin(), main.end(), '\n'), 3);  // 2 epochs and the test
+  const std::string all = read_file(one + "/metrics.jsonl");
+  EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 8) << all;
+  // a finished run: training it again is refused, resuming it only goes on with the ConvNCF stage
+  r = run(quoted(a));
+  EXPECT_EQ(r.code, 64) << r.out;
+  r = run("train --resume=" + one + " --epochs=3 --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(stage_lines(one, "pretrain"), pre);
+  const convncf::Checkpoint z = convncf::load_checkpoint(one + "/checkpoint.bin");
+  EXPECT_EQ(z.epoch, 3);
+  EXPECT_EQ(z.latest.params.model, convncf::ModelKind::ConvNCF);
+}
+
+TEST(Cli, AfterPretrainIsConvNcfsOnly) {
+  const std::string out = fresh_dir("after_pretrain_model");
+  for (const char* model : {"BPR", "Pop"}) {
+    const Result r = run(std::string("train --model=") + model + " --train_method=after_pretrain --out=" + out);
+    EXPECT_EQ(r.code, 64) << r.out;
+    EXPECT_NE(r.out.find("after_pretrain starts ConvNCF from MF-BPR embeddings, but model is " + std::string(model)),
+              std::string::npos)
+        << r.out;
+    EXPECT_FALSE(exists(out));
+  }
+}
+
+TEST(Cli, AfterPretrainKilledInEitherStageResumesToTheSameBits) {
+  // kill -9 at three moments: inside the MF-BPR stage, once it has finished (its last checkpoint
+  // still on disk), and inside the ConvNCF stage (3 epochs here, killed once the line of its
+  // second is written); each resumes to the uninterrupted run's files.
+  const std::string data = small_inter("recipe_kill");
+  const std::string ref = fresh_dir("recipe_kill_ref");
+  std::vector<std::string> a = recipe_args(data, 3);
+  a.push_back("--out=" + ref);
+  ASSERT_EQ(run(quoted(a)).code, 0);
+  struct Moment {
+    const char* name;
+    std::string line;  // kill once metrics.jsonl holds this
+  };
+  const Moment moments[] = {{"pretrain", "{\"stage\":\"pretrain\",\"event\":\"epoch\",\"epoch\":2,"},
+                            {"between", "{\"stage\":\"pretrain\",\"event\":\"test\""},
+                            {"main", "{\"stage\":\"main\",\"event\":\"epoch\",\"epoch\":2,"}};
+  for (const Moment& m : moments) {
+    const std::string out = fresh_dir(std::string("recipe_kill_") + m.name);
+    std::vector<std::string> b = recipe_args(data, 3);
+    b.push_back("--out=" + out);
+    const pid_t pid = spawn(b);
+    ASSERT_GT(pid, 0);
+    int st = 0;
+    for (int ms = 0; ms < 60000 && waitpid(pid, &st, WNOHANG) == 0; ++ms) {
+      if (read_file(out + "/metrics.jsonl").find(m.line) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0) << m.name << ": the run ended before the kill";
+    waitpid(pid, &st, 0);
+    ASSERT_TRUE(WIFSIGNALED(st)) << m.name;
+    const std::string left = read_file(out + "/metrics.jsonl");
+    EXPECT_EQ(left.find("{\"stage\":\"main\",\"event\":\"test\""), std::string::npos) << m.name;
+    // a finished MF-BPR stage is never trained again: its pretrain.bin is not even rewritten
+    const bool pretrained = left.find("{\"stage\":\"pretrain\",\"event\":\"test\"") != std::string::npos;
+    size_t main_lines = 0;
+    for (size_t at = left.find("{\"stage\":\"main\""); at != std::string::npos;
+         at = left.find("{\"stage\":\"main\"", at + 1))
+      ++main_lines;
+    std::printf("kill %s: MF-BPR stage %s, %zu ConvNCF epoch lines, checkpoint of %s\n", m.name,
+                pretrained ? "finished" : "not finished", main_lines,
+                !exists(out + "/checkpoint.bin") ? "none"
+                : convncf::load_checkpoint(out + "/checkpoint.bin").latest.params.model == convncf::ModelKind::BPR
+                    ? "MF-BPR" : "ConvNCF");
+    struct stat before {}, after {};
+    if (pretrained) {
+      ASSERT_EQ(stat((out + "/pretrain.bin").c_str(), &before), 0) << m.name;
+    }
+    const Result r = run("train --resume=" + out + " --quiet=false --show_progress=false");
+    ASSERT_EQ(r.code, 0) << m.name << ": " << r.out;
+    if (pretrained) {
+      ASSERT_EQ(stat((out + "/pretrain.bin").c_str(), &after), 0) << m.name;
+      EXPECT_TRUE(before.st_ino == after.st_ino && before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+                  before.st_mtim.tv_nsec == after.st_mtim.tv_nsec) << m.name << ": pretrain.bin was written again";
+      EXPECT_EQ(r.out.find("pretrain epoch"), std::string::npos) << m.name << ": " << r.out;
+      EXPECT_NE(r.out.find("MF-BPR pretraining finished earlier"), std::string::npos) << m.name << ": " << r.out;
+    } else {
+      EXPECT_NE(r.out.find("pretrain test ("), std::string::npos) << m.name << ": " << r.out;
+    }
+    EXPECT_EQ(metrics_without_timings(out), metrics_without_timings(ref)) << m.name;
+    EXPECT_TRUE(read_file(out + "/pretrain.bin") == read_file(ref + "/pretrain.bin")) << m.name;
+    EXPECT_TRUE(read_file(out + "/model.bin") == read_file(ref + "/model.bin")) << m.name;
+    expect_same_checkpoint(out + "/checkpoint.bin", ref + "/checkpoint.bin", m.name);
+  }
+}
+
+TEST(Cli, ResumeAcceptsAConfigWrittenBeforeAddedKeys) {
+  // A run folder of an older convncf: config.yaml and the checkpoint's configuration lack the
+  // keys added since (pretrain_epochs, pretrain_learning_rate); it resumes as before.
+  const std::string out = fresh_dir("older_config");
+  Result r = run(std::string("train --model=BPR --epochs=1 ") + kQuick + " --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto strip = [](const std::string& yaml) {
+    std::istringstream in(yaml);
+    std::string line, kept;
+    while (std::getline(in, line))
+      if (line.rfind("pretrain_", 0) != 0) kept += line + "\n";
+    return kept;
+  };
+  const std::string cfg = read_file(out + "/config.yaml");
+  ASSERT_NE(strip(cfg), cfg);
+  std::ofstream(out + "/config.yaml", std::ios::trunc) << strip(cfg);
+  convncf::Checkpoint c = convncf::load_checkpoint(out + "/checkpoint.bin");
+  c.config_yaml = strip(c.config_yaml);
+  convncf::save_checkpoint(out + "/checkpoint.bin", c);
+  r = run("train --resume=" + out + " --epochs=2 --quiet");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(convncf::load_checkpoint(out + "/checkpoint.bin").epoch, 2);
 }

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -288,11 +289,12 @@ TEST(Config, SyntheticEpochDefaultAndExplicitEpochsWin) {
     const Config c = Config::from_args({preset});
     EXPECT_EQ(c.dataset, "synthetic");
     EXPECT_EQ(c.epochs, 10) << preset;
-    EXPECT_EQ(c.eval_step, 1) << preset;
+    EXPECT_EQ(c.eval_step, 5) << preset;  // validation costs more than training here (README)
+    EXPECT_EQ(c.pretrain_epochs, 10) << preset;  // the MF-BPR stage is `--model=BPR`'s run
   }
   Config c = Config::from_args({"--preset=paper", "--epochs=300"});
   EXPECT_EQ(c.epochs, 300);
-  EXPECT_EQ(c.eval_step, 1);
+  EXPECT_EQ(c.eval_step, 5);
   c = Config::from_args({"--preset=paper", "--eval_step=5"});
   EXPECT_EQ(c.epochs, 10);
   EXPECT_EQ(c.eval_step, 5);
@@ -665,11 +667,62 @@ TEST(Config, MissingConfigFileExits66) {
   expect_error({"--config=" + ::testing::TempDir()}, kExitNoInput, {"is a folder"});
 }
 
-TEST(Config, AfterPretrainNeedsPreModelPath) {
-  expect_usage({"--train_method=after_pretrain"}, {"after_pretrain", "pre_model_path"});
-  expect_usage({"--train_method=after_pretrain", "--pre_model_path="}, {"pre_model_path"});
+TEST(Config, AfterPretrainWithoutPreModelPathTrainsItsOwnStage) {
+  // without pre_model_path the run trains its MF-BPR stage first (pretrain_config)
+  const Config a = Config::from_args({"--train_method=after_pretrain", "--dataset=data/x.inter"});
+  EXPECT_TRUE(pretrains_in_run(a));
+  EXPECT_EQ(a.pretrain_epochs, 300);  // RecBole's BPR epochs
+  EXPECT_EQ(a.pretrain_learning_rate, 0.001);
   const Config c = Config::from_args({"--train_method=After_Pretrain", "--pre_model_path=runs/bpr"});
   EXPECT_EQ(c.train_method, "after_pretrain");
+  EXPECT_FALSE(pretrains_in_run(c));
+  // the MF-BPR stage: model BPR with its preset's keys, epochs and learning rate from pretrain_*
+  const Config p = pretrain_config(Config::from_args({"--train_method=after_pretrain", "--dataset=data/x.inter",
+                                                      "--pretrain_epochs=7", "--pretrain_learning_rate=0.02",
+                                                      "--learning_rate=0.5", "--seed=9", "--threads=1"}));
+  EXPECT_EQ(p.model, ModelKind::BPR);
+  EXPECT_EQ(p.epochs, 7);
+  EXPECT_EQ(p.learning_rate, 0.02);
+  EXPECT_EQ(p.embedding_learning_rate, -1.0);
+  EXPECT_EQ(p.reg_weights, std::vector<double>{0.0});  // RecBole's BPR
+  EXPECT_EQ(p.train_method, "no_pretrain");
+  EXPECT_EQ(p.seed, 9u);
+  EXPECT_EQ(p.threads, 1);
+  const Config pp = pretrain_config(Config::from_args({"--preset=paper", "--train_method=after_pretrain",
+                                                       "--dataset=data/x.inter"}));
+  EXPECT_EQ(pp.epochs, 500);  // MF_BPR.py's
+  EXPECT_EQ(pp.learning_rate, 0.05);
+  EXPECT_EQ(pp.learner, Learner::Adagrad);
+  EXPECT_EQ(pp.warmup_epochs, 0);
+  EXPECT_EQ(pp.reg_weights, std::vector<double>{0.01});
+  // the built-in synthetic data's ConvNCF uses the recipe; its MF-BPR stage is `--model=BPR`'s defaults
+  const Config syn = Config::from_args({});
+  EXPECT_TRUE(pretrains_in_run(syn));
+  EXPECT_EQ(Config::from_args({"--model=BPR"}).train_method, "no_pretrain");
+  const Config sp = pretrain_config(syn), bpr = Config::from_args({"--model=BPR"});
+  EXPECT_EQ(run_settings(sp.to_yaml()), run_settings(bpr.to_yaml()));
+  // after_pretrain is ConvNCF's: refused for MF-BPR and popularity
+  expect_usage({"--model=BPR", "--train_method=after_pretrain"}, {"after_pretrain", "model is BPR"});
+  expect_usage({"--model=Pop", "--train_method=after_pretrain"}, {"after_pretrain", "model is Pop"});
+  expect_usage({"--model=BPR", "--pre_model_path=runs/bpr"}, {"pre_model_path", "no_pretrain"});
+}
+
+TEST(Config, SettingsOfAnOlderConfigWithoutAddedKeys) {
+  // a config.yaml written before pretrain_epochs existed is the same run (README "Runs that survive crashes")
+  const std::string now = Config::from_args({"--model=BPR"}).to_yaml();
+  std::string old;
+  std::istringstream in(now);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("pretrain_", 0) != 0) old += line + "\n";
+  ASSERT_NE(old, now);
+  EXPECT_TRUE(same_run_settings(now, old));
+  EXPECT_TRUE(same_run_settings(now, now));
+  std::string theirs;
+  EXPECT_FALSE(same_run_settings(Config::from_args({"--model=BPR", "--seed=3"}).to_yaml(), old, &theirs));
+  EXPECT_EQ(theirs, "seed: 2020");
+  // a key missing from the newer text is a difference
+  EXPECT_FALSE(same_run_settings(old, now, &theirs));
+  EXPECT_EQ(theirs.rfind("pretrain_epochs:", 0), 0u) << theirs;
 }
 
 // ---- YAML files ----
@@ -678,7 +731,7 @@ TEST(Config, YamlCommentsQuotesAndLists) {
   const std::string f = temp_file("full.yaml",
                                   "\xEF\xBB\xBF# a RecBole-style file\n"
                                   "---\n"
-                                  "model: BPR   # trailing comment\n"
+                                  "model: ConvNCF   # trailing comment\n"
                                   "\n"
                                   "   # an indented comment\n"
                                   "dataset: 'data/it''s #1.inter'\n"
@@ -701,7 +754,7 @@ TEST(Config, YamlCommentsQuotesAndLists) {
                                   "threads:   3   \n"
                                   "...\n");
   const Config c = Config::from_args({"--config=" + f});
-  EXPECT_EQ(c.model, ModelKind::BPR);
+  EXPECT_EQ(c.model, ModelKind::ConvNCF);
   EXPECT_EQ(c.dataset, "data/it's #1.inter");
   EXPECT_EQ(c.out, "runs/x \"y\" \\z");
   EXPECT_EQ(c.pre_model_path, "runs/a#b");  // '#' not after whitespace is text
@@ -918,7 +971,7 @@ TEST(Config, RoundTripThroughToYaml) {
 
 TEST(Config, ConfigKeysDocumentEveryKey) {
   const std::vector<KeyDoc>& keys = config_keys();
-  EXPECT_EQ(keys.size(), 64u);
+  EXPECT_EQ(keys.size(), 66u);
   std::set<std::string> names;
   for (const KeyDoc& k : keys) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;
@@ -994,11 +1047,13 @@ TEST(Config, RegWeightsCountMustMatchTheForm) {
 
 // pre_model_path does something only with train_method: after_pretrain, as in RecBole.
 TEST(Config, PreModelPathWithoutAfterPretrainIsRefused) {
-  expect_usage({"--pre_model_path=runs/bpr"}, {"pre_model_path", "train_method: after_pretrain"});
+  expect_usage({"--pre_model_path=runs/bpr", "--dataset=ml-1m"}, {"pre_model_path", "train_method: after_pretrain"});
   expect_usage({"--train_method=no_pretrain", "--pre_model_path=runs/bpr"}, {"pre_model_path", "after_pretrain"});
+  // ConvNCF on the built-in synthetic data is after_pretrain by default: pre_model_path is its start
+  EXPECT_EQ(Config::from_args({"--pre_model_path=runs/bpr"}).train_method, "after_pretrain");
   EXPECT_NO_THROW(Config::from_args({"--train_method=after_pretrain", "--pre_model_path=runs/bpr"}));
   EXPECT_NO_THROW(Config::from_args({"--pre_model_path="}));  // empty: nothing asked for
-  const std::string f = temp_file("premodel.yaml", "pre_model_path: runs/bpr\n");
+  const std::string f = temp_file("premodel.yaml", "pre_model_path: runs/bpr\ndataset: ml-1m\n");
   expect_usage({"--config=" + f}, {"pre_model_path", "train_method: after_pretrain"});
 }
 

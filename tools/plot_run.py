@@ -3,7 +3,8 @@
 
 usage: tools/plot_run.py RUN_DIR [RUN_DIR ...] [--out=FILE.png] [--metric=NAME@K ...]
 
-Reads each RUN_DIR/metrics.jsonl (and config.yaml for the label) and draws, one line per run:
+Reads each RUN_DIR/metrics.jsonl (its "main" stage: a one-run after_pretrain's MF-BPR stage is left
+out) and config.yaml (for the label) and draws, one line per run:
 the mean BPR loss per epoch, and each validation metric (default: the runs' valid_metric, plus
 ndcg@10 and hit@10 when present) against the epoch. The test result of a finished run is
 written into its legend entry. Needs matplotlib; writes FILE.png (default: runs.png).
@@ -32,6 +33,8 @@ def read_run(d):
                 e = json.loads(line)
             except json.JSONDecodeError as err:
                 die(65, "%s:%d: not a JSON line (%s)" % (path, n, err))
+            if e.get("stage", "main") != "main":
+                continue  # the MF-BPR stage of a one-run after_pretrain: plot its own run for it
             if e.get("event") == "epoch":
                 epochs.append(e)
             elif e.get("event") == "test":

@@ -43,7 +43,8 @@ namespace {
 // these apply only where the user did not set the key.
 const char* const kSyntheticDataset = "synthetic";
 constexpr int kSyntheticEpochs = 10;
-constexpr int kSyntheticEvalStep = 1;
+constexpr int kSyntheticEvalStep = 5;
+constexpr int kSyntheticPretrainEpochs = kSyntheticEpochs;
 
 // A value as written: a scalar or a list of scalars (flow `[a, b]` or a YAML block list).
 struct Value {
@@ -524,7 +525,14 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(field<std::string>("train_method", &Config::train_method, parse_train_method,
         "no_pretrain, or after_pretrain: start from pre_model_path's MF-BPR embeddings (RecBole: train_method)"));
     t.push_back(field<std::string>("pre_model_path", &Config::pre_model_path, string_of,
-        "run folder of an MF-BPR training (model: BPR) for after_pretrain (RecBole: pre_model_path)", true));
+        "run folder of an MF-BPR training (model: BPR) for after_pretrain (RecBole: pre_model_path); "
+        "empty: the run trains its MF-BPR stage first", true));
+    t.push_back(field<int>("pretrain_epochs", &Config::pretrain_epochs, int_at_least(0),
+        "after_pretrain without pre_model_path: epochs of the MF-BPR stage (MF-BPR's preset epochs; "
+        "4 on the built-in synthetic data)"));
+    t.push_back(field<double>("pretrain_learning_rate", &Config::pretrain_learning_rate, positive_double(),
+        "after_pretrain without pre_model_path: learning rate of the MF-BPR stage, embeddings included "
+        "(MF-BPR's preset learning_rate)"));
     // evaluation
     t.push_back(KeySpec{"eval_args.split",
         "RS: ratio split per user [train, valid, test] | LS: leave-one-out (valid_and_test or test_only) "
@@ -724,6 +732,8 @@ Config preset_defaults(Preset preset, ModelKind model, bool synthetic) {
     c.split_ls = "valid_and_test";
     c.split_order = "TO";
     c.eval_mode_valid = c.eval_mode_test = "uni999";
+    c.pretrain_epochs = 500;  // MF_BPR.py's
+    c.pretrain_learning_rate = 0.05;
     if (model == ModelKind::BPR) {
       c.reg_weights = {0.01};  // MF_BPR.py: lambda on the batch's embedding rows only
       c.epochs = 500;
@@ -735,6 +745,11 @@ Config preset_defaults(Preset preset, ModelKind model, bool synthetic) {
   if (synthetic) {
     c.epochs = kSyntheticEpochs;
     c.eval_step = kSyntheticEvalStep;
+    c.pretrain_epochs = kSyntheticPretrainEpochs;
+    // The README's main job: ConvNCF as the paper trains it, from MF-BPR embeddings trained in
+    // the same run (README "Results on the synthetic data" says why it is not RecBole's
+    // no_pretrain here).
+    if (model == ModelKind::ConvNCF) c.train_method = "after_pretrain";
   }
   return c;
 }
@@ -1389,13 +1404,14 @@ Config Config::from_args(const std::vector<std::string>& raw_args) {
   // Each explicit key lands on the struct defaults; apply_preset_defaults then fills only the
   // keys no source set, which is "preset first, explicit keys on top" whatever their order.
   for (const Entry& e : entries) apply_entry(cfg, e);
-  if (cfg.train_method == "after_pretrain" && cfg.pre_model_path.empty())
-    throw_usage("train_method: after_pretrain needs pre_model_path (the run folder of an MF-BPR training)");
+  cfg.apply_preset_defaults();
+  if (cfg.train_method == "after_pretrain" && cfg.model != ModelKind::ConvNCF)
+    throw_usage("train_method: after_pretrain starts ConvNCF from MF-BPR embeddings, but model is " +
+                std::string(model_name(cfg.model)) + ": use model: ConvNCF, or train_method: no_pretrain");
   if (cfg.train_method != "after_pretrain" && !cfg.pre_model_path.empty())  // RecBole reads it only then
     throw_usage("pre_model_path is set (" + cfg.pre_model_path + ") but train_method is " + cfg.train_method +
                 ": the pretrained embeddings are loaded only with train_method: after_pretrain; add "
                 "--train_method=after_pretrain, or drop pre_model_path");
-  cfg.apply_preset_defaults();
   return cfg;
 }
 
@@ -1465,6 +1481,71 @@ std::string run_settings(const std::string& config_yaml) {
     if (!resumable) kept += line + "\n";
   }
   return kept;
+}
+
+const std::vector<std::string>& added_keys() {
+  static const std::vector<std::string> keys = {"pretrain_epochs", "pretrain_learning_rate"};
+  return keys;
+}
+
+namespace {
+// A run_settings() text as its top-level entries: a key's line and the indented lines under it.
+std::vector<std::pair<std::string, std::string>> settings_entries(const std::string& settings) {
+  std::vector<std::pair<std::string, std::string>> e;
+  std::istringstream in(settings);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == ' ' && !e.empty()) {
+      e.back().second += "\n" + line;
+      continue;
+    }
+    e.emplace_back(line.substr(0, line.find(':')), line);
+  }
+  return e;
+}
+}  // namespace
+
+bool same_run_settings(const std::string& mine, const std::string& theirs, std::string* their_line) {
+  auto a = settings_entries(run_settings(mine)), b = settings_entries(run_settings(theirs));
+  auto added = [](const std::string& k) {
+    return std::find(added_keys().begin(), added_keys().end(), k) != added_keys().end();
+  };
+  auto has = [](const std::vector<std::pair<std::string, std::string>>& v, const std::string& k) {
+    return std::any_of(v.begin(), v.end(), [&](const auto& x) { return x.first == k; });
+  };
+  a.erase(std::remove_if(a.begin(), a.end(), [&](const auto& x) { return added(x.first) && !has(b, x.first); }),
+          a.end());
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i < a.size() && i < b.size() && a[i] == b[i]) continue;
+    if (their_line) {
+      const std::string& t = i < b.size() ? b[i].second : a[i].second;
+      *their_line = t.substr(0, t.find('\n'));
+    }
+    return false;
+  }
+  return true;
+}
+
+bool pretrains_in_run(const Config& cfg) {
+  return cfg.model == ModelKind::ConvNCF && cfg.train_method == "after_pretrain" && cfg.pre_model_path.empty();
+}
+
+Config pretrain_config(const Config& cfg) {
+  static const char* const model_keys[] = {"model", "cnn_channels", "cnn_kernels", "cnn_strides", "dropout_prob",
+                                           "reg_type", "reg_weights", "learning_rate", "embedding_learning_rate",
+                                           "warmup_epochs", "warmup_learning_rate", "epochs", "train_method",
+                                           "pre_model_path"};
+  Config s = cfg;
+  s.model = ModelKind::BPR;
+  for (const char* k : model_keys) s.explicit_keys.erase(k);
+  s.apply_preset_defaults();
+  s.train_method = "no_pretrain";
+  s.pre_model_path.clear();
+  s.epochs = cfg.pretrain_epochs;
+  s.learning_rate = cfg.pretrain_learning_rate;
+  s.embedding_learning_rate = -1.0;  // the same
+  for (const char* k : {"model", "epochs", "learning_rate", "embedding_learning_rate"}) s.explicit_keys.insert(k);
+  return s;
 }
 
 std::string closest_key(const std::string& key) {

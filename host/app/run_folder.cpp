@@ -32,7 +32,17 @@ namespace {
 
 const char* const kLockFile = "run.lock";
 // The files of a run, in the order the done line names them.
-const char* const kResultFiles[] = {"config.yaml", "split.tsv", "metrics.jsonl", "model.bin", "checkpoint.bin"};
+const char* const kResultFiles[] = {"config.yaml", "split.tsv", "metrics.jsonl", "model.bin", "checkpoint.bin",
+                                    "pretrain.bin"};
+
+// The stage a metrics.jsonl line belongs to: its leading "stage" key, "main" for the lines of
+// versions that wrote none.
+std::string stage_of(const std::string& line) {
+  static const std::string key = "{\"stage\":\"";
+  if (line.compare(0, key.size(), key) != 0) return "main";
+  const size_t end = line.find('"', key.size());
+  return end == std::string::npos ? "" : line.substr(key.size(), end - key.size());
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -125,13 +135,8 @@ void refuse_unless_ours(const std::string& dir, const FolderState& st, const std
   if (!st.config)
     throw_usage("run folder " + dir + " holds parts of a run but no config.yaml, so it cannot be continued: choose "
                 "another --out");
-  const std::string theirs = run_settings(read_text(join_path(dir, "config.yaml")));
-  const std::string mine = run_settings(config_yaml);
-  if (theirs != mine) {
-    size_t at = 0;
-    while (at < mine.size() && at < theirs.size() && mine[at] == theirs[at]) ++at;
-    const size_t from = at == 0 ? 0 : theirs.rfind('\n', at - 1) + 1;
-    const std::string line = theirs.substr(from, theirs.find('\n', from) - from);
+  std::string line;
+  if (!same_run_settings(config_yaml, read_text(join_path(dir, "config.yaml")), &line)) {
     throw_usage("run folder " + dir + " holds another run, stopped before it finished (its config.yaml has '" + line +
                 "'): continue that run with train --resume=" + dir + ", or choose another --out");
   }
@@ -152,7 +157,7 @@ FolderState inspect_folder(const std::string& dir) {
     if (tmp) base.erase(base.size() - 4);
     bool* flag = base == "config.yaml" ? &st.config : base == "split.tsv" ? &st.split
                  : base == "metrics.jsonl" ? &st.metrics : base == "model.bin" ? &st.model
-                 : base == "checkpoint.bin" ? &st.checkpoint : nullptr;
+                 : base == "checkpoint.bin" ? &st.checkpoint : base == "pretrain.bin" ? &st.pretrain : nullptr;
     if (base == kLockFile && !tmp) st.lock_file = true;
     else if (!flag) st.foreign.push_back(name);
     else if (!tmp) *flag = true;  // a .tmp is a write a kill interrupted: removed when claimed
@@ -162,8 +167,11 @@ FolderState inspect_folder(const std::string& dir) {
   if (st.metrics) {
     std::ifstream in(join_path(dir, "metrics.jsonl"));
     std::string line;
-    while (std::getline(in, line))
-      if (line.find("\"event\":\"test\"") != std::string::npos) st.finished = true;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // no newline after it: a line cut short by a kill
+      if (line.find("\"event\":\"test\"") == std::string::npos) continue;
+      (stage_of(line) == "pretrain" ? st.pretrain_done : st.finished) = true;
+    }
   }
   return st;
 }
@@ -315,16 +323,21 @@ void RunFolder::write_split(const Interactions& data, const Split& split, bool k
   convncf::write_split(path("split.tsv"), data, split);
 }
 
-void RunFolder::open_metrics(int epochs_kept) {
+void RunFolder::open_metrics(const std::string& stage, int epochs_kept, bool keep_pretrain) {
   const std::string file = path("metrics.jsonl");
   std::string kept;
-  if (epochs_kept > 0) {
+  if (epochs_kept > 0 || keep_pretrain) {
     std::ifstream in(file);
     std::string line;
     while (std::getline(in, line)) {
       if (in.eof()) break;  // no newline after it: a line cut short by a kill
+      const std::string of = stage_of(line);
+      if (keep_pretrain && of == "pretrain") {  // the finished MF-BPR stage, its test line included
+        kept += line + "\n";
+        continue;
+      }
       const size_t at = line.find("\"event\":\"epoch\",\"epoch\":");
-      if (at == std::string::npos) continue;  // test lines are written again at the end
+      if (of != stage || at == std::string::npos) continue;  // test lines are written again at the end
       const int e = std::atoi(line.c_str() + at + 24);
       if (e >= 1 && e <= epochs_kept) kept += line + "\n";
     }
@@ -339,7 +352,7 @@ void RunFolder::append_metrics(const std::string& json_line) {
   if (!m_metrics) throw_io("cannot write " + path("metrics.jsonl"));
 }
 
-void RunFolder::save_model(const ModelFile& m) const { convncf::save_model(path("model.bin"), m); }
+void RunFolder::save_model(const ModelFile& m, const char* file) const { convncf::save_model(path(file), m); }
 
 void RunFolder::save_checkpoint(const Checkpoint& c) {
   convncf::save_checkpoint(path("checkpoint.bin"), c);

@@ -4,6 +4,11 @@
 // (the engine draws train_neg_sample_args' negatives for each positive), validates every eval_step epochs, stops early on
 // valid_metric, and writes its metrics line, the best model and a checkpoint; at the end it tests
 // the best epoch. The engine is driven through engine.hpp's interface only.
+// train_method: after_pretrain without pre_model_path makes two stages of one run (run_stage):
+// the MF-BPR stage of pretrain_config(cfg) (lines tagged "pretrain", best model pretrain.bin),
+// then ConvNCF from pretrain.bin as from a pre_model_path (lines tagged "main", model.bin). Each
+// stage has its own epochs, global step and checkpoint, so it computes what the two runs by hand
+// compute; the pretrain stage's test line marks it done, and resume picks the stage from it.
 #include "convncf/train.hpp"
 
 #include <omp.h>
@@ -88,8 +93,7 @@ std::string configuration_text(const Config& cfg) {
 
 // Embeddings of an MF-BPR run, matched by raw id (RecBole's after_pretrain; the pretraining may
 // have used another split or format of the data).
-void load_pretrained(const Config& cfg, const Interactions& data, Params<float>& prm) {
-  std::string path = cfg.pre_model_path;
+void load_pretrained(std::string path, const Interactions& data, Params<float>& prm) {
   if (is_dir(path)) path += "/model.bin";
   const std::string bytes = read_file_bytes(path, "pre_model_path");
   // RecBole's checkpoints are torch.save zip archives of pickles: converted in Python, never parsed here
@@ -113,15 +117,9 @@ void check_checkpoint(const Checkpoint& ck, const Config& cfg, uint64_t fingerpr
                       const std::string& path) {
   if (ck.data_fingerprint != fingerprint)
     throw_data(path + ": the checkpoint was made on other data or another split than " + cfg.dataset + " gives now");
-  const std::string mine = run_settings(cfg.to_yaml()), theirs = run_settings(ck.config_yaml);
-  if (mine != theirs) {
-    size_t at = 0;
-    while (at < mine.size() && at < theirs.size() && mine[at] == theirs[at]) ++at;
-    const size_t line_start = theirs.rfind('\n', at == 0 ? 0 : at - 1);
-    const size_t from = line_start == std::string::npos ? 0 : line_start + 1;
-    throw_data(path + ": the checkpoint was made with another configuration (it has '" +
-               theirs.substr(from, theirs.find('\n', at) - from) + "')");
-  }
+  std::string theirs;
+  if (!same_run_settings(cfg.to_yaml(), ck.config_yaml, &theirs))
+    throw_data(path + ": the checkpoint was made with another configuration (it has '" + theirs + "')");
   const Params<float>& lp = ck.latest.params;
   if (lp.model != fresh.model || lp.E != fresh.E || lp.P.size() != fresh.P.size() || lp.Q.size() != fresh.Q.size() ||
       lp.net.size() != fresh.net.size())
@@ -172,6 +170,166 @@ class Eta {
   int m_trains = 0, m_valids = 0;
 };
 
+// What every stage of a run shares.
+struct RunContext {
+  RunLog& out;
+  RunFolder& folder;
+  const Interactions& data;
+  const Split& split;
+  const EvalSet& valid;
+  const EvalSet& test;
+  uint64_t fingerprint;
+};
+
+ModelFile model_file(const Config& cfg, const Interactions& data, const Params<float>& p) {
+  const bool conv = cfg.model == ModelKind::ConvNCF;
+  return ModelFile{p, conv ? cfg.cnn_channels : std::vector<int>{}, conv ? cfg.cnn_kernels : std::vector<int>{},
+                   data.users.raws(), data.items.raws()};
+}
+
+// One stage of a run ("pretrain": the MF-BPR stage of the one-run after_pretrain recipe, "main":
+// the run's own model): trains `cfg`'s model on `engine` from the parameters it holds, or from
+// `ck` where given, to the end of its epochs or its early stop. Each epoch appends its metrics
+// line (tagged with the stage), saves the best model so far into `best_file` and the checkpoint;
+// then the best epoch is tested, its model saved, and the test line appended. Returns the
+// tested epoch. A stage never needs to know of the other: its epochs, global step and
+// checkpoint are its own, so it computes what a run of its configuration alone would.
+int run_stage(RunContext& c, const char* stage, const char* best_file, const Config& cfg, const EngineOptions& opts,
+              Engine& engine, const Checkpoint* ck) {
+  const bool trains = cfg.model != ModelKind::Pop;
+  const std::vector<std::string> shown = shown_metrics(cfg);
+  const std::string label = std::string(stage) == "pretrain" ? "pretrain " : "";
+  Params<float> prm = engine.params();
+  int best_epoch = 0;
+  if (trains) {
+    const Schedule schedule(schedule_options(cfg), c.split);
+    if (schedule.skipped())
+      c.out.say("warning: " + std::to_string(schedule.skipped()) +
+                " positives skipped: their users interacted with every item");
+    Params<float> best = prm;
+    EarlyStopping es;
+    uint64_t global_step = 0;
+    int first_epoch = 1;
+    bool stopped = false;
+    if (ck) {
+      try {
+        engine.set_optimizer_states(ck->optimizers);
+      } catch (const Error& e) {
+        throw Error(e.code(), c.folder.path("checkpoint.bin") + ": " + e.what());
+      }
+      best = ck->best.params;
+      es.best_epoch = ck->best_epoch;
+      es.best_value = ck->best_value;
+      es.evals_without_gain = ck->evals_without_gain;
+      global_step = ck->global_step;
+      first_epoch = ck->epoch + 1;
+      stopped = ck->stopped;
+      if (stopped)
+        c.out.say(label + "the run had stopped early after epoch " + std::to_string(ck->epoch) +
+                  "; nothing left to train");
+    }
+    const int64_t n_batches = schedule.batches();
+    int kept_epoch = ck ? ck->epoch : 0;  // the epoch of the checkpoint on disk
+    auto kept = [&] {
+      return kept_epoch > 0 ? "; the checkpoint of epoch " + std::to_string(kept_epoch) + " is kept"
+                            : std::string("; no epoch had finished, so nothing was kept");
+    };
+    Eta eta(cfg.epochs, cfg.eval_step, c.valid.size() > 0);
+    for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
+      const auto t0 = Clock::now();
+      const bool warm = schedule.warm(epoch);
+      double bpr_sum = 0;
+      int64_t triples = 0;
+      run_epoch(engine, schedule, epoch, global_step, [&](int64_t b, int64_t n, const StepResult& r) {
+        const std::string where = label + "epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
+        if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
+          throw Error(kExitSoftware, "non-finite loss at " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
+                                         fmt("%g", r.loss.reg) + ")" + kept());
+        if (r.bad.any())
+          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, c.data) + " after the update at " + where + kept());
+        bpr_sum += r.loss.bpr;
+        triples += n * schedule.negatives();
+        const double el = seconds_since(t0);
+        c.out.progress().update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
+                                eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
+      });
+      const double secs = seconds_since(t0);  // a step returns when its work is done
+      prm = engine.params();
+      const double loss = triples ? bpr_sum / double(triples) : 0.0;
+      const double tps = secs > 0 ? double(triples) / secs : 0.0;
+      const PhaseOptimizers& phase = opts.phases[warm ? 1 : 0];
+      Json line = Json::object();
+      line["stage"] = stage;
+      line["event"] = "epoch";
+      line["epoch"] = epoch;
+      line["loss"] = json_number(loss);
+      line["lr"] = {{"embedding", json_number(phase.embeddings.lr)}, {"network", json_number(phase.network.lr)}};
+      line["seconds"] = json_fixed(secs, 4);
+      line["triples_per_second"] = json_fixed(tps, 1);
+      std::string text = label + "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs) +
+                         (warm ? " (warm-up)" : "") + "  loss " + fmt("%.4f", loss) + "  train " + fmt("%.1f", secs) +
+                         " s  " + fmt("%.0f", tps) + " triples/s";
+      eta.trained(secs);
+      bool improved = false;
+      std::string validated;
+      if (eta.validates(epoch)) {
+        const auto te = Clock::now();
+        const Metrics m = engine.evaluate(c.valid, cfg.topk);
+        const double valid_secs = seconds_since(te);
+        eta.validated(valid_secs);
+        line["valid"] = metrics_object(m);
+        line["eval_seconds"] = json_fixed(valid_secs, 4);
+        text += "  validation " + fmt("%.1f", valid_secs) + " s";
+        validated = "  valid " + metrics_brief(m, shown);
+        stopped = es.update(metric_value(m, cfg.valid_metric), epoch, cfg.stopping_step, &improved);
+        if (improved) best = prm;
+        if (stopped)
+          validated += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
+                       " validations: stopping)";
+      }
+      text += "  ETA " + (stopped ? hms(0) : eta.after(epoch)) + validated;
+      line["peak_memory_bytes"] = peak_memory_bytes();
+      // The line first, then the best model, then the checkpoint: a kill anywhere before the
+      // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
+      // hold, which resume trims and writes again. (Checkpoint first would lose the line.)
+      c.folder.append_metrics(line.dump());
+      if (improved) c.folder.save_model(model_file(cfg, c.data, best), best_file);
+      Checkpoint k;
+      k.config_yaml = cfg.to_yaml();
+      k.data_fingerprint = c.fingerprint;
+      k.epoch = epoch;
+      k.global_step = global_step;
+      k.best_epoch = es.best_epoch;
+      k.best_value = es.best_value;
+      k.evals_without_gain = es.evals_without_gain;
+      k.stopped = stopped;
+      k.latest = model_file(cfg, c.data, prm);
+      k.best = model_file(cfg, c.data, best);
+      k.optimizers = engine.optimizer_states();
+      c.folder.save_checkpoint(k);
+      kept_epoch = epoch;
+      c.out.say(text);
+    }
+    best_epoch = es.best_epoch;
+    if (best_epoch > 0) prm = best;
+    else best_epoch = std::max(cfg.epochs, ck ? ck->epoch : 0);  // never validated: the last epoch is the model
+    engine.set_params(prm);
+  }
+
+  // --- the test of the best epoch: its model, then its line (the line marks the stage done) ---
+  const Metrics tm = engine.evaluate(c.test, cfg.topk);
+  c.folder.save_model(model_file(cfg, c.data, prm), best_file);
+  Json line = Json::object();
+  line["stage"] = stage;
+  line["event"] = "test";
+  line["best_epoch"] = best_epoch;
+  line["test"] = metrics_object(tm);
+  c.folder.append_metrics(line.dump());
+  c.out.say(label + "test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) +
+            cfg.eval_mode_test + ", " + std::to_string(c.test.size()) + " queries): " + metrics_brief(tm, shown));
+  return best_epoch;
+}
+
 }  // namespace
 
 void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
@@ -183,6 +341,11 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
   check_run_config(cfg);
   const EngineOptions engine_opts = engine_options(cfg);
+  // after_pretrain without pre_model_path: the MF-BPR stage first, in this run (pretrain_config)
+  const bool two_stage = pretrains_in_run(cfg);
+  const Config pcfg = two_stage ? pretrain_config(cfg) : Config{};
+  if (two_stage) check_run_config(pcfg);
+  const EngineOptions pretrain_opts = two_stage ? engine_options(pcfg) : EngineOptions{};
   check_device(engine_opts);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
@@ -190,7 +353,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
   RunFolder folder = resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml());
   const bool continuing = resume || folder.earlier_attempt();  // the folder's own checkpoint, if any, is the start
-  if (continuing && !folder.claimed_state().checkpoint && folder.claimed_state().finished) {
+  const FolderState& state = folder.claimed_state();
+  if (continuing && !state.checkpoint && state.finished) {
     // start-from-scratch is right only where no finished result would be replaced
     if (cfg.model == ModelKind::Pop)
       throw_usage(folder.dir() + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
@@ -214,35 +378,58 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
 
   const bool conv = cfg.model == ModelKind::ConvNCF;
   const bool trains = cfg.model != ModelKind::Pop;
+  // The MF-BPR stage is done once its test line is in metrics.jsonl (written after pretrain.bin).
+  const std::string pretrain_path = folder.path("pretrain.bin");
+  const bool pretrain_done = two_stage && continuing && state.pretrain_done && path_exists(pretrain_path);
+  const bool in_pretrain = two_stage && !pretrain_done;
   Params<float> prm = trains ? init_params(cfg, conv ? &engine_opts.tower : nullptr, split.n_users, split.n_items)
                              : popularity_params(split.n_users, split.item_train_count);
   const uint64_t fingerprint = data_fingerprint(rd);
   const std::string ckpt_path = folder.path("checkpoint.bin");
-  const bool have_ckpt = continuing && path_exists(ckpt_path);
+  // The checkpoint on disk belongs to the stage being trained, except the MF-BPR stage's last
+  // one, left when a kill came after that stage ended and before the main stage's first epoch.
   Checkpoint ck;
-  if (have_ckpt) {
+  bool have_ckpt = false;
+  Params<float> pprm;  // the MF-BPR stage's start
+  if (in_pretrain) pprm = init_params(pcfg, nullptr, split.n_users, split.n_items);
+  if (continuing && path_exists(ckpt_path)) {
     ck = load_checkpoint(ckpt_path);
-    check_checkpoint(ck, cfg, fingerprint, prm, ckpt_path);
-    prm = ck.latest.params;
-  } else if (trains && cfg.train_method == "after_pretrain") {
-    load_pretrained(cfg, data, prm);
+    const bool stale = pretrain_done && ck.latest.params.model == ModelKind::BPR;
+    if (!stale) {
+      check_checkpoint(ck, in_pretrain ? pcfg : cfg, fingerprint, in_pretrain ? pprm : prm, ckpt_path);
+      (in_pretrain ? pprm : prm) = ck.latest.params;
+      have_ckpt = true;
+    }
+  }
+  if (!have_ckpt && trains && cfg.train_method == "after_pretrain" && !two_stage) {
+    load_pretrained(is_dir(cfg.pre_model_path) ? cfg.pre_model_path + "/model.bin" : cfg.pre_model_path, data, prm);
     out.say("loaded pretrained MF-BPR embeddings from " + cfg.pre_model_path);
   }
 
-  // --- the engine, then the run folder's files (nothing but run.lock is written before this) ---
+  // --- the engines, then the run folder's files (nothing but run.lock is written before this) ---
   EngineNotes notes;
   std::unique_ptr<Engine> engine = make_engine(engine_opts, split, &notes);
   for (const std::string& w : notes.warnings) out.warn(w);
+  std::unique_ptr<Engine> pengine;
+  if (in_pretrain) {
+    EngineNotes pnotes;
+    pengine = make_engine(pretrain_opts, split, &pnotes);
+    for (const std::string& w : pnotes.warnings) out.warn("MF-BPR stage: " + w);
+    pengine->set_params(pprm);
+  }
   folder.write_config(cfg.to_yaml());
   folder.write_split(data, split, /*keep_existing=*/continuing);
-  folder.open_metrics(have_ckpt ? ck.epoch : 0);
+  folder.open_metrics(in_pretrain ? "pretrain" : "main", have_ckpt ? ck.epoch : 0, /*keep_pretrain=*/pretrain_done);
   std::string folder_line = resume ? "resuming run folder: " + folder.dir() : "run folder: " + folder.dir();
+  const std::string where = (in_pretrain ? "the MF-BPR stage's epoch " : two_stage ? "the ConvNCF stage's epoch " : "epoch ") +
+                            std::to_string(ck.epoch);
+  const std::string start = two_stage && pretrain_done && !have_ckpt ? "the start of the ConvNCF stage" : "the start";
   if (resume)
-    folder_line += have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")" : " (no checkpoint yet: from the start)";
+    folder_line += have_ckpt ? " (from the end of " + where + ")" : " (no checkpoint yet: from " + start + ")";
   else if (continuing)
-    folder_line += have_ckpt ? " (an earlier attempt of this run was stopped after epoch " + std::to_string(ck.epoch) +
-                             ": continuing it)"
-                       : " (an earlier attempt of this run was stopped before its first checkpoint: starting it again)";
+    folder_line += have_ckpt ? " (an earlier attempt of this run was stopped after " + where + ": continuing it)"
+                             : " (an earlier attempt of this run was stopped before its first checkpoint: starting "
+                               "from " + start + ")";
   out.say(folder_line);
   out.say(conv ? "model: ConvNCF, tower " + engine_opts.tower.describe() : std::string("model: ") + model_name(cfg.model));
   if (trains) out.say("training negatives: " + engine_opts.negatives.describe());
@@ -255,139 +442,27 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
             "): every epoch trains, nothing stops early, and the last epoch's model is tested; test " + cfg.eval_mode_test +
             " (" + std::to_string(test.size()) + " queries)");
   for (const std::string& line : notes.info) out.say(line);
-  engine->set_params(prm);
 
-  const std::vector<std::string> shown = shown_metrics(cfg);
-  auto model_file = [&](const Params<float>& p) {
-    return ModelFile{p, conv ? cfg.cnn_channels : std::vector<int>{}, conv ? cfg.cnn_kernels : std::vector<int>{},
-                     data.users.raws(), data.items.raws()};
-  };
-
-  // --- the epochs -------------------------------------------------------------------------------
-  int best_epoch = 0;
-  if (trains) {
-    const Schedule schedule(schedule_options(cfg), split);
-    if (schedule.skipped())
-      out.say("warning: " + std::to_string(schedule.skipped()) +
-              " positives skipped: their users interacted with every item");
-    Params<float> best = prm;
-    EarlyStopping es;
-    uint64_t global_step = 0;
-    int first_epoch = 1;
-    bool stopped = false;
-    if (have_ckpt) {
-      try {
-        engine->set_optimizer_states(ck.optimizers);
-      } catch (const Error& e) {
-        throw Error(e.code(), ckpt_path + ": " + e.what());
-      }
-      best = ck.best.params;
-      es.best_epoch = ck.best_epoch;
-      es.best_value = ck.best_value;
-      es.evals_without_gain = ck.evals_without_gain;
-      global_step = ck.global_step;
-      first_epoch = ck.epoch + 1;
-      stopped = ck.stopped;
-      if (stopped) out.say("the run had stopped early after epoch " + std::to_string(ck.epoch) + "; nothing left to train");
+  RunContext ctx{out, folder, data, split, valid, test, fingerprint};
+  // --- the MF-BPR stage of the one-run recipe: what `train --model=BPR` with pcfg would do -----
+  if (two_stage) {
+    if (in_pretrain) {
+      out.say("stage 1 of 2: MF-BPR pretraining (" + std::to_string(pcfg.epochs) + " epochs, " +
+              (pcfg.learner == Learner::Adam ? "Adam " : pcfg.learner == Learner::Adagrad ? "Adagrad " : "SGD ") +
+              fmt("%g", pcfg.learning_rate) + ", reg_weights " +
+              fmt("%g", pcfg.reg_weights.at(0)) + "; pretrain_epochs, pretrain_learning_rate) into " + pretrain_path);
+      run_stage(ctx, "pretrain", "pretrain.bin", pcfg, pretrain_opts, *pengine, have_ckpt ? &ck : nullptr);
+      pengine.reset();
+      have_ckpt = false;  // the ConvNCF stage starts from its beginning
+    } else {
+      out.say("stage 1 of 2: MF-BPR pretraining finished earlier (" + pretrain_path + ")");
     }
-    const int64_t n_batches = schedule.batches();
-    int kept_epoch = have_ckpt ? ck.epoch : 0;  // the epoch of the checkpoint on disk
-    auto kept = [&] {
-      return kept_epoch > 0 ? "; the checkpoint of epoch " + std::to_string(kept_epoch) + " is kept"
-                            : std::string("; no epoch had finished, so nothing was kept");
-    };
-    Eta eta(cfg.epochs, cfg.eval_step, valid.size() > 0);
-    for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
-      const auto t0 = Clock::now();
-      const bool warm = schedule.warm(epoch);
-      double bpr_sum = 0;
-      int64_t triples = 0;
-      run_epoch(*engine, schedule, epoch, global_step, [&](int64_t b, int64_t n, const StepResult& r) {
-        const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
-        if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
-          throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
-                                         fmt("%g", r.loss.reg) + ")" + kept());
-        if (r.bad.any())
-          throw Error(kExitSoftware, "non-finite " + name_of(r.bad, data) + " after the update " + where + kept());
-        bpr_sum += r.loss.bpr;
-        triples += n * schedule.negatives();
-        const double el = seconds_since(t0);
-        out.progress().update(epoch, cfg.epochs, b + 1, n_batches, bpr_sum / double(triples), double(triples) / el,
-                              eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
-      });
-      const double secs = seconds_since(t0);  // a step returns when its work is done
-      prm = engine->params();
-      const double loss = triples ? bpr_sum / double(triples) : 0.0;
-      const double tps = secs > 0 ? double(triples) / secs : 0.0;
-      const PhaseOptimizers& phase = engine_opts.phases[warm ? 1 : 0];
-      Json line = Json::object();
-      line["event"] = "epoch";
-      line["epoch"] = epoch;
-      line["loss"] = json_number(loss);
-      line["lr"] = {{"embedding", json_number(phase.embeddings.lr)}, {"network", json_number(phase.network.lr)}};
-      line["seconds"] = json_fixed(secs, 4);
-      line["triples_per_second"] = json_fixed(tps, 1);
-      std::string text = "epoch " + std::to_string(epoch) + "/" + std::to_string(cfg.epochs) + (warm ? " (warm-up)" : "") +
-                         "  loss " + fmt("%.4f", loss) + "  train " + fmt("%.1f", secs) + " s  " + fmt("%.0f", tps) +
-                         " triples/s";
-      eta.trained(secs);
-      bool improved = false;
-      std::string validated;
-      if (eta.validates(epoch)) {
-        const auto te = Clock::now();
-        const Metrics m = engine->evaluate(valid, cfg.topk);
-        const double valid_secs = seconds_since(te);
-        eta.validated(valid_secs);
-        line["valid"] = metrics_object(m);
-        line["eval_seconds"] = json_fixed(valid_secs, 4);
-        text += "  validation " + fmt("%.1f", valid_secs) + " s";
-        validated = "  valid " + metrics_brief(m, shown);
-        stopped = es.update(metric_value(m, cfg.valid_metric), epoch, cfg.stopping_step, &improved);
-        if (improved) best = prm;
-        if (stopped)
-          validated += "  (no gain in " + cfg.valid_metric + " for " + std::to_string(es.evals_without_gain) +
-                       " validations: stopping)";
-      }
-      text += "  ETA " + (stopped ? hms(0) : eta.after(epoch)) + validated;
-      line["peak_memory_bytes"] = peak_memory_bytes();
-      // The line first, then the best model, then the checkpoint: a kill anywhere before the
-      // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
-      // hold, which resume trims and writes again. (Checkpoint first would lose the line.)
-      folder.append_metrics(line.dump());
-      if (improved) folder.save_model(model_file(best));
-      Checkpoint c;
-      c.config_yaml = cfg.to_yaml();
-      c.data_fingerprint = fingerprint;
-      c.epoch = epoch;
-      c.global_step = global_step;
-      c.best_epoch = es.best_epoch;
-      c.best_value = es.best_value;
-      c.evals_without_gain = es.evals_without_gain;
-      c.stopped = stopped;
-      c.latest = model_file(prm);
-      c.best = model_file(best);
-      c.optimizers = engine->optimizer_states();
-      folder.save_checkpoint(c);
-      kept_epoch = epoch;
-      out.say(text);
-    }
-    best_epoch = es.best_epoch;
-    if (best_epoch > 0) prm = best;
-    else best_epoch = std::max(cfg.epochs, have_ckpt ? ck.epoch : 0);  // never validated: the last epoch is the model
-    engine->set_params(prm);
+    out.say("stage 2 of 2: ConvNCF from the MF-BPR embeddings");
+    if (!have_ckpt) load_pretrained(pretrain_path, data, prm);
   }
-
-  // --- the test of the best epoch ----------------------------------------------------------------
-  const Metrics tm = engine->evaluate(test, cfg.topk);
-  Json line = Json::object();
-  line["event"] = "test";
-  line["best_epoch"] = best_epoch;
-  line["test"] = metrics_object(tm);
-  folder.append_metrics(line.dump());
-  folder.save_model(model_file(prm));
+  engine->set_params(prm);
+  run_stage(ctx, "main", "model.bin", cfg, engine_opts, *engine, have_ckpt ? &ck : nullptr);
   folder.keep();
-  out.say("test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) + cfg.eval_mode_test +
-          ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
   out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() + "/{" + folder.result_files() + "}");
 }
 

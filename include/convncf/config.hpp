@@ -46,6 +46,10 @@ struct Config {
   uint64_t seed = 2020;
   std::string train_method = "no_pretrain";  // no_pretrain | after_pretrain
   std::string pre_model_path;                // run folder of an MF-BPR (model: BPR) training
+  // after_pretrain without pre_model_path: the MF-BPR stage trained first in the same run
+  // (pretrain_config() below says how its configuration is made)
+  int pretrain_epochs = 300;                 // RecBole's BPR epochs; paper 500; synthetic data: its own
+  double pretrain_learning_rate = 0.001;     // RecBole's BPR learning rate; paper 0.05
   // evaluation (RecBole's eval_args: split, order, group_by, mode)
   std::string split = "RS";                       // RS: ratio split | LS: leave-one-out
   std::vector<double> split_ratios{0.8, 0.1, 0.1};  // RS: train, valid, test shares
@@ -114,6 +118,17 @@ const std::vector<KeyDoc>& config_keys();
 // The valid key closest to `key` by edit distance (for "did you mean").
 std::string closest_key(const std::string& key);
 
+// The configuration of the MF-BPR stage of a run with train_method: after_pretrain and no
+// pre_model_path: the run that `convncf train --model=BPR` with the same preset, data, split,
+// evaluation, seed, negatives, batch and device keys gives, with epochs = pretrain_epochs and
+// learning_rate = pretrain_learning_rate (embedding_learning_rate: the same). The keys of the
+// ConvNCF model (tower, dropout, reg_weights, warmup, its epochs and learning rates) take MF-BPR's
+// preset defaults instead. Its to_yaml() is a configuration a by-hand first run can be given.
+Config pretrain_config(const Config& cfg);
+
+// Whether `cfg` trains its own MF-BPR stage first (after_pretrain, ConvNCF, no pre_model_path).
+bool pretrains_in_run(const Config& cfg);
+
 // The keys `train --resume` may change: how a run is computed and shown, not what it trains.
 const std::vector<std::string>& resumable_keys();
 
@@ -121,5 +136,16 @@ const std::vector<std::string>& resumable_keys();
 // and the resumable keys. Two configurations with equal settings train the same run, so a
 // checkpoint or an earlier attempt made under one continues under the other.
 std::string run_settings(const std::string& config_yaml);
+
+// Keys added to config.yaml after runs were made without them, whose absence means a value any
+// configuration with them is consistent with (pretrain_epochs, pretrain_learning_rate: they act
+// only in the one-run after_pretrain recipe, which older versions refused).
+const std::vector<std::string>& added_keys();
+
+// Whether two configuration texts train the same run: equal run_settings(), except that a key of
+// added_keys() missing from `theirs` (an older config.yaml or checkpoint) is not a difference.
+// False with the first line of `theirs` that differs in *their_line (or the first line of
+// `mine` that `theirs` lacks) when they do not.
+bool same_run_settings(const std::string& mine, const std::string& theirs, std::string* their_line = nullptr);
 
 }  // namespace convncf

@@ -4,9 +4,10 @@
 //                   kernel frees it when the process ends, even by kill -9; its text is "pid N"
 //   config.yaml     the effective configuration (written at the start)
 //   split.tsv       the split, raw ids, one line per interaction (written at the start; kept on resume)
-//   metrics.jsonl   one JSON object per epoch, then the test result
+//   metrics.jsonl   one JSON object per epoch, then the test result, each with its "stage"
 //   model.bin       the best model so far
-//   checkpoint.bin  the state at the end of the latest epoch
+//   checkpoint.bin  the state at the end of the latest epoch (of the stage being trained)
+//   pretrain.bin    after_pretrain without pre_model_path: the MF-BPR stage's best model
 // Ownership: a run writes only into a folder it holds the lock of, and only these files. A new
 // training takes a folder that does not exist, is empty, or holds an earlier stopped attempt of
 // the same run (same settings: then it continues it as --resume would); anything else is refused
@@ -33,9 +34,10 @@ struct FolderState {
   bool exists = false;
   std::vector<std::string> foreign;  // names no run writes
   bool lock_file = false;            // run.lock: a convncf run claimed the folder
-  bool config = false, split = false, metrics = false, model = false, checkpoint = false;
-  bool finished = false;             // metrics.jsonl holds the test line: the run ended
-  bool has_run_data() const { return config || split || metrics || model || checkpoint; }
+  bool config = false, split = false, metrics = false, model = false, checkpoint = false, pretrain = false;
+  bool finished = false;             // metrics.jsonl holds the (main stage's) test line: the run ended
+  bool pretrain_done = false;        // metrics.jsonl holds the MF-BPR stage's test line
+  bool has_run_data() const { return config || split || metrics || model || checkpoint || pretrain; }
 };
 FolderState inspect_folder(const std::string& dir);
 
@@ -75,12 +77,13 @@ class RunFolder {
   void write_config(const std::string& yaml) const;
   // split.tsv, unless `keep_existing` and one is there already (a resumed run keeps its own).
   void write_split(const Interactions& data, const Split& split, bool keep_existing) const;
-  // metrics.jsonl cut back to the epoch lines 1 .. epochs_kept (0: emptied), then opened for
-  // appending. A kill may land after the line of an epoch whose checkpoint was not yet renamed
-  // into place, or in the middle of a line: both are dropped.
-  void open_metrics(int epochs_kept);
+  // metrics.jsonl cut back to the epoch lines 1 .. epochs_kept of `stage` ("pretrain" or
+  // "main"; lines without a stage are "main"), after every line of the finished pretrain stage
+  // when `keep_pretrain`, then opened for appending. A kill may land after the line of an epoch
+  // whose checkpoint was not yet renamed into place, or in the middle of a line: both are dropped.
+  void open_metrics(const std::string& stage, int epochs_kept, bool keep_pretrain = false);
   void append_metrics(const std::string& json_line);  // one line, flushed
-  void save_model(const ModelFile& m) const;
+  void save_model(const ModelFile& m, const char* file = "model.bin") const;
   // Also marks the folder kept: from the first checkpoint on it holds a resumable run.
   void save_checkpoint(const Checkpoint& c);
   // The run finished: never removed.
