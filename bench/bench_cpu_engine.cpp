@@ -1,21 +1,32 @@
 // bench_cpu_engine.cpp: the CPU reference engine through the engine interface (engine.hpp), the way
 // the training loop drives it, on the built-in synthetic data at ml-100k's size (943 users,
 // 1,682 items, about 100k interactions, ratio split 8:1:1). Each row is the median of R repeats
-// after a warm-up. JSON lines:
+// after a warm-up; "cpu_seconds" is the median CPU time of the process in the same repeats (all
+// its threads, OpenMP's spinning at barriers included). JSON lines:
+//   cpu_peak        this machine's FP32 FMA rate as the engine is compiled (x86-64-v3: 8-wide
+//                   AVX2 FMAs): each thread runs 12 independent FMA chains in registers; GFLOP/s
+//                   of wall time and per CPU-second. The yardstick of "of_peak" below.
 //   cpu_train_step  Engine::step (negatives, forward, backward, regularization, the optimizer
-//                   update) for both presets and MF-BPR, in triples per second.
+//                   update) for both presets and MF-BPR, in triples per second; for ConvNCF also
+//                   the tower's arithmetic as the engine does it ("flop_per_triple": layer 1
+//                   through the user's side A, A and layer 1's weight and p gradients once per
+//                   triple, 2 FLOP per multiply-add), GFLOP/s and their share of cpu_peak.
 //   cpu_subnormal   the recbole step and the ConvNCF full ranking of 64 users, with the initial
 //                   network and with a third of its weights replaced by subnormal floats
 //                   (|w| < 1.2e-38, what the norm regularization leaves of dead units), each with
 //                   the engine's flush of subnormals on (as it runs) and off (set_flush_denormals,
 //                   fp_env.hpp), side by side; "vs_normal" is the rate against the row with the
 //                   initial network and the same flush setting.
-//   cpu_eval        Engine::evaluate, full ranking of 256 users: scored pairs per second.
+//   cpu_eval        Engine::evaluate, full ranking of 256 users: scored pairs per second, and
+//                   GFLOP/s of the forward (A once per user and scoring chunk, not counted).
 //
-//   build/bench/bench_cpu_engine [--threads=N] [--repeats=R] [--compete] [--only=train|subnormal|eval]
+//   build/bench/bench_cpu_engine [--threads=N] [--repeats=R] [--compete]
+//                                [--only=peak|train|subnormal|eval]
 // --compete: the whole run next to a competing process of its own (two threads of FMA loops, as
 // many as this 2-core machine has; it ends with the benchmark), to show the engine's share under
-// load; rows then carry "competitor":true.
+// load; rows then carry "competitor":true, and a last row cpu_compete gives the CPU time that
+// each of the two processes got over the run (on a machine shared with others too, the fair
+// share is the benchmark's half of the two).
 #include <omp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -47,21 +59,31 @@ namespace {
 int g_repeats = 5;
 bool g_compete = false;
 
-double seconds_of(const std::function<void()>& fn) {
-  const auto t0 = std::chrono::steady_clock::now();
-  fn();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
+
+// The median CPU time (all of this process's threads) of the last median_seconds() call. Less
+// sensitive than wall time to other jobs on a shared machine when threads = 1; with more threads
+// it includes OpenMP's spinning at barriers, which a busy machine prolongs.
+double g_last_cpu = 0;
 
 // Median of g_repeats timed runs of fn after one warm-up; before() runs untimed before each.
 double median_seconds(const std::function<void()>& before, const std::function<void()>& fn) {
-  std::vector<double> secs;
+  std::vector<double> secs, cpu;
   for (int rep = -1; rep < g_repeats; ++rep) {
     before();
-    const double s = seconds_of(fn);
-    if (rep >= 0) secs.push_back(s);
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (rep >= 0) secs.push_back(s), cpu.push_back(process_cpu_seconds() - c0);
   }
   std::sort(secs.begin(), secs.end());
+  std::sort(cpu.begin(), cpu.end());
+  g_last_cpu = cpu[cpu.size() / 2];
   return secs[secs.size() / 2];
 }
 
@@ -102,6 +124,75 @@ double step_seconds(Engine& eng, const Config& cfg, const Params<float>& prm, in
                         });
 }
 
+// FLOP of the ConvNCF tower as the engine computes it (cpu_engine.hpp), 2 per multiply-add.
+// A = the user's side of layer 1 (S k k C), F1 = layer 1 from A (S S k C), Fr = layers 2..L.
+struct TowerFlop {
+  double A = 0, F1 = 0, Fr = 0;
+  explicit TowerFlop(const TowerSpec& t) {
+    const ConvLayer& l1 = t.layers[0];
+    A = double(l1.out_size) * l1.k * l1.k * l1.cout;
+    F1 = double(l1.out_size) * l1.out_size * l1.k * l1.cout;
+    for (size_t i = 1; i < t.layers.size(); ++i) {
+      const ConvLayer& l = t.layers[i];
+      Fr += double(l.out_size) * l.out_size * l.k * l.k * l.cin * l.cout;
+    }
+  }
+  // Training: A, dW1 and dp once per triple; per pair the forward, layer 1's dA and dq, and
+  // dW and dX of layers 2..L.
+  double train_per_triple() const { return 2 * (3 * A + 2 * (3 * F1 + 3 * Fr)); }
+  double score_per_pair() const { return 2 * (F1 + Fr); }
+};
+
+// This machine's FMA rate as the engine is compiled: `threads` threads, each 12 independent
+// chains of Vec FMAs held in registers (asm barrier: nothing is folded or spilled). Returns
+// GFLOP/s of wall time; *per_cpu_second gets GFLOP per CPU-second.
+double fma_peak_gflops(int threads, double* per_cpu_second) {
+#if defined(__x86_64__)
+  typedef float V __attribute__((vector_size(32)));
+  const int64_t n = 100000000;  // per thread: 12 x 8 x 2 x n FLOP, about 0.2 s at 3 GHz
+  const double c0 = process_cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+  {
+    const float f = 1.0f + 1e-7f * float(omp_get_thread_num());
+    const V m = {f, f, f, f, f, f, f, f}, c = {1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f};
+    V a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
+    for (int64_t i = 0; i < n; ++i) {
+      a0 = a0 * m + c, a1 = a1 * m + c, a2 = a2 * m + c, a3 = a3 * m + c, a4 = a4 * m + c, a5 = a5 * m + c;
+      a6 = a6 * m + c, a7 = a7 * m + c, a8 = a8 * m + c, a9 = a9 * m + c, a10 = a10 * m + c, a11 = a11 * m + c;
+      asm volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7),
+                   "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = process_cpu_seconds() - c0;
+  const double flop = 12.0 * 8 * 2 * double(n) * threads;
+  *per_cpu_second = flop / cpu / 1e9;
+  return flop / wall / 1e9;
+#else
+  (void)threads;
+  *per_cpu_second = 0;
+  return 0;  // not measured off x86-64
+#endif
+}
+
+// CPU seconds (user + system) that process `pid` has used, from /proc (Linux); -1 if unknown.
+double cpu_seconds_of(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", int(pid));
+  FILE* f = std::fopen(path, "r");
+  if (!f) return -1;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
+  unsigned long long ut = 0, st = 0;
+  if (!p || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return -1;
+  return double(ut + st) / double(sysconf(_SC_CLK_TCK));
+}
+
 // A competing process: two threads of dependent FMA chains until it is killed.
 pid_t start_competitor() {
   const pid_t pid = fork();
@@ -126,7 +217,7 @@ int main(int argc, char** argv) {
     else if (std::strncmp(argv[i], "--only=", 7) == 0) only = argv[i] + 7;
     else {
       std::fprintf(stderr, "usage: bench_cpu_engine [--threads=N] [--repeats=R] [--compete] "
-                           "[--only=train|subnormal|eval]\n");
+                           "[--only=peak|train|subnormal|eval]\n");
       return 64;
     }
   }
@@ -142,7 +233,21 @@ int main(int argc, char** argv) {
   Rng shuffle(1, kStreamShuffle);
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.index(uint32_t(i))]);
 
+  const auto run_start = std::chrono::steady_clock::now();
+  double peak = 0;  // GFLOP/s of wall time; 0: not measured
   try {
+    if (only != "subnormal") {
+      double per_cpu = 0;
+      for (int rep = 0; rep < 3; ++rep) {  // the best of three: the machine's rate, when it let us have it
+        double c = 0;
+        peak = std::max(peak, fma_peak_gflops(threads, &c));
+        per_cpu = std::max(per_cpu, c);
+      }
+      char b[256];
+      std::snprintf(b, sizeof b, "\"what\":\"8-wide FP32 FMA, 12 chains per thread\",\"gflops\":%.1f,"
+                    "\"gflops_per_cpu_second\":%.1f", peak, per_cpu);
+      emit("cpu_peak", b, threads);
+    }
     if (only.empty() || only == "train") {
       struct Case { const char* name; const char* preset; const char* model; std::vector<int64_t> batches; };
       const Case cases[] = {{"recbole", "recbole", "ConvNCF", {512, 2048}},
@@ -157,9 +262,15 @@ int main(int argc, char** argv) {
         eng->begin_epoch(1, order);
         for (const int64_t B : c.batches) {
           const double s = step_seconds(*eng, cfg, prm, B, order);
-          char b[256];
-          std::snprintf(b, sizeof b, "\"preset\":\"%s\",\"batch\":%lld,\"median_seconds\":%.5f,\"triples_per_second\":%.1f",
-                        c.name, (long long)B, s, double(B) / s);
+          char b[384];
+          int len = std::snprintf(b, sizeof b, "\"preset\":\"%s\",\"batch\":%lld,\"median_seconds\":%.5f,"
+                                  "\"triples_per_second\":%.1f,\"cpu_seconds\":%.5f",
+                                  c.name, (long long)B, s, double(B) / s, g_last_cpu);
+          if (c.model == std::string("ConvNCF")) {
+            const double f = TowerFlop(tower).train_per_triple(), gf = f * double(B) / s / 1e9;
+            std::snprintf(b + len, sizeof b - size_t(len), ",\"flop_per_triple\":%.0f,\"gflops\":%.1f,\"of_peak\":%.3f",
+                          f, gf, peak > 0 ? gf / peak : 0.0);
+          }
           emit("cpu_train_step", b, threads);
         }
       }
@@ -206,9 +317,12 @@ int main(int argc, char** argv) {
         const EvalSet e256 = first(256);
         eng->set_params(normal);
         const double s = median_seconds([] {}, [&] { eng->evaluate(e256, {10}); });
-        char b[256];
-        std::snprintf(b, sizeof b, "\"preset\":\"recbole\",\"users\":%lld,\"items\":%d,\"median_seconds\":%.4f,\"pairs_per_second\":%.1f",
-                      (long long)e256.size(), split.n_items, s, double(e256.size()) * split.n_items / s);
+        char b[384];
+        const double pairs = double(e256.size()) * split.n_items / s;
+        const double gf = pairs * TowerFlop(tower).score_per_pair() / 1e9;
+        std::snprintf(b, sizeof b, "\"preset\":\"recbole\",\"users\":%lld,\"items\":%d,\"median_seconds\":%.4f,"
+                      "\"pairs_per_second\":%.1f,\"cpu_seconds\":%.4f,\"gflops\":%.1f,\"of_peak\":%.3f",
+                      (long long)e256.size(), split.n_items, s, pairs, g_last_cpu, gf, peak > 0 ? gf / peak : 0.0);
         emit("cpu_eval", b, threads);
       }
     }
@@ -218,8 +332,15 @@ int main(int argc, char** argv) {
     return e.code();
   }
   if (competitor > 0) {
+    const double theirs = cpu_seconds_of(competitor);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     kill(competitor, SIGKILL);
     waitpid(competitor, nullptr, 0);
+    const double ours = process_cpu_seconds();
+    char b[256];
+    std::snprintf(b, sizeof b, "\"wall_seconds\":%.2f,\"own_cpu_seconds\":%.2f,\"competitor_cpu_seconds\":%.2f,"
+                  "\"own_share\":%.3f", wall, ours, theirs, theirs >= 0 ? ours / (ours + theirs) : 0.0);
+    emit("cpu_compete", b, threads);
   }
   return 0;
 }

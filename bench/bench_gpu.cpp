@@ -2,7 +2,7 @@
 // engine, and the time of a full-ranking evaluation.
 //
 //   build/bench/bench_gpu [--repeats=R] [--quick] [--json=FILE] [--engines=LIST] [--batches=LIST]
-//                         [--eval-users=N]
+//                         [--eval-users=N] [--help]
 //
 // kernel      per kernel: median time over R repeats (CUDA events, after a warm-up), the bytes
 //             and FLOPs it must move or do, the achieved GB/s or TFLOP/s, and the floor (the time
@@ -17,14 +17,19 @@
 //             engines, BF16 989 TFLOP/s). An engine the device cannot hold (the fused tower
 //             larger than shared memory: make_cuda_engine throws) gives a line with
 //             "skipped" and the message instead of a rate. Fused lines carry "fused_variant"
-//             and "tensor_cores" (variant 3 runs layers 2..L on the tensor cores in tf32 and
-//             bf16 where the tower allows; fp32 runs variant 2 on FP32 cores).
+//             and "tensor_cores" (variants 3 and 4 run layers 2..L on the tensor cores in tf32
+//             and bf16 where the tower allows, the engine takes 4; fp32 runs variant 2 on FP32
+//             cores).
 // eval_full   evaluate_gpu's full ranking of a 30,000-user x 41,000-item catalogue (the recbole
 //             tower, random parameters, each user's training and validation items masked) for
 //             each engine in LIST (Engine::evaluate), after checking the scores of its top 10 of
 //             256 users (Engine::top_k) against the CPU engine's. --eval-users=N times the first N users and scales the time to all of
 //             them ("extrapolated": true; --quick: 1000 users); 0 skips this part. --eval-pairs:
 //             pairs per forward (default 131072).
+// Every row carries its repeats ("samples_ms" of a kernel, "samples_tps" of a training row: the
+// timed steps in up to 5 chunks, "samples_seconds" of an evaluation: the timed users in up to 5
+// chunks, each scaled to all users) and their "spread", (max - min) / median, so that
+// bench_table.py --baseline can tell a slower row from noise.
 // Peaks are the H100 SXM's (the H200 is the same chip; main() picks its HBM bandwidth by name);
 // on another card the floors are still the H100's. Every result is one JSON line with the GPU
 // name, SM clock, CUDA and cuDNN versions. bench/bench_table.py runs this and the PyTorch peer
@@ -130,8 +135,32 @@ void emit(const std::string& line) {
   if (g_json) g_json << line << std::endl;
 }
 
-// Median milliseconds of fn() over g_repeats runs after two warm-ups, timed with events.
-double time_ms(const std::function<void()>& fn, cudaStream_t s) {
+// A row's repeats as a JSON array, and their spread (max - min) / median: bench_table.py compares
+// a run with a baseline row by row and counts a row slower only beyond the spread of its repeats.
+std::string samples_json(const std::vector<double>& v, const char* fmt) {
+  std::string o = "[";
+  char b[64];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(b, sizeof b, fmt, v[i]);
+    o += (i ? "," : "") + std::string(b);
+  }
+  return o + "]";
+}
+double spread_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double med = v[v.size() / 2];
+  return med > 0 ? (v.back() - v.front()) / med : 0.0;
+}
+
+struct Timing {
+  double ms = 0;                // the median
+  std::vector<double> samples;  // every repeat, in the order run
+};
+
+// Milliseconds of fn() over g_repeats runs after two warm-ups, timed with events: the median and
+// every repeat.
+Timing time_ms(const std::function<void()>& fn, cudaStream_t s) {
   cudaEvent_t a, b;
   CUDA_CHECK(cudaEventCreate(&a));
   CUDA_CHECK(cudaEventCreate(&b));
@@ -149,19 +178,23 @@ double time_ms(const std::function<void()>& fn, cudaStream_t s) {
   }
   CUDA_CHECK(cudaEventDestroy(a));
   CUDA_CHECK(cudaEventDestroy(b));
+  Timing out;
+  out.samples.assign(ms.begin(), ms.end());
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  out.ms = ms[ms.size() / 2];
+  return out;
 }
 
-void kernel_result(const std::string& name, const std::string& shape, double ms, double bytes, double flops) {
+void kernel_result(const std::string& name, const std::string& shape, const Timing& t, double bytes, double flops) {
+  const double ms = t.ms;
   const double floor_ms = std::max(bytes / g_peak_bw, flops / g_peak_fp32) * 1e3;
   char b[512];
   std::snprintf(b, sizeof b,
                 "{\"bench\":\"kernel\",\"kernel\":\"%s\",\"shape\":\"%s\",\"ms\":%.4f,\"GBps\":%.1f,\"TFLOPs\":%.3f,"
-                "\"floor_ms\":%.4f,\"of_floor\":%.3f,%s}",
+                "\"floor_ms\":%.4f,\"of_floor\":%.3f,\"spread\":%.4f,\"samples_ms\":",
                 name.c_str(), shape.c_str(), ms, bytes / ms / 1e6, flops / ms / 1e9, floor_ms, floor_ms / ms,
-                g_meta.c_str());
-  emit(b);
+                spread_of(t.samples));
+  emit(b + samples_json(t.samples, "%.5f") + "," + g_meta + "}");
 }
 
 std::vector<float> randn(size_t n, uint64_t seed, float scale) {
@@ -189,11 +222,11 @@ void bench_kernels(int64_t B) {
   const std::string shape = "pairs=" + std::to_string(N) + " E=64";
   const double map_bytes = double(N) * E * E * 4;
   for (int v : {1, 2}) {
-    const double ms = time_ms([&] { outer_product_fwd(N, E, pu.data(), pi.data(), P.data(), Q.data(), map.data(), s, v); }, s);
+    const Timing ms = time_ms([&] { outer_product_fwd(N, E, pu.data(), pi.data(), P.data(), Q.data(), map.data(), s, v); }, s);
     kernel_result("outer_product_fwd_kernel" + std::to_string(v), shape, ms, map_bytes + 2.0 * N * E * 4, double(N) * E * E);
   }
   {
-    const double ms = time_ms([&] {
+    const Timing ms = time_ms([&] {
       outer_product_bwd(N, E, pu.data(), pi.data(), P.data(), Q.data(), map.data(), dp.data(), dq.data(), s);
     }, s);
     kernel_result("outer_product_bwd", shape, ms, map_bytes + 4.0 * N * E * 4, 4.0 * N * E * E);
@@ -245,13 +278,13 @@ void bench_kernels(int64_t B) {
     DeviceBuffer<float> rows(randn(size_t(N) * E, 9, 1)), table(size_t(n_items) * E);
     DeviceBuffer<int32_t> uniq(static_cast<size_t>(N)), nu(1);
     CUDA_CHECK(cudaMemset(table.data(), 0, table.size() * 4));
-    const double ms = time_ms([&] { comb.combine(N, pi.data(), rows.data(), table.data(), uniq.data(), nu.data(), s); }, s);
+    const Timing ms = time_ms([&] { comb.combine(N, pi.data(), rows.data(), table.data(), uniq.data(), nu.data(), s); }, s);
     kernel_result("row_grad_combine_deterministic", "entries=" + std::to_string(N) + " E=64", ms, 3.0 * N * E * 4, 0);
     OptimizerSpec spec;
     DeviceBuffer<float> m(table.size()), v(table.size());
     CUDA_CHECK(cudaMemset(m.data(), 0, m.size() * 4));
     CUDA_CHECK(cudaMemset(v.data(), 0, v.size() * 4));
-    const double ms2 = time_ms([&] {
+    const Timing ms2 = time_ms([&] {
       optim_dense_gpu(spec, 1, int64_t(table.size()), Q.data(), table.data(), m.data(), v.data(), s);
     }, s);
     kernel_result("adam_dense", "n=" + std::to_string(table.size()), ms2, 7.0 * double(table.size()) * 4, 0);
@@ -293,13 +326,13 @@ std::string line_head(const char* bench, const EngineChoice& ec, const char* pre
          "\",\"precision\":\"" + ec.precision + "\",\"preset\":\"" + preset + "\"";
 }
 
-// Which fused variant the engine runs for this tower (fused_engine_variant: 3, the tensor cores,
-// for tf32/bf16 where the tower allows; else 2): bench_table.py's tensor-core rows.
+// Which fused variant the engine runs for this tower (fused_engine_variant: 4 or 3, the tensor
+// cores, for tf32/bf16 where the tower allows; else 2): bench_table.py's tensor-core rows.
 std::string variant_keys(const EngineChoice& ec, const TowerSpec& tower) {
   if (!ec.fused) return "";
   const FusedTower ft = make_fused_tower(tower, ec.fused_precision, fused_max_smem_bytes());
   const int v = fused_engine_variant(ft);
-  return ",\"fused_variant\":" + std::to_string(v) + ",\"tensor_cores\":" + (v == 3 ? "true" : "false");
+  return ",\"fused_variant\":" + std::to_string(v) + ",\"tensor_cores\":" + (v >= 3 ? "true" : "false");
 }
 
 // The line of a configuration whose engine could not be built (e.g. the fused tower does not fit
@@ -361,34 +394,48 @@ void bench_train(const std::vector<const EngineChoice*>& engines,
           }
         };
         run(0, 3);  // warm-up (a step synchronizes once, for the loss)
-        const auto t0 = std::chrono::steady_clock::now();
-        run(3, 3 + steps);
-        const double sec =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        // The timed steps in up to 5 chunks, each timed on its own: the rate of each chunk is a
+        // repeat of the row (its spread is the noise bench_table.py's baseline comparison allows).
+        const int64_t chunks = std::min<int64_t>(5, steps);
+        std::vector<double> rates;
+        double sec = 0.0;
+        for (int64_t c = 0, k = 3; c < chunks; ++c) {
+          const int64_t n = steps / chunks + (c < steps % chunks ? 1 : 0);
+          const auto t0 = std::chrono::steady_clock::now();
+          run(k, k + n);
+          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          sec += dt;
+          rates.push_back(double(n * B) / dt);
+          k += n;
+        }
         const double tps = double(steps * B) / sec;
         char b[512];
         std::snprintf(b, sizeof b,
                       ",\"steps\":%lld,\"triples_per_second\":%.0f,\"flop_per_triple\":%.3g,"
-                      "\"of_fp32_floor\":%.4g,\"of_tc_floor\":%.4g,\"tc_peak_tflops\":%.0f,",
+                      "\"of_fp32_floor\":%.4g,\"of_tc_floor\":%.4g,\"tc_peak_tflops\":%.0f,\"spread\":%.4f,"
+                      "\"samples_tps\":",
                       (long long)steps, tps, flop, tps * flop / g_peak_fp32,
-                      tps * flop / ec->tc_peak, ec->tc_peak / 1e12);
-        emit(head + variant_keys(*ec, tower) + b + g_meta + "}");
+                      tps * flop / ec->tc_peak, ec->tc_peak / 1e12, spread_of(rates));
+        emit(head + variant_keys(*ec, tower) + b + samples_json(rates, "%.0f") + "," + g_meta + "}");
       }
     }
   }
 }
 
-// The first k queries of a full-ranking set (all of them when k >= its size).
-EvalSet first_queries(const EvalSet& s, int64_t k) {
-  k = std::min(k, s.size());
+// Queries lo .. hi-1 of a full-ranking set (clamped to its size).
+EvalSet query_range(const EvalSet& s, int64_t lo, int64_t hi) {
+  hi = std::min(hi, s.size());
+  lo = std::min(lo, hi);
   EvalSet t;
   t.mode = s.mode;
   t.exclude = s.exclude;
-  t.user.assign(s.user.begin(), s.user.begin() + k);
-  t.pos_offsets.assign(s.pos_offsets.begin(), s.pos_offsets.begin() + k + 1);
-  t.positives.assign(s.positives.begin(), s.positives.begin() + t.pos_offsets.back());
+  t.user.assign(s.user.begin() + lo, s.user.begin() + hi);
+  for (int64_t q = lo; q <= hi; ++q) t.pos_offsets.push_back(s.pos_offsets[size_t(q)] - s.pos_offsets[size_t(lo)]);
+  t.positives.assign(s.positives.begin() + s.pos_offsets[size_t(lo)], s.positives.begin() + s.pos_offsets[size_t(hi)]);
   return t;
 }
+// The first k queries (all of them when k >= its size).
+EvalSet first_queries(const EvalSet& s, int64_t k) { return query_range(s, 0, k); }
 
 // Full ranking of every test user of a Gowalla-size catalogue (29,858 users x 40,981 items,
 // 1.03 M interactions, about 34 per user), recbole tower, PyTorch-default random parameters.
@@ -458,16 +505,30 @@ void bench_eval(const std::vector<const EngineChoice*>& engines, int64_t eval_us
       continue;
     }
     eng->evaluate(warm, {10});  // warm-up: cuDNN's first launches
-    const auto t0 = std::chrono::steady_clock::now();
-    const Metrics m = eng->evaluate(timed, {10});
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The timed queries in up to 5 chunks, each timed and scaled to all queries on its own: the
+    // repeats of the row, whose spread bench_table.py's baseline comparison allows.
+    const int64_t chunks = std::min<int64_t>(5, std::max<int64_t>(timed.size(), 1));
+    std::vector<double> samples;
+    double sec = 0.0, ndcg_sum = 0.0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const EvalSet part = query_range(timed, timed.size() * c / chunks, timed.size() * (c + 1) / chunks);
+      if (part.size() == 0) continue;
+      const auto t0 = std::chrono::steady_clock::now();
+      const Metrics m = eng->evaluate(part, {10});
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      sec += dt;
+      samples.push_back(dt * double(all.size()) / double(part.size()));
+      ndcg_sum += metric_value(m, "ndcg@10") * double(part.size());  // a mean over queries
+    }
     std::snprintf(
         b, sizeof b,
         ",\"queries_timed\":%lld,\"measured_seconds\":%.3f,\"seconds\":%.3f,\"extrapolated\":%s,"
-        "\"pairs_per_second\":%.4g,\"score_check_rel_err\":%.2e,\"ndcg@10\":%.5f,",
+        "\"pairs_per_second\":%.4g,\"score_check_rel_err\":%.2e,\"ndcg@10\":%.5f,\"spread\":%.4f,"
+        "\"samples_seconds\":",
         (long long)timed.size(), sec, sec * scale, extrapolated ? "true" : "false",
-        double(timed.size()) * n_items / sec, err, metric_value(m, "ndcg@10"));
-    emit(head_v + b + g_meta + "}");
+        double(timed.size()) * n_items / sec, err, ndcg_sum / double(std::max<int64_t>(timed.size(), 1)),
+        spread_of(samples));
+    emit(head_v + b + samples_json(samples, "%.4f") + "," + g_meta + "}");
   }
 }
 
@@ -544,6 +605,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_gpu: --eval-pairs: '%s' is not a count >= 1\n", argv[i] + 13);
         return kExitUsage;
       }
+    } else if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::printf("%s", usage);  // before any device call: tools/gpu_check.sh's start check
+      return 0;
     } else {
       std::fprintf(stderr, "%s", usage);
       return kExitUsage;

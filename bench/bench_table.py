@@ -10,14 +10,27 @@ Standard library only. From the repository root:
 
   python3 bench/bench_table.py [--quick] [--out DIR] [--json-out FILE] [--bench-gpu PATH]
                                [--python PATH] [--engines LIST] [--time-budget S]
+                               [--baseline FILE | --baseline-dir DIR] [--tolerance-floor F]
   python3 bench/bench_table.py --from-lines FILE [--from-lines FILE ...] [--json-out FILE]
+                               [--baseline FILE]
 
 --from-lines runs nothing: it builds the table from JSON lines already written (bench_gpu's,
 the peer's, or the "rows" this script writes), which is how tests/fixtures exercise it.
+--baseline FILE (a table.json this script wrote, or JSON lines) compares this run with a recorded
+one row by row: each kernel (kernel x shape), each engine x preset x batch, each engine's full
+ranking. Every row carries its repeats (bench_gpu times each kernel R times, the training steps and
+the ranked users in up to 5 chunks); their spread, (max - min) / median of the times, is the
+row's run-to-run noise. A row is "slower" when its median time exceeds the baseline's by more than
+the larger spread of the two rows (at least --tolerance-floor, default 0.03); "faster" the other
+way. Lines of one row given several times (several --from-lines files of repeated runs) pool their
+repeats. --baseline-dir DIR takes DIR/<card>.json for the GPU that ran (h100, h200, h100-pcie, ...;
+card_of()), and says so when there is none.
 Outputs (run mode): DIR/table.md, DIR/table.json (or --json-out), DIR/lines.jsonl (every line
 collected), DIR/<run>.log (each run's stderr). The table also goes to stdout.
-Exit: 0 done; 64 bad option; 65 a --from-lines file holds a malformed JSON line; 66 bench_gpu
-or a --from-lines file missing; 69 no usable GPU (bench_gpu said so: nothing is written);
+Exit: 0 done; 1 a row is slower than the baseline beyond its spread (the table is written, with the
+comparison); 64 bad option; 65 a --from-lines or --baseline file holds a malformed JSON line (a
+--baseline-dir file is read after the runs: the table is written, with a note); 66
+bench_gpu, a --from-lines or a --baseline file missing; 69 no usable GPU (bench_gpu said so: nothing is written);
 70 bench_gpu failed or timed out, the peer crashed, or a score check failed (the table is
 written with what was measured and names the failure); 128+N stopped by signal N (the run in
 progress is stopped with it, nothing written). A peer that cannot run (no torch, torch without
@@ -26,6 +39,7 @@ CUDA) or runs out of time is not a failure: its rows say "not run: <reason>".
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,7 +78,8 @@ TARGETS = [
 ]
 TARGET_PRESET = "recbole"
 
-EXIT_USAGE, EXIT_DATA, EXIT_NO_INPUT, EXIT_UNAVAILABLE, EXIT_SOFTWARE = 64, 65, 66, 69, 70
+EXIT_SLOWER, EXIT_USAGE, EXIT_DATA, EXIT_NO_INPUT, EXIT_UNAVAILABLE, EXIT_SOFTWARE = 1, 64, 65, 66, 69, 70
+TOLERANCE_FLOOR = 0.03  # the least relative change counted as slower or faster
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -223,9 +238,148 @@ def verdicts(train, evals, preset=TARGET_PRESET):
             verdict = "not measured"
         else:
             verdict = ("met" if met else "not met") + (" (extrapolated)" if extrapolated else "")
-        out.append({"id": t["id"], "target": t["text"], "threshold": t["threshold"], "preset": preset,
+        out.append({"id": t["id"], "kind": t["kind"], "target": t["text"], "threshold": t["threshold"], "preset": preset,
                     "measured": best, "where": where, "extrapolated": extrapolated, "verdict": verdict})
     return out
+
+
+# ---------------------------------------------------------------- comparison with a baseline
+def card_of(gpu):
+    """A short file name for a GPU: 'NVIDIA H100 80GB HBM3' -> 'h100', 'NVIDIA H200' -> 'h200',
+    'NVIDIA H100 PCIe' -> 'h100-pcie', 'NVIDIA H200 NVL' -> 'h200-nvl'; else the whole name in
+    lower case with '-' for each run of other characters."""
+    words = re.findall(r"[a-z0-9]+", str(gpu).lower())
+    model = next((w for w in words if re.fullmatch(r"[a-z]{1,3}[0-9]{2,4}[a-z]?", w)), None)
+    if model is None:
+        return "-".join(words) or "unknown"
+    return "-".join([model] + [w for w in ("pcie", "nvl") if w in words])
+
+
+def _median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def measured_rows(rows):
+    """The rows a comparison can use, keyed for matching: {key: {"what", "unit", "times", "value"}}.
+    Times are the repeats as seconds-like numbers where larger is slower (ms of a kernel, 1/rate of a
+    training row, seconds of a full ranking); a line without repeats counts its one value. Lines of
+    the same key pool their repeats; "value" is the median of the lines' own values."""
+    out = {}
+    for r in rows:
+        b = r.get("bench")
+        if status_of(r) is not None or "error" in r:
+            continue
+        if b == "kernel" and isinstance(r.get("ms"), (int, float)):
+            key = ("kernel", r.get("kernel", "?"), r.get("shape", ""))
+            what, unit, value, samples = f"kernel {key[1]} ({key[2]})", "ms", r["ms"], r.get("samples_ms")
+            times = [float(x) for x in samples] if samples else [float(value)]
+        elif b == "train_step" and isinstance(r.get("triples_per_second"), (int, float)):
+            key = ("train_step", engine_label(r), r.get("preset", "?"), r.get("batch"))
+            what, unit, value = f"train {key[1]} {key[2]} batch {key[3]}", "triples/s", r["triples_per_second"]
+            samples = r.get("samples_tps") or [value]
+            times = [1.0 / float(x) for x in samples if x]
+        elif b == "eval_full" and isinstance(r.get("seconds"), (int, float)):
+            key = ("eval_full", engine_label(r), r.get("preset", "?"))
+            what, unit, value, samples = f"full ranking {key[1]} {key[2]}", "s", r["seconds"], r.get("samples_seconds")
+            times = [float(x) for x in samples] if samples else [float(value)]
+        else:
+            continue
+        if not times or not all(t > 0 for t in times):
+            continue
+        e = out.setdefault(key, {"what": what, "unit": unit, "times": [], "values": []})
+        e["times"] += times
+        e["values"].append(float(value))
+    for e in out.values():
+        e["value"] = _median(e.pop("values"))
+        med = _median(e["times"])
+        e["spread"] = (max(e["times"]) - min(e["times"])) / med
+        e["repeats"] = len(e["times"])
+        e["time"] = med
+    return out
+
+
+def compare(base_rows, rows, floor=TOLERANCE_FLOOR):
+    """Row-by-row comparison: a list of {"key", "what", "unit", "baseline", "value", "change",
+    "tolerance", "verdict"} in the table's order, verdict "slower" / "faster" / "same" / "new" /
+    "missing". change: the median time's relative change (+0.20: 20% slower)."""
+    base, cur = measured_rows(base_rows), measured_rows(rows)
+    kinds = {"kernel": 0, "train_step": 1, "eval_full": 2}
+
+    def order(key):
+        return (kinds[key[0]],) + tuple((0, x) if isinstance(x, int) else (1, str(x)) for x in key[1:])
+    out = []
+    for key in sorted(set(base) | set(cur), key=order):
+        b, c = base.get(key), cur.get(key)
+        e = {"key": list(key), "what": (c or b)["what"], "unit": (c or b)["unit"],
+             "baseline": b["value"] if b else None, "value": c["value"] if c else None,
+             "baseline_spread": b["spread"] if b else None, "spread": c["spread"] if c else None,
+             "repeats": c["repeats"] if c else 0, "baseline_repeats": b["repeats"] if b else 0}
+        if b and c:
+            change = c["time"] / b["time"] - 1.0
+            tol = max(b["spread"], c["spread"], floor)
+            e.update(change=change, tolerance=tol,
+                     verdict="slower" if change > tol else "faster" if change < -tol else "same")
+        else:
+            e.update(change=None, tolerance=None, verdict="new" if c else "missing")
+        out.append(e)
+    return out
+
+
+def load_baseline(path):
+    """The JSON lines of a baseline: a table.json's "lines", or a JSON-lines file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise InputError(EXIT_NO_INPUT, f"{path}: no such baseline file") from None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        if not isinstance(doc.get("lines"), list):
+            raise InputError(EXIT_DATA, f"{path}: a JSON object without \"lines\" (not a table.json)")
+        return [r for r in doc["lines"] if isinstance(r, dict)], doc.get("meta", {})
+    rows = parse_lines(text, path)
+    _, _, meta = merge(rows)
+    return rows, meta
+
+
+def render_comparison(cmp, label, base_meta, meta):
+    L = ["", f"## Against the baseline {label}", ""]
+    bg, g = base_meta.get("gpu", "unknown GPU"), meta.get("gpu", "unknown GPU")
+    if bg != g:
+        L += [f"Note: the baseline ran on {bg}, this run on {g}.", ""]
+    L.append("change: of the median time (kernels, full ranking) or of the rate (training); slower or "
+             "faster only beyond the tolerance, the larger spread ((max - min) / median of the times) of the "
+             "two rows' repeats, at least the floor. repeats: this run / the baseline.")
+    L.append("")
+    L.append("| row | baseline | this run | change | tolerance | repeats | verdict |")
+    L.append("|---|---:|---:|---:|---:|---:|---|")
+
+    def num(x, unit):
+        if x is None:
+            return "-"
+        return f"{x:,.0f} {unit}" if unit == "triples/s" else f"{x:.4g} {unit}"
+    for e in cmp:
+        if e["change"] is None:
+            ch = "-"
+        elif e["unit"] == "triples/s":
+            ch = f"{100 * (e['value'] / e['baseline'] - 1):+.1f}% rate"
+        else:
+            ch = f"{100 * e['change']:+.1f}% time"
+        tol = "-" if e["tolerance"] is None else f"{100 * e['tolerance']:.1f}%"
+        verdict = e["verdict"].upper() if e["verdict"] == "slower" else e["verdict"]
+        L.append(f"| {cell(e['what'])} | {num(e['baseline'], e['unit'])} | {num(e['value'], e['unit'])} | "
+                 f"{ch} | {tol} | {e['repeats']} / {e['baseline_repeats']} | {verdict} |")
+    if not cmp:
+        L.append("| (no measured rows on either side) | | | | | | |")
+    n = {v: sum(e["verdict"] == v for e in cmp) for v in ("slower", "faster", "same", "new", "missing")}
+    L += ["", f"{n['slower']} slower beyond the spread, {n['faster']} faster, {n['same']} within it, "
+              f"{n['new']} new, {n['missing']} missing from this run."]
+    return "\n".join(L) + "\n"
 
 
 # ---------------------------------------------------------------- formatting
@@ -249,9 +403,9 @@ def fmt_measured(t):
     m = t["measured"]
     if m is None:
         return "-"
-    if t["id"].endswith("_rate"):
+    if t["kind"] == "rate":
         s = f"{m / 1e6:.2f} M triples/s"
-    elif t["id"] == "speedup_vs_eager":
+    elif t["kind"] == "speedup":
         s = f"{m:.1f}x"
     else:
         s = f"{m:.1f} s"
@@ -310,12 +464,42 @@ def render(train, evals, targets, meta, notes=()):
     return "\n".join(L) + "\n"
 
 
-def summary(rows, notes=(), runs=(), quick=None):
+def summary(rows, notes=(), runs=(), quick=None, baseline=None, floor=TOLERANCE_FLOOR):
+    """The table's text and table.json's document. baseline: (label, rows, meta) to compare with;
+    the comparison goes under doc["baseline"] (its "slower" count decides exit 1)."""
     train, evals, meta = merge(rows)
     targets = verdicts(train, evals)
     doc = {"generated_by": "bench/bench_table.py", "quick": quick, "meta": meta, "train": train,
            "eval": evals, "targets": targets, "runs": list(runs), "notes": list(notes), "lines": rows}
-    return render(train, evals, targets, meta, notes), doc
+    text = render(train, evals, targets, meta, notes)
+    if baseline is not None:
+        label, base_rows, base_meta = baseline
+        cmp = compare(base_rows, rows, floor)
+        text += render_comparison(cmp, label, base_meta, meta)
+        doc["baseline"] = {"file": label, "gpu": base_meta.get("gpu"), "tolerance_floor": floor, "rows": cmp,
+                           "slower": sum(e["verdict"] == "slower" for e in cmp)}
+    return text, doc
+
+
+def find_baseline(args, meta, notes):
+    """(label, rows, meta) of --baseline, or of --baseline-dir's file for this GPU; None (with a note)
+    when --baseline-dir has none for it."""
+    if args.baseline:
+        rows, bmeta = load_baseline(args.baseline)
+        return args.baseline, rows, bmeta
+    if not args.baseline_dir:
+        return None
+    gpu = meta.get("gpu")
+    if not gpu:
+        notes.append("no GPU name in the lines: no baseline chosen")
+        return None
+    path = os.path.join(args.baseline_dir, card_of(gpu) + ".json")
+    if not os.path.isfile(path):
+        notes.append(f"no baseline for this card ({gpu}): {path} does not exist; this run's table.json, "
+                     f"copied there, becomes it (bench/README.md)")
+        return None
+    rows, bmeta = load_baseline(path)
+    return path, rows, bmeta
 
 
 # ---------------------------------------------------------------- running the benchmarks
@@ -506,8 +690,8 @@ def write_outputs(args, text, doc, logs=None):
 
 def main(argv=None):
     ap = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="exit: 0 done; 64 bad option; 65 malformed line; 66 missing input; 69 no GPU; "
-                       "70 a run or check failed")
+                epilog="exit: 0 done; 1 slower than the baseline; 64 bad option; 65 malformed line; "
+                       "66 missing input; 69 no GPU; 70 a run or check failed")
     ap.add_argument("--quick", action="store_true",
                     help="batches 2048 and 16384, fewer steps, evaluation on 1000 users (extrapolated), "
                          "compiled peer at recbole 2048 only; about 2 minutes in all")
@@ -524,7 +708,19 @@ def main(argv=None):
                          "(default: 115 with --quick, none otherwise)")
     ap.add_argument("--from-lines", action="append", metavar="FILE",
                     help="build the table from these JSON-lines files; run nothing")
+    ap.add_argument("--baseline", metavar="FILE",
+                    help="compare with a recorded run (its table.json, or JSON lines); exit 1 when a row "
+                         "is slower beyond its spread")
+    ap.add_argument("--baseline-dir", metavar="DIR",
+                    help="compare with DIR/<card>.json for the GPU that ran, when it exists "
+                         "(tools/gpu_check.sh: bench/baselines)")
+    ap.add_argument("--tolerance-floor", type=float, default=TOLERANCE_FLOOR, metavar="F",
+                    help=f"the least relative change counted as slower or faster (default {TOLERANCE_FLOOR})")
     args = ap.parse_args(argv)
+    if args.baseline and args.baseline_dir:
+        ap.error("--baseline and --baseline-dir: give one")
+    if not 0.0 <= args.tolerance_floor < 1.0:
+        ap.error(f"--tolerance-floor: {args.tolerance_floor} is not in [0, 1)")
     if args.engines:
         bad = [e for e in args.engines.split(",") if e not in BENCH_GPU_ENGINES]
         if bad:
@@ -538,25 +734,40 @@ def main(argv=None):
                         rows += parse_lines(f.read(), path)
                 except FileNotFoundError:
                     raise InputError(EXIT_NO_INPUT, f"{path}: no such file") from None
-            text, doc = summary(rows)
+            notes = []
+            base = find_baseline(args, merge(rows)[2], notes)
+            text, doc = summary(rows, notes, baseline=base, floor=args.tolerance_floor)
             print(text, end="")
             write_outputs(args, text, doc)
-            return 0
+            return EXIT_SLOWER if doc.get("baseline", {}).get("slower") else 0
         if not args.out:
             args.out = os.path.join(REPO, "build", "bench_table")
         signal.signal(signal.SIGTERM, _stop)  # e.g. gpu_check.sh's timeout
         signal.signal(signal.SIGINT, _stop)
+        if args.baseline:  # a bad baseline file fails before the runs, not after them
+            load_baseline(args.baseline)
         rows, notes, runs, logs, failed = run_all(args)
     except InputError as e:
         print(f"bench_table: {e}", file=sys.stderr)
         return e.code
+    base_error = None
+    try:  # after the runs, a bad baseline file must not cost the table
+        base = find_baseline(args, merge(rows)[2], notes)
+    except InputError as e:
+        base, base_error = None, e.code
+        notes.append(f"not compared with a baseline: {e}")
+        print(f"bench_table: {e}", file=sys.stderr)
     for r in runs:
         r.pop("stdout", None)
-    text, doc = summary(rows, notes, runs, args.quick)
+    text, doc = summary(rows, notes, runs, args.quick, base, args.tolerance_floor)
     print(text, end="")
     path = write_outputs(args, text, doc, logs)
     print(f"bench_table: wrote {args.out}/table.md and {path}", file=sys.stderr)
-    return EXIT_SOFTWARE if failed else 0
+    if failed:
+        return EXIT_SOFTWARE
+    if base_error:
+        return base_error
+    return EXIT_SLOWER if doc.get("baseline", {}).get("slower") else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """test_bench_table.py: CPU tests of bench/bench_table.py's parsing, merging, formatting and
 target verdicts, on the fixture lines in bench/testdata/ (bench_gpu's and the peer's shapes,
-numbers chosen so that every speed-up and percentage is exact), and of its run mode against
-stand-in bench_gpu and python executables (no GPU, no torch needed). Standard library only.
+numbers chosen so that every speed-up and percentage is exact), of its comparison with a baseline
+(baseline_lines.jsonl against regressed_lines.jsonl, which plants a 20% throughput regression among
+rows that moved within their spread), and of its run mode against stand-in bench_gpu and python
+executables (no GPU, no torch needed). Standard library only.
 
   python3 bench/test_bench_table.py        # ctest: BenchTable.FromLines
+  python3 bench/test_bench_table.py Baseline   # the comparison alone
 """
 import json
 import os
@@ -20,6 +23,13 @@ import bench_table  # noqa: E402
 SCRIPT = os.path.join(HERE, "bench_table.py")
 GPU_LINES = os.path.join(HERE, "testdata", "bench_table_lines.jsonl")
 PEER_LINES = os.path.join(HERE, "testdata", "peer_lines.jsonl")
+BASELINE_LINES = os.path.join(HERE, "testdata", "baseline_lines.jsonl")
+REGRESSED_LINES = os.path.join(HERE, "testdata", "regressed_lines.jsonl")
+
+
+def read_rows(path):
+    with open(path, encoding="utf-8") as f:
+        return bench_table.parse_lines(f.read(), path)
 
 
 def fixture_rows():
@@ -175,6 +185,132 @@ class Targets(unittest.TestCase):
         self.assertEqual(self.verdicts(rows)["speedup_vs_eager"]["verdict"], "not measured")
 
 
+class Baseline(unittest.TestCase):
+    def verdicts(self, base, cur, floor=bench_table.TOLERANCE_FLOOR):
+        return {e["what"]: e for e in bench_table.compare(base, cur, floor)}
+
+    def test_planted_regression_and_nothing_else_is_slower(self):
+        v = self.verdicts(read_rows(BASELINE_LINES), read_rows(REGRESSED_LINES))
+        slower = sorted(w for w, e in v.items() if e["verdict"] == "slower")
+        # the planted 20% drop in throughput (+25% time) and an 8% slowdown of a row whose repeats
+        # spread by 1%; nothing that moved within its spread or the floor
+        self.assertEqual(slower, ["train cudnn recbole batch 2048", "train fused tf32 recbole batch 2048"])
+        tf32 = v["train fused tf32 recbole batch 2048"]
+        self.assertAlmostEqual(tf32["change"], 0.25)
+        self.assertAlmostEqual(tf32["value"] / tf32["baseline"], 0.8)
+        self.assertAlmostEqual(v["train cudnn recbole batch 2048"]["change"], 0.08, places=4)
+        head = v["kernel head_fwd (pairs=4096 C=32)"]  # +6%, within its own 10% spread
+        self.assertEqual(head["verdict"], "same")
+        self.assertGreater(head["change"], 0.05)
+        self.assertAlmostEqual(head["tolerance"], (0.0117 - 0.0106) / 0.0111)
+        self.assertEqual(v["kernel outer_product_fwd_kernel2 (pairs=4096 E=64)"]["verdict"], "same")  # +1% < floor
+        self.assertEqual(v["kernel outer_product_fwd_kernel2 (pairs=4096 E=64)"]["tolerance"], 0.03)
+        self.assertEqual(v["full ranking fused fp32 recbole"]["verdict"], "same")  # +2% < floor
+        self.assertEqual(v["train fused bf16 recbole batch 16384"]["verdict"], "faster")
+        self.assertEqual(v["kernel adam_dense (n=2560000)"]["verdict"], "missing")
+        self.assertEqual(v["kernel bpr_loss_grad (triples=2048)"]["verdict"], "new")
+        self.assertNotIn("train fused bf16 paper batch 16384", v)  # skipped there: nothing to compare
+        self.assertEqual(tf32["repeats"], 5)
+
+    def test_same_run_is_not_slower_and_floor_moves_the_line(self):
+        base = read_rows(BASELINE_LINES)
+        self.assertEqual({e["verdict"] for e in bench_table.compare(base, base)}, {"same"})
+        v = self.verdicts(read_rows(BASELINE_LINES), read_rows(REGRESSED_LINES), floor=0.1)
+        self.assertEqual(v["train cudnn recbole batch 2048"]["verdict"], "same")  # 8% < 10%
+        self.assertEqual(v["train fused tf32 recbole batch 2048"]["verdict"], "slower")
+
+    def test_repeats_of_several_runs_pool(self):
+        base = read_rows(BASELINE_LINES)
+        one = [r for r in read_rows(REGRESSED_LINES) if r.get("kernel") == "outer_product_fwd_kernel2"]
+        other = [dict(one[0], samples_ms=[0.0190, 0.0230], ms=0.0210)]  # a noisy second run
+        e = self.verdicts(base, one + other)["kernel outer_product_fwd_kernel2 (pairs=4096 E=64)"]
+        self.assertEqual(e["repeats"], 7)
+        self.assertAlmostEqual(e["spread"], (0.0230 - 0.0190) / 0.0204)
+        self.assertAlmostEqual(e["value"], (0.0204 + 0.0210) / 2)  # the median of the two lines' values
+
+    def test_lines_without_repeats_use_the_floor(self):
+        base = [{"bench": "kernel", "kernel": "k", "shape": "s", "ms": 1.0}]
+        self.assertEqual(self.verdicts(base, [dict(base[0], ms=1.02)])["kernel k (s)"]["verdict"], "same")
+        self.assertEqual(self.verdicts(base, [dict(base[0], ms=1.04)])["kernel k (s)"]["verdict"], "slower")
+
+    def test_card_names(self):
+        for gpu, card in [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
+                          ("NVIDIA H100 PCIe", "h100-pcie"), ("NVIDIA H200 NVL", "h200-nvl"),
+                          ("NVIDIA A100-SXM4-80GB", "a100"), ("NVIDIA L40S", "l40s"),
+                          ("NVIDIA GeForce RTX 4090", "nvidia-geforce-rtx-4090")]:
+            self.assertEqual(bench_table.card_of(gpu), card, gpu)
+
+    def test_cli_exits_1_and_names_the_rows(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "t.json")
+            p = cli("--from-lines", REGRESSED_LINES, "--baseline", BASELINE_LINES, "--json-out", out)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("| train fused tf32 recbole batch 2048 | 20,000,000 triples/s | 16,000,000 triples/s | "
+                          "-20.0% rate | 3.0% | 5 / 5 | SLOWER |", p.stdout)
+            self.assertIn("2 slower beyond the spread, 1 faster, 3 within it, 1 new, 1 missing", p.stdout)
+            with open(out, encoding="utf-8") as f:
+                doc = json.load(f)
+            self.assertEqual(doc["baseline"]["slower"], 2)
+            # a table.json is a baseline too; against itself nothing is slower
+            self.assertEqual(cli("--from-lines", REGRESSED_LINES, "--baseline", out).returncode, 0)
+            p = cli("--from-lines", BASELINE_LINES, "--baseline", BASELINE_LINES)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("0 slower beyond the spread", p.stdout)
+
+    def test_baseline_dir_picks_the_card(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = cli("--from-lines", REGRESSED_LINES, "--baseline-dir", d)  # no h100.json there
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(f"no baseline for this card (NVIDIA H100 80GB HBM3): {d}/h100.json does not exist",
+                          p.stdout)
+            self.assertNotIn("Against the baseline", p.stdout)
+            with open(BASELINE_LINES) as src, open(os.path.join(d, "h100.json"), "w") as dst:
+                dst.write(src.read())
+            p = cli("--from-lines", REGRESSED_LINES, "--baseline-dir", d)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(f"## Against the baseline {d}/h100.json", p.stdout)
+
+    def test_bad_baselines(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.assertEqual(cli("--from-lines", REGRESSED_LINES, "--baseline", os.path.join(d, "no.json")).returncode, 66)
+            bad = os.path.join(d, "bad.json")
+            with open(bad, "w") as f:
+                f.write('{"meta": {}}\n')
+            p = cli("--from-lines", REGRESSED_LINES, "--baseline", bad)
+            self.assertEqual(p.returncode, 65)
+            self.assertIn("not a table.json", p.stderr)
+            self.assertEqual(cli("--from-lines", REGRESSED_LINES, "--baseline", bad, "--baseline-dir", d).returncode, 64)
+            self.assertEqual(cli("--from-lines", REGRESSED_LINES, "--tolerance-floor", "1.5").returncode, 64)
+            # run mode: a bad baseline fails before anything runs
+            gpu = executable(d, "bench_gpu", "echo ran > " + os.path.join(d, "ran") + "\n")
+            p = cli("--quick", "--bench-gpu", gpu, "--baseline", bad, "--out", os.path.join(d, "o"))
+            self.assertEqual(p.returncode, 65)
+            self.assertFalse(os.path.exists(os.path.join(d, "ran")))
+
+    def test_run_mode_bad_baseline_in_dir_keeps_the_table(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "h100.json"), "w") as f:
+                f.write('{"bench": oops\n')
+            gpu = executable(d, "bench_gpu", f"cat '{REGRESSED_LINES}'\nexit 0\n")
+            out = os.path.join(d, "o")
+            p = cli("--quick", "--bench-gpu", gpu, "--python", os.path.join(d, "absent"), "--out", out,
+                    "--baseline-dir", d)
+            self.assertEqual(p.returncode, 65, p.stderr)
+            self.assertIn("h100.json:1: not a JSON object", p.stderr)
+            with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
+                self.assertIn("Note: not compared with a baseline:", f.read())
+
+    def test_run_mode_compares_and_exits_1(self):
+        with tempfile.TemporaryDirectory() as d:
+            gpu = executable(d, "bench_gpu", f"cat '{REGRESSED_LINES}'\nexit 0\n")
+            py = executable(d, "python", "echo 'import torch failed: no torch'\nexit 3\n")
+            p = cli("--quick", "--bench-gpu", gpu, "--python", py, "--out", os.path.join(d, "o"),
+                    "--baseline", BASELINE_LINES)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            with open(os.path.join(d, "o", "table.md"), encoding="utf-8") as f:
+                self.assertIn("| train fused tf32 recbole batch 2048 |", f.read())
+
+
 class Cli(unittest.TestCase):
     def test_from_lines_table_and_json(self):
         with tempfile.TemporaryDirectory() as d:
@@ -191,6 +327,7 @@ class Cli(unittest.TestCase):
                 "| fused fp32 | recbole | 12.50 | 1000 of 30000 | 9.83e+07 | extrapolated from 0.417 s |",
                 "max \\|gpu - cpu\\| / max \\|cpu\\|",  # a '|' in a message does not split the cell
                 "| fused fp32 >= 6.5 M triples/s | 7.00 M triples/s (fused fp32, batch 2048) | met |",
+                "| goal: fused tf32 >= 40 M triples/s | 24.00 M triples/s (fused tf32, batch 16384) | not met |",
                 "| >= 50x pytorch-eager (best convncf engine, same batch) | 300.0x (fused bf16, batch "
                 "2048) | met |",
                 "| full ranking 30k users x 41k items < 30 s | 12.5 s (fused fp32) | met (extrapolated) |",

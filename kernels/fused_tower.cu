@@ -34,9 +34,22 @@
 //                            once. Layer 1, the head and layer 1's backward stay on FP32 cores as
 //                            in variant 1. One pair at a time per block, as in 1 and 2: the small
 //                            last maps use a fraction of a 16-row tile (bench/NOTES.md).
+//   fused_tc4_*_kernel<P>    variant 4, tf32 and bf16 (the engine's where FusedTc4::ok): variant
+//                            3's tile products (the same helpers' sums, element by element) with
+//                            two changes (FusedTc4): a block takes its pairs in groups and runs the
+//                            layers whose maps have fewer than 16 rows (from FusedTc4::stack0 on)
+//                            once per group, the pairs' rows stacked in one tile product (recbole:
+//                            layers 3 and 4 over 16 pairs); and layer 1 is computed chunk by chunk
+//                            into a buffer of a few of layer 2's input tiles, as layer 2's products
+//                            consume it, never as a whole map (the paper tower's 128 KiB first
+//                            map). The backward recomputes each chunk for layer 2's dW and dX and
+//                            sums the chunk's part of layer 1's gradient (dU, dq, db1) in place;
+//                            the group's stacked layers go back once for the group, then each pair
+//                            (its p, q and U staged again) through its own layers. Weight-gradient
+//                            tiles in registers over all of the block's pairs, as in 3.
 //   fused_pack_kernel1, fused_reduce_kernel1: one thread per element
 // Weights are read from global memory (L1/L2-resident: the packed recbole tower is 25,249
-// parameters, 101 KB, plus as much for the transposed copy and, with tc.ok, the padded
+// parameters, 101 KB, plus as much for the transposed copy and, with tc.packed, the padded
 // operand-format copy).
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -445,6 +458,372 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc_bwd_kernel(const FusedTower t, int64_t 
   }
 }
 
+// ---- Variant 4: variant 3's tile products over groups of pairs, layer 1 in chunks (FusedTc4) ----
+
+__device__ int* tc4_ints(float* sm, int off) { return reinterpret_cast<int*>(sm + off); }
+
+// Variant 4's maps zeroed (their padding stays 0), map 0's row tables both ways and the chunks'
+// boxes, before any pair (the twin's tc4_init). Ends with a barrier.
+__device__ void tc4_init(const FusedTower& t, float* sm) {
+  const int tid = threadIdx.x, nt = blockDim.x, S = t.layer[0].out_size;
+  const FusedTc4& v = t.tc4;
+  for (int i = v.map_off[0] + tid; i < v.stage_off; i += nt) sm[i] = 0.0f;
+  int* rowq = tc4_ints(sm, v.rowq_off);
+  int* posq = tc4_ints(sm, v.posq_off);
+  for (int i = tid; i < S * S; i += nt) {
+    const int r = fused_tc_row(t, i / S, i % S);
+    rowq[i] = r;
+    posq[r] = i;
+  }
+  __syncthreads();  // posq complete
+  int* box = tc4_ints(sm, v.box_off);
+  for (int ch = tid; ch < v.chunks; ch += nt) {
+    const FusedTc4Box b = fused_tc4_box(t, posq, ch);
+    box[4 * ch] = b.x0;
+    box[4 * ch + 1] = b.x1;
+    box[4 * ch + 2] = b.y0;
+    box[4 * ch + 3] = b.y1;
+  }
+  __syncthreads();
+}
+
+// Layer li's forward: nrows rows of A (leading dimension kp) times W into out (rows x np, the
+// operand format) or, the last layer, last (rows x cout, FP32); one warp per 16 x 16 tile.
+template <Precision Pr>
+__device__ void tc4_layer_fwd(const FusedTower& t, int li, const float* __restrict__ packed,
+                              const typename Tc<Pr>::T* A, int nrows, typename Tc<Pr>::T* out, float* last,
+                              float* stage) {
+  using T = typename Tc<Pr>::T;
+  constexpr int kK = Tc<Pr>::kK;
+  const int warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+  const FusedTcLayer& c = t.tc.layer[li];
+  const int cout = t.layer[li].cout, n_nt = c.np / 16, n_mt = (nrows + 15) / 16;
+  const T* W = reinterpret_cast<const T*>(packed + c.w_off);
+  const bool is_last = li + 1 == t.L;
+  for (int tile = warp; tile < n_mt * n_nt; tile += n_warps) {  // warp-uniform
+    const int mt = tile / n_nt, ntile = tile % n_nt;
+    TcAcc<Pr> acc;
+    wmma::fill_fragment(acc, 0.0f);
+    tc_mma<Pr, wmma::row_major, wmma::row_major>(acc, A + int64_t(mt) * 16 * c.kp, c.kp, kK, W + ntile * 16, c.np,
+                                                kK * c.np, c.kp / kK);
+    tc_epilogue<Pr>(acc, stage, [&](int i, int j, float v) {
+      const int row = mt * 16 + i, co = ntile * 16 + j;
+      if (row >= nrows || co >= cout) return;
+      const float o = fused_tc_out(t, li, packed, v, co);
+      if (is_last) {
+        last[row * cout + co] = o;
+      } else {
+        fused_tc_put(out, int64_t(row) * c.np + co, o, true);
+      }
+    });
+  }
+}
+
+// Layer li's weight gradient X^T G over nrows rows (padded to 16) into this warp's register tiles.
+template <Precision Pr>
+__device__ __forceinline__ void tc4_layer_dW(const FusedTower& t, int li, const typename Tc<Pr>::T* X,
+                                             const typename Tc<Pr>::T* G, int nrows,
+                                             TcAcc<Pr> (&dw)[kFusedTcSlots]) {
+  constexpr int kK = Tc<Pr>::kK;
+  const int warp = threadIdx.x / 32;
+  const FusedTcLayer& c = t.tc.layer[li];
+  const int n_nt = c.np / 16, n_tiles = c.kp / 16 * n_nt, mrows = (nrows + 15) / 16 * 16;
+#pragma unroll
+  for (int s = 0; s < kFusedTcSlots; ++s) {
+    const int local = warp + s * kFusedWarps - c.tile0;  // warp-uniform
+    if (local < 0 || local >= n_tiles) continue;
+    const int kt = local / n_nt, ntile = local % n_nt;
+    tc_mma<Pr, wmma::col_major, wmma::row_major>(dw[s], X + kt * 16, c.kp, kK * c.kp, G + ntile * 16, c.np,
+                                                kK * c.np, mrows / kK);
+  }
+}
+
+// X (nrows rows of kp) becomes its masked gradient G W^T, in place (the padding stays 0).
+template <Precision Pr>
+__device__ void tc4_layer_dX(const FusedTower& t, int li, const float* __restrict__ packed,
+                             const typename Tc<Pr>::T* G, int nrows, typename Tc<Pr>::T* X, float* stage) {
+  using T = typename Tc<Pr>::T;
+  constexpr int kK = Tc<Pr>::kK;
+  const int warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+  const FusedTcLayer& c = t.tc.layer[li];
+  const int cin = t.layer[li].cin, npp = li == 1 ? t.tc.np0 : t.tc.layer[li - 1].np;
+  const int n_kt = c.kp / 16, n_mt = (nrows + 15) / 16;
+  const T* W = reinterpret_cast<const T*>(packed + c.w_off);
+  for (int tile = warp; tile < n_mt * n_kt; tile += n_warps) {
+    const int mt = tile / n_kt, kt = tile % n_kt;
+    TcAcc<Pr> acc;
+    wmma::fill_fragment(acc, 0.0f);
+    tc_mma<Pr, wmma::row_major, wmma::col_major>(acc, G + int64_t(mt) * 16 * c.np, c.np, kK,
+                                                W + int64_t(kt) * 16 * c.np, c.np, kK, c.np / kK);
+    tc_epilogue<Pr>(acc, stage, [&](int i, int j, float v) {
+      const int row = mt * 16 + i, kk = kt * 16 + j;
+      if (row >= nrows || kk % npp >= cin) return;
+      const int64_t idx = int64_t(row) * c.kp + kk;
+      fused_tc_put(X, idx, fused_tc_get(X, idx) > 0.0f ? v : 0.0f, li > 1);
+    });
+  }
+}
+
+// Layer li's bias gradient over n pairs' rows (stacked or one pair's), each pair in order.
+template <typename T>
+__device__ void tc4_layer_db(const FusedTower& t, int li, const T* G, int n, float* __restrict__ slice) {
+  for (int co = threadIdx.x; co < t.layer[li].cout; co += blockDim.x)
+    for (int g = 0; g < n; ++g) slice[t.layer[li].b_off + co] += fused_tc_db(t, li, G + g * fused_tc4_slot(t, li), co);
+}
+
+// Layer 1 at chunk c's rows of map 0 into the chunk buffer, zeros past them (the twin's
+// tc4_layer1_chunk).
+template <Precision Pr>
+__device__ void tc4_layer1_chunk(const FusedTower& t, const float* __restrict__ packed, const FusedTc4Chunk& c,
+                                 float* sm) {
+  typename Tc<Pr>::T* buf = tc_map<Pr>(sm, t.tc4.map_off[0]);
+  const int* posq = tc4_ints(sm, t.tc4.posq_off);
+  const int C = t.layer[0].cout, kk = t.layer[1].k * t.layer[1].k, n = c.tiles * 16 * kk * C;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const int r = c.r0 + i / C, ch = i % C;
+    const float v = r < c.r1 ? fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, posq[r] * C + ch) : 0.0f;
+    fused_tc_put(buf, int64_t(i / C) * t.tc.np0 + ch, v, true);
+  }
+}
+
+// The next group from kb (< hi): up to `group` pairs in order; with dscore, pairs whose dscore is
+// 0 zero their dp and dq rows and take no slot. The slots (k - kb) into the slot table; returns the
+// end, n the count (uniform: every thread reads the same dscore). Ends with a barrier.
+__device__ int64_t tc4_form_group(const FusedTower& t, const float* __restrict__ dscore, int64_t kb, int64_t hi,
+                                  float* __restrict__ dp, float* __restrict__ dq, float* sm, int& n) {
+  int* slot = tc4_ints(sm, t.tc4.slot_off);
+  n = 0;
+  int64_t k = kb;
+  for (; k < hi && n < t.tc4.group; ++k) {
+    if (dscore && skip_pair(t, dscore[k], k, dp, dq)) continue;
+    if (threadIdx.x == 0) slot[n] = int(k - kb);
+    ++n;
+  }
+  __syncthreads();  // the slot table
+  return k;
+}
+
+// A group's forward (the twin's tc4_group_fwd): each pair's own layers (layer 1 in chunks into
+// layer 2, or into the group's map 0), the stacked layers, then the head sums of each pair.
+template <Precision Pr>
+__device__ void tc4_group_fwd(const FusedTower& t, const float* __restrict__ P, const float* __restrict__ Q,
+                              const float* __restrict__ packed, const int32_t* __restrict__ pair_user,
+                              const int32_t* __restrict__ pair_item, int64_t kb, int n, int32_t& cur_user,
+                              float* sm) {
+  using T = typename Tc<Pr>::T;
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32;
+  const FusedTc4& v = t.tc4;
+  const FusedTc& tc = t.tc;
+  const int L = t.L, s = v.stack0;
+  const int* slot = tc4_ints(sm, v.slot_off);
+  const int* rowq = tc4_ints(sm, v.rowq_off);
+  float* stage = sm + v.stage_off + warp * 256;
+  float* last = sm + v.last_off;
+  if (n < v.group) {  // the unused slots of the stacked maps and of the last gradient: zeros
+    for (int li = s - 1; li < L; ++li) {
+      T* m = tc_map<Pr>(sm, li + 1 == L ? v.glast_off : v.map_off[li]);
+      const int64_t slot_n = fused_tc4_slot(t, li);
+      for (int64_t i = n * slot_n + tid; i < v.group * slot_n; i += nt) fused_tc_put(m, i, 0.0f, false);
+    }
+  }
+  for (int g = 0; g < n; ++g) {
+    const int64_t k = kb + slot[g];
+    stage_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
+    if (s == 1) {
+      T* m0 = tc_map<Pr>(sm, v.map_off[0]) + g * fused_tc4_slot(t, 0);
+      const FusedLayer& l0 = t.layer[0];
+      for (int i = tid; i < l0.out_size * l0.out_size * l0.cout; i += nt)
+        fused_tc_put(m0, int64_t(rowq[i / l0.cout]) * tc.np0 + i % l0.cout,
+                     fused_layer1(t, packed, sm + t.u_off, sm + t.q_off, i), true);
+      __syncthreads();  // the next pair's stage overwrites q and U
+      continue;
+    }
+    T* out1 = L > 2 ? tc_map<Pr>(sm, v.map_off[1]) + (s == 2 ? g * fused_tc4_slot(t, 1) : 0) : nullptr;
+    for (int ch = 0; ch < v.chunks; ++ch) {
+      const FusedTc4Chunk c = fused_tc4_chunk(t, ch);
+      tc4_layer1_chunk<Pr>(t, packed, c, sm);
+      __syncthreads();
+      tc4_layer_fwd<Pr>(t, 1, packed, tc_map<Pr>(sm, v.map_off[0]), c.rows,
+                        out1 ? out1 + int64_t(c.row0) * tc.layer[1].np : nullptr, last + c.row0 * t.layer[1].cout,
+                        stage);
+      __syncthreads();  // the next chunk overwrites the buffer
+    }
+    for (int li = 2; li < s; ++li) {  // stack0 == L: the pair's other layers
+      tc4_layer_fwd<Pr>(t, li, packed, tc_map<Pr>(sm, v.map_off[li - 1]), tc.layer[li].rows,
+                        li + 1 < L ? tc_map<Pr>(sm, v.map_off[li]) : nullptr, last, stage);
+      __syncthreads();
+    }
+  }
+  for (int li = s; li < L; ++li) {  // the stacked layers
+    tc4_layer_fwd<Pr>(t, li, packed, tc_map<Pr>(sm, v.map_off[li - 1]), n * tc.layer[li].rows,
+                      li + 1 < L ? tc_map<Pr>(sm, v.map_off[li]) : nullptr, last, stage);
+    __syncthreads();
+  }
+  const int C = t.layer[L - 1].cout;
+  for (int i = tid; i < n * C; i += nt)
+    sm[v.h_off + i] = fused_head_sum(t, last + (i / C) * tc.layer[L - 1].rows * C, i % C);
+  __syncthreads();
+}
+
+template <Precision Pr>
+CONVNCF_TENSOR_CORE_KERNEL void fused_tc4_fwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks,
+                                                     const int32_t* __restrict__ pair_user,
+                                                     const int32_t* __restrict__ pair_item,
+                                                     const float* __restrict__ P, const float* __restrict__ Q,
+                                                     const float* __restrict__ packed, DropoutArgs drop,
+                                                     float* __restrict__ score) {
+  extern __shared__ __align__(32) float sm[];  // WMMA pointers: 32 bytes (256 bits)
+  tc4_init(t, sm);
+  const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
+  const int C = t.layer[t.L - 1].cout;
+  const int* slot = tc4_ints(sm, t.tc4.slot_off);
+  int32_t cur_user = -1;
+  for (int64_t kb = r.lo; kb < r.hi;) {
+    int n = 0;
+    const int64_t ke = tc4_form_group(t, nullptr, kb, r.hi, nullptr, nullptr, sm, n);
+    tc4_group_fwd<Pr>(t, P, Q, packed, pair_user, pair_item, kb, n, cur_user, sm);
+    for (int g = threadIdx.x; g < n; g += blockDim.x)
+      score[kb + slot[g]] = fused_score(t, packed, sm + t.tc4.h_off + g * C, drop, kb + slot[g]);
+    __syncthreads();  // the next group overwrites the slots and the head sums
+    kb = ke;
+  }
+}
+
+template <Precision Pr>
+CONVNCF_TENSOR_CORE_KERNEL void fused_tc4_bwd_kernel(const FusedTower t, int64_t n_pairs, int n_blocks,
+                                                     const int32_t* __restrict__ pair_user,
+                                                     const int32_t* __restrict__ pair_item,
+                                                     const float* __restrict__ P, const float* __restrict__ Q,
+                                                     const float* __restrict__ packed, DropoutArgs drop,
+                                                     const float* __restrict__ dscore, float* __restrict__ dp,
+                                                     float* __restrict__ dq, float* __restrict__ partial) {
+  using T = typename Tc<Pr>::T;
+  extern __shared__ __align__(32) float sm[];  // WMMA pointers: 32 bytes (256 bits)
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32;
+  const FusedTc4& v = t.tc4;
+  const FusedTc& tc = t.tc;
+  const int L = t.L, s = v.stack0, E = t.E, C = t.layer[L - 1].cout;
+  const FusedLayer& l0 = t.layer[0];
+  float* slice = partial + int64_t(blockIdx.x) * t.n_params;
+  for (int64_t i = tid; i < t.n_params; i += nt) slice[i] = 0.0f;
+  tc4_init(t, sm);  // its barriers make the zeros visible before any slice update
+  // This warp's weight-gradient tiles j = warp + s * kFusedWarps (fused_tc_tile_slot), summed over
+  // all of the block's pairs.
+  TcAcc<Pr> dw[kFusedTcSlots];
+#pragma unroll
+  for (int j = 0; j < kFusedTcSlots; ++j) wmma::fill_fragment(dw[j], 0.0f);
+  float* stage = sm + v.stage_off + warp * 256;
+  const int* slot = tc4_ints(sm, v.slot_off);
+  const int* rowq = tc4_ints(sm, v.rowq_off);
+  float* h = sm + v.h_off;
+  T* glast = tc_map<Pr>(sm, v.glast_off);
+  // layer li's output gradient (pair 0's slot)
+  auto grad_of = [&](int li) { return li + 1 == L ? glast : tc_map<Pr>(sm, v.map_off[li]); };
+  const PairRange r = fused_block_pairs(n_pairs, n_blocks, int(blockIdx.x));
+  int32_t cur_user = -1;
+  for (int64_t kb = r.lo; kb < r.hi;) {
+    int n = 0;
+    const int64_t ke = tc4_form_group(t, dscore, kb, r.hi, dp, dq, sm, n);
+    if (n == 0) {  // uniform
+      kb = ke;
+      continue;
+    }
+    tc4_group_fwd<Pr>(t, P, Q, packed, pair_user, pair_item, kb, n, cur_user, sm);
+    // the output layer of each pair in order: dw_out and db_out into the slice, h becomes dh
+    for (int c = tid; c < C; c += nt)
+      for (int g = 0; g < n; ++g) {
+        const int64_t k = kb + slot[g];
+        const float ds = dscore[k];
+        slice[t.out_w_off + c] += fused_dw_out(ds, h[g * C + c], drop, k, c);
+        h[g * C + c] = fused_dh(t, packed, ds, drop, k, c);
+      }
+    if (tid == 0)
+      for (int g = 0; g < n; ++g) slice[t.out_b_off] += dscore[kb + slot[g]];
+    __syncthreads();
+    const FusedTcLayer& cl = tc.layer[L - 1];
+    for (int i = tid; i < n * cl.rows * C; i += nt) {
+      const int row = i / C, co = i % C;
+      fused_tc_put(glast, int64_t(row) * cl.np + co,
+                   fused_tc_glast(t, sm + v.last_off, h + row / cl.rows * C, row, co), true);
+    }
+    __syncthreads();
+    // the stacked layers for the whole group: dW, db, then X becomes its own gradient
+    for (int li = L - 1; li >= s; --li) {
+      T* X = tc_map<Pr>(sm, v.map_off[li - 1]);
+      const T* G = grad_of(li);
+      const int nrows = n * tc.layer[li].rows;
+      tc4_layer_dW<Pr>(t, li, X, G, nrows, dw);
+      tc4_layer_db(t, li, G, n, slice);
+      __syncthreads();  // X is read by the weight gradient before it becomes its own gradient
+      tc4_layer_dX<Pr>(t, li, packed, G, nrows, X, stage);
+      __syncthreads();
+    }
+    // each pair: its own layers, then layer 1
+    for (int g = 0; g < n; ++g) {
+      const int64_t k = kb + slot[g];
+      if (v.group > 1) stage_pair(t, P, Q, packed, pair_user[k], pair_item[k], cur_user, sm);
+      if (s == 1) {
+        const T* m0 = tc_map<Pr>(sm, v.map_off[0]) + g * fused_tc4_slot(t, 0);
+        layer1_bwd(t, FusedTcMap0<T>{m0, rowq, l0.out_size, tc.np0}, packed, sm, k, dp, dq, slice);
+        continue;
+      }
+      for (int li = s - 1; li >= 2; --li) {  // stack0 == L (group 1): the pair's maps are still there
+        T* X = tc_map<Pr>(sm, v.map_off[li - 1]);
+        const T* G = grad_of(li);
+        tc4_layer_dW<Pr>(t, li, X, G, tc.layer[li].rows, dw);
+        tc4_layer_db(t, li, G, 1, slice);
+        __syncthreads();
+        tc4_layer_dX<Pr>(t, li, packed, G, tc.layer[li].rows, X, stage);
+        __syncthreads();
+      }
+      // layer 2 chunk by chunk: layer 1 again, dW, dX, then the chunk's part of layer 1's gradient
+      const T* G2 = grad_of(1) + (s == 2 && L > 2 ? g * fused_tc4_slot(t, 1) : 0);
+      const int np2 = tc.layer[1].np;
+      tc4_layer_db(t, 1, G2, 1, slice);
+      float* dU = sm + t.du_off;
+      float* dqa = sm + v.dq_off;
+      float* db1 = sm + v.db1_off;
+      for (int i = tid; i < t.u_size(); i += nt) dU[i] = 0.0f;
+      for (int e = tid; e < E; e += nt) dqa[e] = 0.0f;
+      for (int c = tid; c < l0.cout; c += nt) db1[c] = 0.0f;
+      T* cb = tc_map<Pr>(sm, v.map_off[0]);
+      for (int ch = 0; ch < v.chunks; ++ch) {
+        const FusedTc4Chunk c = fused_tc4_chunk(t, ch);
+        tc4_layer1_chunk<Pr>(t, packed, c, sm);
+        __syncthreads();
+        tc4_layer_dW<Pr>(t, 1, cb, G2 + int64_t(c.row0) * np2, c.rows, dw);
+        __syncthreads();  // the chunk is read by the weight gradient before it becomes its gradient
+        tc4_layer_dX<Pr>(t, 1, packed, G2 + int64_t(c.row0) * np2, c.rows, cb, stage);
+        __syncthreads();
+        const FusedTc4Map0<T> g0{cb, rowq, l0.out_size, tc.np0, c.r0, c.r1};
+        const int* bx = tc4_ints(sm, v.box_off) + 4 * ch;
+        const FusedTc4Box box{bx[0], bx[1], bx[2], bx[3]};
+        for (int i = tid; i < t.u_size(); i += nt) dU[i] += fused_tc4_dU_part(t, g0, box, sm + t.q_off, i);
+        for (int e = tid; e < E; e += nt) dqa[e] += fused_tc4_dq_part(t, g0, box, sm + t.u_off, e);
+        for (int c1 = tid; c1 < l0.cout; c1 += nt) db1[c1] += fused_tc4_db1_part(g0, box, c1);
+        __syncthreads();  // the next chunk overwrites the buffer
+      }
+      for (int e = tid; e < E; e += nt) dq[k * E + e] = dqa[e];
+      for (int c1 = tid; c1 < l0.cout; c1 += nt) slice[l0.b_off + c1] += db1[c1];
+      for (int w = tid; w < l0.k * l0.k * l0.cout; w += nt) slice[l0.w_off + w] += fused_dW1(t, sm + t.p_off, dU, w);
+      for (int e = tid; e < E; e += nt) dp[k * E + e] = fused_dp(t, packed, dU, e);
+      __syncthreads();  // the next pair overwrites p, q, U, dU and the maps
+    }
+    kb = ke;
+  }
+  // The register tiles into the slice (their elements are written only here).
+#pragma unroll
+  for (int j = 0; j < kFusedTcSlots; ++j) {
+    const int jt = warp + j * kFusedWarps;
+    if (jt >= tc.tiles) continue;
+    const FusedTcTile tile = fused_tc_tile(t, jt);
+    tc_epilogue<Pr>(dw[j], stage, [&](int i, int jj, float val) {
+      const int64_t idx = fused_tc_weight_index(t, tile.li, tile.kt * 16 + i, tile.nt * 16 + jj);
+      if (idx >= 0) slice[idx] = val;
+    });
+  }
+}
+
 __global__ void fused_pack_kernel1(const FusedTower t, const float* __restrict__ net, float* __restrict__ packed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < t.packed_size();
        i += int64_t(gridDim.x) * blockDim.x)
@@ -487,16 +866,22 @@ using BwdKernel = void (*)(const FusedTower, int64_t, int, const int32_t*, const
 
 // Each variant's kernels and shared memory (check_fused_variant has accepted the variant).
 FwdKernel fwd_kernel(const FusedTower& t, int variant) {
+  if (variant == 4)
+    return t.precision == Precision::BF16 ? fused_tc4_fwd_kernel<Precision::BF16>
+                                          : fused_tc4_fwd_kernel<Precision::TF32>;
   if (variant == 3)
     return t.precision == Precision::BF16 ? fused_tc_fwd_kernel<Precision::BF16> : fused_tc_fwd_kernel<Precision::TF32>;
   return variant == 2 ? fused_fwd_kernel<true> : fused_fwd_kernel<false>;
 }
 BwdKernel bwd_kernel(const FusedTower& t, int variant) {
+  if (variant == 4)
+    return t.precision == Precision::BF16 ? fused_tc4_bwd_kernel<Precision::BF16>
+                                          : fused_tc4_bwd_kernel<Precision::TF32>;
   if (variant == 3)
     return t.precision == Precision::BF16 ? fused_tc_bwd_kernel<Precision::BF16> : fused_tc_bwd_kernel<Precision::TF32>;
   return variant == 2 ? fused_bwd_kernel<true> : fused_bwd_kernel<false>;
 }
-size_t smem_of(const FusedTower& t, int variant) { return variant == 3 ? t.tc.smem_bytes() : t.smem_bytes(); }
+size_t smem_of(const FusedTower& t, int variant) { return fused_variant_smem_bytes(t, variant); }
 
 }  // namespace
 

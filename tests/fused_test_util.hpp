@@ -29,6 +29,29 @@ inline std::vector<Case> cases() {
       {"one layer", 4, {1, 3}, {2}},
       {"last map 2x2", 16, {1, 7, 6}, {2, 4}},
       {"engine tests' tower", 16, {1, 8, 8}, {4, 4}},
+      // layer 2 with 4 tiles of 16 rows, layer 3 with 4 rows: variant 4 stacks layer 3 over groups of
+      // 4 pairs and runs layer 1 in chunks of layer 2's tiles (tests force several chunks)
+      {"chunked", 16, {1, 2, 6, 5}, {1, 2, 4}},
+  };
+}
+
+// Variant 4's layouts that the automatic choice gives none of these towers (make_fused_tower's
+// FusedTc4Choice): stacking from layer 3 with layer 1 in chunks of 3 tiles (the last one partial),
+// no stacking with several chunks, the group's whole first maps stacked, and a two-layer tower
+// whose last layer runs in chunks.
+struct LayoutCase {
+  Case tower;
+  FusedTc4Choice choice;
+};
+inline std::vector<LayoutCase> layout_cases() {
+  const Case chunked = cases()[7];
+  const Case last_in_chunks{"last layer in chunks", 8, {1, 2, 3}, {1, 1}};
+  return {
+      {chunked, {2, 3}},
+      {chunked, {3, 1}},
+      {chunked, {1, 0}},
+      {last_in_chunks, {2, 3}},
+      {cases()[2], {2, 0}},  // odd channels: layer 2, the last, one chunk
   };
 }
 

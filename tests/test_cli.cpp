@@ -29,13 +29,8 @@
 #include "convncf/checkpoint.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/model_io.hpp"
+#include "test_paths.hpp"
 
-#ifndef CONVNCF_SOURCE_DIR
-#define CONVNCF_SOURCE_DIR "."
-#endif
-#ifndef CONVNCF_BINARY
-#define CONVNCF_BINARY "convncf"
-#endif
 
 namespace {
 
@@ -45,7 +40,7 @@ struct Result {
 };
 
 Result run(const std::string& args) {
-  const std::string cmd = std::string(CONVNCF_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = convncf::test::convncf_binary() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return {-1, "popen failed"};
   std::string out;
@@ -635,17 +630,18 @@ TEST(Cli, EvalRecommendExportInfo) {
 
 namespace {
 pid_t spawn(const std::vector<std::string>& args) {
+  const std::string& bin = convncf::test::convncf_binary();  // resolved before the fork
   const pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(CONVNCF_BINARY));
+    argv.push_back(const_cast<char*>(bin.c_str()));
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     const int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 1);
     dup2(devnull, 2);
     setenv("CONVNCF_TEST_WRITE_DELAY_MS", "20", 1);  // so that kills land inside checkpoint writes
-    execv(CONVNCF_BINARY, argv.data());
+    execv(bin.c_str(), argv.data());
     _exit(127);
   }
   return pid;
@@ -724,7 +720,7 @@ TEST(Cli, PlotRunDrawsAPng) {
   ASSERT_EQ(run(std::string("train --model=BPR --epochs=3 ") + kQuick + " --out=" + a).code, 0);
   ASSERT_EQ(run(std::string("train --model=Pop ") + kQuick + " --out=" + b).code, 0);
   const std::string png = ::testing::TempDir() + "/convncf_plot_" + std::to_string(getpid()) + ".png";
-  const std::string script = std::string(CONVNCF_SOURCE_DIR) + "/tools/plot_run.py";
+  const std::string script = convncf::test::source_dir() + "/tools/plot_run.py";
   const std::string cmd = py + " " + script + " " + a + " " + b + " --out=" + png + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_EQ(read_file(png).compare(0, 4, "\x89PNG"), 0);
@@ -737,7 +733,7 @@ TEST(Cli, ProgressLineOnATerminalPlainLinesOtherwise) {
   const std::string args = std::string("train --model=BPR --epochs=1 --train_batch_size=256 ") +
                            "--eval_args.split.LS=valid_and_test --eval_mode=uni9";
   // script(1) gives the command a terminal and copies what it prints
-  const std::string cmd = "script -qfec \"" + std::string(CONVNCF_BINARY) + " " + args + " --out=" + a + "\" /dev/null";
+  const std::string cmd = "script -qfec \"" + convncf::test::convncf_binary() + " " + args + " --out=" + a + "\" /dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;

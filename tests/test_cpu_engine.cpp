@@ -2,9 +2,12 @@
 // - the fast tower (rank-1 layer 1, channels-last patches) equals the explicit-map definition;
 // - finite differences in double for every gradient: both presets, three other towers, dropout
 //   off and on (fixed masks), both regularization forms, MF-BPR;
-// - the stable BPR loss; determinism.
+// - the float kernels against the double ones; a score independent of the items scored with it;
+// - the stable BPR loss; determinism; the thread count asked for.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -185,6 +188,119 @@ TEST(CpuEngine, FastTowerMatchesExplicitMap) {
       }
     EXPECT_GT(nonzero, 0) << "every score equals the output bias: the tower is dead";
   }
+}
+
+// The float kernels (three patch rows per register block, and the blocks of two and one that
+// finish a layer) against the double ones (one row per block): loss and every gradient of a
+// batch, both presets and a small tower (the plain loops).
+TEST(CpuEngine, FloatKernelsMatchDouble) {
+  for (const size_t ci : {size_t(0), size_t(1), size_t(3)}) {
+    const TowerCase& tc = tower_cases()[ci];
+    SCOPED_TRACE(tc.name);
+    const TowerSpec tower = TowerSpec::make(tc.E, tc.channels, tc.kernels, tc.kernels);
+    Config cfg = config_for(ModelKind::ConvNCF, InitKind::PyTorch);
+    cfg.embedding_size = tc.E;
+    const int32_t U = 7, I = 9;
+    const Params<float> pf = init_params(cfg, &tower, U, I);
+    const Params<double> pd = to_double(pf);
+    std::vector<int32_t> u, p, n;
+    Rng rng(5, 1);
+    for (int t = 0; t < 11; ++t) {
+      u.push_back(int32_t(rng.index(U)));
+      p.push_back(int32_t(rng.index(I)));
+      n.push_back(int32_t(rng.index(I)));
+    }
+    const TripleBatch b{u.data(), p.data(), n.data(), int64_t(u.size())};
+    const RegSpec reg{RegType::Norm, {0.1, 0.1}, true};
+    const DropoutSpec drop{0.2, 3, 4};
+    CpuEngine<float> ef(ModelKind::ConvNCF, &tower, U, I, tc.E, 2);
+    CpuEngine<double> ed(ModelKind::ConvNCF, &tower, U, I, tc.E, 2);
+    const LossParts lf = ef.compute(pf, b, reg, drop), ld = ed.compute(pd, b, reg, drop);
+    EXPECT_NEAR(lf.bpr, ld.bpr, 1e-4 * (1 + std::abs(ld.bpr)));
+    auto expect_close = [](const char* what, const std::vector<float>& f, const std::vector<double>& d) {
+      ASSERT_EQ(f.size(), d.size()) << what;
+      double big = 0, worst = 0;
+      size_t at = 0;
+      for (size_t i = 0; i < d.size(); ++i) {
+        big = std::max(big, std::abs(d[i]));
+        if (std::abs(double(f[i]) - d[i]) > worst) worst = std::abs(double(f[i]) - d[i]), at = i;
+      }
+      EXPECT_GT(big, 0.0) << what << ": all zero, the test would pass on nothing";
+      EXPECT_LE(worst, 1e-4 * big) << what << "[" << at << "] = " << f[at] << ", double " << d[at];
+    };
+    expect_close("P", ef.grads().P, ed.grads().P);
+    expect_close("Q", ef.grads().Q, ed.grads().Q);
+    expect_close("net", ef.grads().net, ed.grads().net);
+  }
+}
+
+// A score is one chain of operations in a fixed order whatever the other items pushed through
+// the tower with it: score_items (kScorePairs items at a time, then the rest) equals
+// forward_pair on each item alone, bit for bit, in either order of the items.
+TEST(CpuEngine, ScoresDoNotDependOnTheirBatch) {
+  for (const size_t ci : {size_t(0), size_t(1), size_t(3)}) {
+    const TowerCase& tc = tower_cases()[ci];
+    SCOPED_TRACE(tc.name);
+    const TowerSpec tower = TowerSpec::make(tc.E, tc.channels, tc.kernels, tc.kernels);
+    Config cfg = config_for(ModelKind::ConvNCF, InitKind::PyTorch);
+    cfg.embedding_size = tc.E;
+    const int32_t U = 2, I = 2 * CpuEngine<float>::kScorePairs + 3;
+    const Params<float> prm = init_params(cfg, &tower, U, I);
+    CpuEngine<float> eng(ModelKind::ConvNCF, &tower, U, I, tc.E, 1);
+    eng.prepare_scoring(prm);
+    PairWork<float> w = eng.make_work();
+    std::vector<int32_t> items(static_cast<size_t>(I)), reversed(static_cast<size_t>(I));
+    for (int32_t i = 0; i < I; ++i) items[size_t(i)] = i, reversed[size_t(i)] = I - 1 - i;
+    std::vector<float> out(static_cast<size_t>(I)), out_rev(static_cast<size_t>(I));
+    eng.score_items(prm, 1, items.data(), I, out.data(), w);
+    eng.score_items(prm, 1, reversed.data(), I, out_rev.data(), w);
+    std::vector<float> packed(static_cast<size_t>(eng.packed_size()));
+    eng.pack(prm.net.data(), packed.data());
+    PairWork<float> one;
+    one.resize(tower);
+    std::vector<float> distinct;
+    for (int32_t i = 0; i < I; ++i) {
+      const float alone = eng.forward_pair(packed.data(), prm.P.data() + tc.E, prm.Q.data() + int64_t(i) * tc.E,
+                                           nullptr, one);
+      EXPECT_EQ(out[size_t(i)], alone) << "item " << i;
+      EXPECT_EQ(out_rev[size_t(I - 1 - i)], alone) << "item " << i;
+      distinct.push_back(alone);
+    }
+    std::sort(distinct.begin(), distinct.end());
+    EXPECT_GT(std::unique(distinct.begin(), distinct.end()) - distinct.begin(), I / 2) << "a dead tower";
+  }
+}
+
+// --threads and OpenMP's own settings: the engine asks for the threads it was given, else for
+// omp_get_max_threads() (OMP_NUM_THREADS, or omp_set_num_threads as the commands call it for
+// --threads), and its step runs on a team of that size.
+TEST(CpuEngine, ThreadsAsAskedElseOpenMPsDefault) {
+  const TowerCase& tc = tower_cases()[3];
+  const TowerSpec tower = TowerSpec::make(tc.E, tc.channels, tc.kernels, tc.kernels);
+  Config cfg = config_for(ModelKind::ConvNCF, InitKind::PyTorch);
+  cfg.embedding_size = tc.E;
+  const Params<float> prm = init_params(cfg, &tower, 4, 5);
+  Triples tr;
+  const RegSpec reg{RegType::Norm, {0.1, 0.1}, true};
+  const bool exact = !omp_get_dynamic() && omp_get_thread_limit() >= 3;  // else fewer may come
+  auto team_of = [&](int threads) {
+    CpuEngine<float> eng(ModelKind::ConvNCF, &tower, 4, 5, tc.E, threads);
+    eng.compute(prm, tr.batch(), reg, {});
+    EXPECT_GE(eng.last_team(), 1);
+    EXPECT_LE(eng.last_team(), eng.threads());
+    if (exact) {
+      EXPECT_EQ(eng.last_team(), eng.threads());
+    }
+    return eng.threads();
+  };
+  EXPECT_EQ(team_of(3), 3);
+  EXPECT_EQ(team_of(1), 1);
+  EXPECT_EQ(team_of(0), omp_get_max_threads());
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  EXPECT_EQ(team_of(0), 3);
+  EXPECT_EQ(team_of(2), 2);  // an explicit count wins over the default
+  omp_set_num_threads(before);
 }
 
 TEST(CpuEngine, PackUnpackRoundTrip) {

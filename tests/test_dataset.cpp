@@ -2,11 +2,7 @@
 // long-tailed, with a planted structure that item-kNN finds and popularity does not), the
 // leave-one-out split with timestamp ties worked out by hand, RecBole's ratio split, split files,
 // and the samplers against brute force. The real ML-100K file is split when the shared folder
-// has it, else skipped. The file formats are tested in test_formats.cpp.
-#ifndef CONVNCF_SHARED_DIR
-#define CONVNCF_SHARED_DIR "/work/shared"
-#endif
-
+// has it (tests/test_paths.hpp says where it is looked for), else skipped. The file formats are tested in test_formats.cpp.
 #include <gtest/gtest.h>
 #include <stdlib.h>  // mkdtemp (POSIX)
 
@@ -24,6 +20,7 @@
 #include "convncf/evaluate.hpp"
 #include "convncf/formats.hpp"
 #include "convncf/rng.hpp"
+#include "test_paths.hpp"
 
 using namespace convncf;
 
@@ -104,8 +101,9 @@ std::vector<int32_t> one_per_user(const Csr& c) {
 }  // namespace
 
 TEST(LeaveOneOut, RealMl100k) {
-  const std::string path = std::string(CONVNCF_SHARED_DIR) + "/datasets/ml-100k/ml-100k.inter";
-  if (!std::ifstream(path)) GTEST_SKIP() << "no " << path << " (the shared datasets folder)";
+  std::string why;
+  const std::string path = test::ml100k_path(&why);
+  if (path.empty()) GTEST_SKIP() << why;
   const Interactions d = load_data(path, LoadOptions{}).inter;
   EXPECT_EQ(d.n_users(), 943);
   EXPECT_EQ(d.n_items(), 1682);

@@ -74,7 +74,12 @@ class TableDeviceScorer final : public DeviceScorer {
  public:
   TableDeviceScorer(int32_t n_users, int32_t n_items, const std::vector<float>& table,
                     int64_t max_pairs)
-      : m_users(n_users), m_items(n_items), m_max_pairs(max_pairs), m_table(table) {}
+      : m_users(n_users), m_items(n_items), m_max_pairs(max_pairs), m_table(table) {
+    // m_table's upload is a pageable cudaMemcpy on the legacy stream, which may return before
+    // the data reach the device and which a cudaStreamNonBlocking stream (NonBlockingStreamMatches)
+    // does not wait for: wait here, before any kernel reads the table.
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
   int32_t n_items() const override { return m_items; }
   int64_t max_pairs() const override { return m_max_pairs; }
   void score_range(const int32_t* users, int64_t nu, int32_t item_lo, int32_t n, float* out,

@@ -14,6 +14,7 @@
 
 #include "convncf/errors.hpp"
 #include "convncf/formats.hpp"
+#include "test_paths.hpp"
 
 using namespace convncf;
 namespace fs = std::filesystem;
@@ -613,8 +614,9 @@ TEST(FormatsFilter, RolesAndNegativesFollow) {
 // ML-100K from the shared folder
 
 TEST(FormatsAtomic, SharedMl100k) {
-  const std::string path = std::string(CONVNCF_SHARED_DIR) + "/datasets/ml-100k/ml-100k.inter";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " is not there";
+  std::string why;
+  const std::string path = convncf::test::ml100k_path(&why);
+  if (path.empty()) GTEST_SKIP() << why;
   const LoadedData d = load_data(path, {});
   EXPECT_EQ(d.inter.n_users(), 943);
   EXPECT_EQ(d.inter.n_items(), 1682);

@@ -231,8 +231,8 @@ double rms_ratio(const std::vector<float>& got, const std::vector<double>& want)
 // cases: up to 12% of max|dq| for tf32, 24% for bf16, where FP32 is within 5e-7): the forward's
 // rounding flips the ReLUs of layer-1 units near zero, and each flip reroutes a whole unit's
 // gradient; the RMS error stays at a few percent. A tower of one layer has no rounded product.
-// Variant 3's twin (the tensor cores' tile products, maps held in the operand format) keeps the
-// same bounds.
+// Variant 3's twin (the tensor cores' tile products, maps held in the operand format) and variant
+// 4's keep the same bounds.
 TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
   for (const Case& c : cases()) {
     const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
@@ -241,10 +241,12 @@ TEST(FusedTower, ReducedPrecisionTwinsStayNearCpuEngine) {
     const Reference ref = reference(tower, prm, b.user, b.item, b.dscore, 0.0);
     const TwinOutputs fp32 = run_twin(make_fused_tower(tower, Precision::FP32, 0), prm, b, 3, 0.0);
     for (const Precision p : {Precision::TF32, Precision::BF16})
-     for (const int variant : {1, 3}) {
+     for (const int variant : {1, 3, 4}) {
       const FusedTower ft = make_fused_tower(tower, p, 0);
       EXPECT_EQ(ft.tc.ok, c.channels.size() > 2) << c.name;
+      EXPECT_EQ(ft.tc4.ok, c.channels.size() > 2) << c.name;
       if (variant == 3 && !ft.tc.ok) continue;
+      if (variant == 4 && !ft.tc4.ok) continue;
       SCOPED_TRACE(std::string(c.name) + " " + precision_name(p) + " variant " + std::to_string(variant));
       const bool tf = p == Precision::TF32;
       const TwinOutputs o = run_twin(ft, prm, b, 3, 0.0, variant);
@@ -404,7 +406,7 @@ TEST(FusedTower, TensorCoreLayout) {
   const FusedTower r = make_fused_tower(rb, Precision::TF32, 227 * 1024);
   EXPECT_EQ(r.tc.tiles, 96);
   EXPECT_TRUE(r.tc.ok);
-  EXPECT_EQ(fused_engine_variant(r), 3);
+  EXPECT_EQ(fused_engine_variant(r), 4) << "variant 4 where it applies";
   EXPECT_EQ(fused_engine_variant(make_fused_tower(rb, Precision::FP32, 0)), 2);
   const TowerSpec pp = TowerSpec::make(64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2});
   const FusedTower pb = make_fused_tower(pp, Precision::BF16, 227 * 1024);
@@ -455,4 +457,207 @@ TEST(FusedTower, ArgumentChecks) {
   fused_tower_bwd_cpu(ft, 0, 1, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
                       partial.data());
   EXPECT_EQ(partial, std::vector<float>(partial.size(), 0.0f));
+}
+
+// Variant 4's layouts: the automatic choice (stack0, group, chunks) on every case, and the
+// overrides; the stacked layers' rows fill whole tiles; the chunks partition layer 2's rows and map
+// 0's rows, and each box holds its chunk's positions; the arrays lie in order, 32-byte aligned.
+TEST(FusedTower, GroupedTensorCoreLayout) {
+  for (const Case& c : cases()) {
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    EXPECT_FALSE(make_fused_tower(tower, Precision::FP32, 0).tc4.ok) << "fp32 keeps the FP32 cores";
+    for (const Precision prec : {Precision::TF32, Precision::BF16}) {
+      const FusedTower base = make_fused_tower(tower, prec, 227 * 1024);
+      if (base.L < 2) {
+        EXPECT_FALSE(base.tc4.ok);
+        continue;
+      }
+      ASSERT_TRUE(base.tc4.ok) << c.name;
+      EXPECT_EQ(fused_engine_variant(base), 4);
+      EXPECT_EQ(fused_engine_smem_bytes(base), base.tc4.smem_bytes());
+      // the automatic stack0: the first layer whose rows are not whole tiles, if it is layer 2 or 3
+      int first = base.L;
+      for (int li = 1; li < base.L; ++li)
+        if (base.tc.layer[li].rows % 16 != 0) {
+          first = li;
+          break;
+        }
+      EXPECT_EQ(base.tc4.stack0, first <= 2 ? first : base.L) << c.name;
+      std::vector<FusedTc4Choice> choices = {{}, {base.L, 0}, {base.L, 1}, {1, 0}};
+      if (base.L > 2 && base.tc.layer[1].rows % 16 == 0) choices.push_back({2, 3});
+      for (const FusedTc4Choice& choice : choices) {
+        const FusedTower ft = make_fused_tower(tower, prec, 0, choice);
+        SCOPED_TRACE(std::string(c.name) + " " + precision_name(prec) + " stack0 " + std::to_string(choice.stack0) +
+                     " chunk_tiles " + std::to_string(choice.chunk_tiles));
+        ASSERT_TRUE(ft.tc4.ok);
+        const FusedTc4& v = ft.tc4;
+        const FusedTc& tc = ft.tc;
+        if (choice.stack0 != 0) {
+          EXPECT_EQ(v.stack0, choice.stack0);
+        }
+        EXPECT_EQ(v.group == 1, v.stack0 == ft.L);
+        for (int li = v.stack0; li < ft.L; ++li) EXPECT_EQ(v.group * tc.layer[li].rows % 16, 0) << "layer " << li + 1;
+        EXPECT_LE(v.group, 16);
+        // the chunks partition layer 2's rows and map 0's
+        const int S = ft.layer[0].out_size, k2 = ft.layer[1].k;
+        if (v.stack0 >= 2) {
+          if (choice.chunk_tiles > 0) {
+            EXPECT_EQ(v.chunk_tiles, std::min(choice.chunk_tiles, (tc.layer[1].rows + 15) / 16));
+          }
+          int row = 0, r = 0;
+          std::vector<int> posq(size_t(S * S)), rowq(size_t(S * S));
+          for (int i = 0; i < S * S; ++i) {
+            rowq[size_t(i)] = fused_tc_row(ft, i / S, i % S);
+            posq[size_t(rowq[size_t(i)])] = i;
+          }
+          for (int ch = 0; ch < v.chunks; ++ch) {
+            const FusedTc4Chunk k = fused_tc4_chunk(ft, ch);
+            EXPECT_EQ(k.row0, row);
+            EXPECT_EQ(k.r0, r);
+            EXPECT_GE(k.rows, 1);
+            EXPECT_LE(k.tiles, v.chunk_tiles);
+            EXPECT_EQ(k.r1 - k.r0, k.rows * k2 * k2);
+            row += k.rows;
+            r = k.r1;
+            const FusedTc4Box b = fused_tc4_box(ft, posq.data(), ch);
+            int inside = 0;
+            for (int x = 0; x < S; ++x)
+              for (int y = 0; y < S; ++y) {
+                const int q = rowq[size_t(x * S + y)];
+                const bool in_chunk = q >= k.r0 && q < k.r1;
+                const bool in_box = x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1;
+                if (in_chunk) {
+                  EXPECT_TRUE(in_box) << x << " " << y;
+                }
+                inside += in_box;
+              }
+            EXPECT_GE(inside, k.r1 - k.r0);
+          }
+          EXPECT_EQ(row, tc.layer[1].rows);
+          EXPECT_EQ(r, S * S);
+        } else {
+          EXPECT_EQ(v.chunks, 0);
+        }
+        // the arrays: in order, 32-byte aligned, within the block's shared memory
+        std::vector<int> offs = {v.map_off[0]};
+        for (int li = 1; li + 1 < ft.L; ++li) offs.push_back(v.map_off[li]);
+        for (const int o : {v.last_off, v.glast_off, v.stage_off, v.rowq_off, v.posq_off, v.box_off, v.slot_off,
+                            v.h_off, v.dq_off, v.db1_off})
+          offs.push_back(o);
+        EXPECT_GE(offs[0], ft.du_off + ft.u_size());
+        for (size_t i = 0; i < offs.size(); ++i) {
+          EXPECT_EQ(offs[i] % 8, 0) << i;
+          if (i > 0) {
+            EXPECT_GE(offs[i], offs[i - 1]) << i;
+          }
+        }
+        EXPECT_GE(v.smem_floats, v.db1_off + ft.layer[0].cout);
+        // room for the chunk buffer, the stacked maps' `group` slots, the last gradient's
+        const int per_float = prec == Precision::BF16 ? 2 : 1;
+        auto room = [&](int li) {  // operand elements between map li and the next array
+          return int64_t((li + 2 < ft.L ? v.map_off[li + 1] : v.last_off) - v.map_off[li]) * per_float;
+        };
+        if (v.stack0 >= 2) {
+          EXPECT_GE(room(0), int64_t(v.chunk_tiles) * 16 * tc.layer[1].kp);
+        }
+        for (int li = std::max(0, v.stack0 - 1); li + 1 < ft.L; ++li)
+          EXPECT_GE(room(li), v.group * fused_tc4_slot(ft, li));
+        EXPECT_GE(int64_t(v.stage_off - v.glast_off) * per_float, v.group * fused_tc4_slot(ft, ft.L - 1));
+      }
+    }
+  }
+  // the presets: recbole stacks layers 3 and 4 over 16 pairs, layer 1 in one chunk; the paper tower
+  // stacks nothing and never holds its whole first map (32 x 32 positions x 32 channels)
+  const TowerSpec rb = TowerSpec::make(64, {1, 32, 32, 32, 32}, {4, 4, 2, 2}, {4, 4, 2, 2});
+  const TowerSpec pp = TowerSpec::make(64, {1, 32, 32, 32, 32, 32, 32}, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2});
+  for (const Precision prec : {Precision::TF32, Precision::BF16}) {
+    const FusedTower r = make_fused_tower(rb, prec, 227 * 1024);
+    EXPECT_EQ(r.tc4.stack0, 2);
+    EXPECT_EQ(r.tc4.group, 16);
+    EXPECT_EQ(r.tc4.chunks, 1);
+    const FusedTower p = make_fused_tower(pp, prec, 227 * 1024);
+    EXPECT_EQ(p.tc4.stack0, p.L);
+    EXPECT_EQ(p.tc4.group, 1);
+    EXPECT_GT(p.tc4.chunks, 1);
+    const int64_t elem = prec == Precision::BF16 ? 2 : 4;
+    EXPECT_LT(int64_t(p.tc4.map_off[1] - p.tc4.map_off[0]) * 4, 32 * 32 * 32 * elem) << "the whole first map";
+    EXPECT_LT(p.tc4.smem_bytes(), p.tc.smem_bytes());
+    EXPECT_LE(2 * (p.tc4.smem_bytes() + 1024), size_t(228 * 1024)) << "two blocks per SM";
+  }
+  // overrides it cannot take
+  auto code = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return 0;
+  };
+  const TowerSpec odd = TowerSpec::make(8, {1, 3, 5}, {4, 2}, {4, 2});
+  EXPECT_EQ(code([&] { make_fused_tower(rb, Precision::TF32, 0, {3, 0}); }), kExitSoftware);  // layer 4: no
+  EXPECT_EQ(code([&] { make_fused_tower(pp, Precision::TF32, 0, {2, 0}); }), 0);
+  EXPECT_EQ(code([&] { make_fused_tower(odd, Precision::FP32, 0, {1, 0}); }), kExitSoftware);  // no tensor cores
+  EXPECT_EQ(code([&] { make_fused_tower(rb, Precision::BF16, 0, {0, -1}); }), kExitSoftware);
+}
+
+// Variant 4's twins sum like variant 3's: the same scores always, and the same gradients bit for bit
+// where layer 1 is one chunk; with several chunks only layer 1's gradient sums (dW1, db1, dp, dq)
+// differ, by rounding. Over block counts that give partial groups, blocks without pairs, pairs with
+// dscore 0 and groups of several users, with dropout, in every layout the tower can take.
+TEST(FusedTower, GroupedTwinsSumAsVariant3) {
+  int multi_chunk = 0, stacked = 0;
+  std::vector<LayoutCase> runs;
+  for (const Case& c : cases()) runs.push_back({c, {}});
+  for (const LayoutCase& lc : layout_cases()) runs.push_back(lc);
+  runs.push_back({cases()[1], {6, 1}});  // the paper tower in chunks of one tile
+  for (const LayoutCase& run : runs) {
+    const Case& c = run.tower;
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    if (tower.layers.size() < 2) continue;
+    const Params<float> prm = make_params(tower, 5, 9, 13);
+    const Batch b = make_batch(c.E == 64 ? 9 : 23, 5, 9, 8);
+    const int64_t n = int64_t(b.user.size());
+    for (const Precision prec : {Precision::TF32, Precision::BF16}) {
+      for (const FusedTc4Choice& choice : {run.choice}) {
+        const FusedTower ft = make_fused_tower(tower, prec, 227 * 1024, choice);
+        ASSERT_TRUE(ft.tc4.ok) << c.name << " " << precision_name(prec) << " stack0 " << choice.stack0;
+        multi_chunk += ft.tc4.chunks > 1;
+        stacked += ft.tc4.group > 1;
+        std::vector<float> packed(size_t(ft.packed_size()));
+        fused_pack_cpu(ft, prm.net.data(), packed.data());
+        for (const int n_blocks : {1, 3, int(n) + 4}) {
+          SCOPED_TRACE(std::string(c.name) + " " + precision_name(prec) + " stack0 " + std::to_string(ft.tc4.stack0) +
+                       " chunks " + std::to_string(ft.tc4.chunks) + " blocks " + std::to_string(n_blocks));
+          const DropoutArgs drop{0.3, 3, 8};
+          const TwinOutputs v3 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 3);
+          const TwinOutputs v4 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 4);
+          EXPECT_EQ(std::memcmp(v4.score.data(), v3.score.data(), v3.score.size() * 4), 0) << "scores";
+          if (ft.tc4.chunks <= 1) {
+            EXPECT_EQ(std::memcmp(v4.dp.data(), v3.dp.data(), v3.dp.size() * 4), 0) << "dp";
+            EXPECT_EQ(std::memcmp(v4.dq.data(), v3.dq.data(), v3.dq.size() * 4), 0) << "dq";
+            EXPECT_EQ(std::memcmp(v4.dnet.data(), v3.dnet.data(), v3.dnet.size() * 4), 0) << "dnet";
+            continue;
+          }
+          const ConvLayer& l1 = tower.layers[0];
+          for (size_t i = 0; i < v3.dnet.size(); ++i) {
+            const int64_t j = int64_t(i);
+            if ((j >= l1.w_offset && j < l1.w_offset + l1.w_size()) || (j >= l1.b_offset && j < l1.b_offset + l1.cout))
+              continue;  // layer 1's weights and bias
+            ASSERT_EQ(std::memcmp(&v4.dnet[i], &v3.dnet[i], 4), 0) << "dnet " << i;
+          }
+          auto near = [](const std::vector<float>& a, const std::vector<float>& w, const char* what) {
+            double m = 0;
+            for (float x : w) m = std::max(m, double(std::fabs(x)));
+            for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], w[i], 1e-5 * m) << what << " " << i;
+          };
+          near(v4.dp, v3.dp, "dp");
+          near(v4.dq, v3.dq, "dq");
+          near(v4.dnet, v3.dnet, "dnet");
+          EXPECT_NE(v4.dq, v3.dq) << "several chunks summed as one";
+        }
+      }
+    }
+  }
+  EXPECT_GT(multi_chunk, 0);
+  EXPECT_GT(stacked, 0);
 }

@@ -2,8 +2,9 @@
 // twins (kernels/fused_tower_cpu.cpp) on the towers of fused_test_util.hpp, in every precision, at
 // the engine's block count and at a small one (several pairs per block, a user's two pairs split
 // across blocks), every variant (2: four outputs per thread on the tiled layers; 3, tf32 and
-// bf16: the tensor cores), outputs poisoned first. The twins run the kernels' element functions
-// in the kernels' order; what differs is FMA contraction, in variant 3 the tensor cores' own
+// bf16: the tensor cores; 4: the tensor cores, pairs in groups, layer 1 in chunks), outputs
+// poisoned first. The twins run the kernels' element functions
+// in the kernels' order; what differs is FMA contraction, in variants 3 and 4 the tensor cores' own
 // summation inside a tile product, and in tf32/bf16 an operand that lands on the other side of a
 // rounding boundary after such a difference, hence the tolerances by precision.
 // Skips with the reason when no CUDA device is usable.
@@ -76,12 +77,15 @@ void kernels_match_twins(bool presets) {
                                    std::to_string(n_blocks) + " dropout " + std::to_string(p_drop);
           const DropoutArgs drop{p_drop, 3, 8};
           const TwinOutputs want12 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 1);
-          TwinOutputs want3;
+          TwinOutputs want3, want4;
           if (ft.tc.ok) want3 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 3);
+          if (ft.tc4.ok) want4 = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 4);
           EXPECT_EQ(ft.tc.ok, prec != Precision::FP32 && ft.L > 1) << tag;
-          for (const int variant : {1, 2, 3}) {
+          EXPECT_EQ(ft.tc4.ok, prec != Precision::FP32 && ft.L > 1) << tag;
+          for (const int variant : {1, 2, 3, 4}) {
             if (variant == 3 && !ft.tc.ok) continue;
-            const TwinOutputs& want = variant == 3 ? want3 : want12;
+            if (variant == 4 && !ft.tc4.ok) continue;
+            const TwinOutputs& want = variant == 4 ? want4 : variant == 3 ? want3 : want12;
             const std::string what = tag + " variant " + std::to_string(variant);
             SCOPED_TRACE(what);
 
@@ -156,4 +160,68 @@ TEST(FusedTowerGpu, EmptyBatchZeroFills) {
   CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_EQ(partial.download(), std::vector<float>(partial.size(), 0.0f));
   EXPECT_EQ(dnet.download(), std::vector<float>(dnet.size(), 0.0f));
+  // variant 4 (pairs in groups)
+  ASSERT_TRUE(tc.tc4.ok);
+  test::poison(partial);
+  test::poison(dnet);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  fused_tower_bwd(tc, 0, n_blocks, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
+                  partial.data(), nullptr, 4);
+  fused_reduce_grads(tc, n_blocks, partial.data(), dnet.data(), nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(partial.download(), std::vector<float>(partial.size(), 0.0f));
+  EXPECT_EQ(dnet.download(), std::vector<float>(dnet.size(), 0.0f));
+}
+
+// Variant 4 in the layouts the presets do not take (fused_test_util.hpp's small towers, forced):
+// no stacking with layer 1 in chunks (on a two-layer tower: layer 2, the last, in chunks), stacking
+// from layer 2 (the group's whole first maps), from layer 3 with layer 1 in several chunks (the last
+// one partial); the kernels against the twins at several block counts, tolerance by precision.
+TEST(FusedTowerGpu, GroupedLayoutsMatchTwins) {
+  CONVNCF_REQUIRE_GPU();
+  for (const Case& c : cases()) {
+    if (c.E == 64 || c.channels.size() < 3) continue;
+    const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+    const int32_t n_users = 37, n_items = 53;
+    const Params<float> prm = make_params(tower, n_users, n_items, 5);
+    const Batch b = make_batch(300, n_users, n_items, 9);
+    const int64_t n = int64_t(b.user.size());
+    const DeviceBuffer<float> P(prm.P), Q(prm.Q), dscore(b.dscore);
+    const DeviceBuffer<int32_t> user(b.user), item(b.item);
+    for (const Precision prec : {Precision::TF32, Precision::BF16}) {
+      const int L = int(tower.layers.size());
+      std::vector<FusedTc4Choice> choices = {{L, 1}, {1, 0}};
+      if (L > 2 && tower.layers[1].out_size % 4 == 0) choices.push_back({2, 3});
+      for (const FusedTc4Choice& choice : choices) {
+        const FusedTower ft = make_fused_tower(tower, prec, fused_max_smem_bytes(), choice);
+        ASSERT_TRUE(ft.tc4.ok);
+        std::vector<float> packed(size_t(ft.packed_size()));
+        fused_pack_cpu(ft, prm.net.data(), packed.data());
+        const DeviceBuffer<float> d_packed(packed);
+        for (const int n_blocks : {7, int(n) + 3}) {
+          const std::string what = std::string(c.name) + " " + precision_name(prec) + " stack0 " +
+                                   std::to_string(ft.tc4.stack0) + " chunks " + std::to_string(ft.tc4.chunks) +
+                                   " blocks " + std::to_string(n_blocks);
+          SCOPED_TRACE(what);
+          const DropoutArgs drop{0.3, 3, 8};
+          const TwinOutputs want = run_twins(ft, prm, b, packed.data(), n_blocks, drop, 4);
+          DeviceBuffer<float> d_score(want.score.size()), d_dp(want.dp.size()), d_dq(want.dq.size()),
+              d_partial(want.partial.size()), d_dnet(want.dnet.size());
+          for (const DeviceBuffer<float>* x : {&d_score, &d_dp, &d_dq, &d_partial, &d_dnet}) test::poison(*x);
+          CUDA_CHECK(cudaDeviceSynchronize());
+          fused_tower_fwd(ft, n, n_blocks, user.data(), item.data(), P.data(), Q.data(), d_packed.data(), drop,
+                          d_score.data(), nullptr, 4);
+          fused_tower_bwd(ft, n, n_blocks, user.data(), item.data(), P.data(), Q.data(), d_packed.data(), drop,
+                          dscore.data(), d_dp.data(), d_dq.data(), d_partial.data(), nullptr, 4);
+          fused_reduce_grads(ft, n_blocks, d_partial.data(), d_dnet.data(), nullptr);
+          CUDA_CHECK(cudaDeviceSynchronize());
+          const double tol = tol_of(prec);
+          check(d_score.download(), want.score, tol, what + " score");
+          check(d_dp.download(), want.dp, tol * 10, what + " dp");
+          check(d_dq.download(), want.dq, tol * 10, what + " dq");
+          check(d_dnet.download(), want.dnet, tol, what + " dnet");
+        }
+      }
+    }
+  }
 }

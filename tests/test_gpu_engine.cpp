@@ -102,6 +102,9 @@ TEST(GpuEngine, EvaluationScoresMatchCpuEngine) {
     DeviceBuffer<int32_t> du(users);
     DeviceBuffer<float> out(120);
     test::poison(out);
+    // The upload of du (pageable cudaMemcpy) and the poison (cudaMemset) run on the legacy
+    // stream, which the engine's non-blocking stream does not wait for: finish them first.
+    CUDA_CHECK(cudaDeviceSynchronize());
     gpu.score_range(du.data(), 2, 10, 60, out.data(), gpu.stream());
     CUDA_CHECK(cudaStreamSynchronize(gpu.stream()));
     std::vector<int32_t> items(60);

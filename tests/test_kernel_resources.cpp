@@ -13,12 +13,8 @@
 #include <string>
 #include <vector>
 
-#ifndef CONVNCF_SOURCE_DIR
-#define CONVNCF_SOURCE_DIR "."
-#endif
-#ifndef CONVNCF_KERNEL_RESOURCES
-#define CONVNCF_KERNEL_RESOURCES "kernel_resources.txt"
-#endif
+#include "test_paths.hpp"
+
 
 namespace {
 
@@ -72,9 +68,12 @@ std::string sass_unavailable(const std::string& text) {
 // CONVNCF_TENSOR_CORE_KERNEL).
 std::vector<std::string> marked_kernels(const std::string& mark_name) {
   std::vector<std::string> names;
-  const std::string dir = std::string(CONVNCF_SOURCE_DIR) + "/kernels";
+  const std::string dir = convncf::test::source_dir() + "/kernels";
   DIR* d = opendir(dir.c_str());
-  if (!d) return names;
+  if (!d) {
+    ADD_FAILURE() << "cannot open " << dir << " (the source tree's kernels/)";
+    return names;
+  }
   while (dirent* e = readdir(d)) {
     const std::string f = e->d_name;
     if (f.size() < 3 || f.compare(f.size() - 3, 3, ".cu") != 0) continue;
@@ -112,7 +111,7 @@ std::vector<std::string> hot_kernels() {
 }
 
 std::string read_report() {
-  std::ifstream f(CONVNCF_KERNEL_RESOURCES);
+  std::ifstream f(convncf::test::kernel_resources());
   if (!f.good()) return "";
   std::stringstream ss;
   ss << f.rdbuf();
@@ -134,7 +133,7 @@ TEST(KernelResources, ReportParsesSassLines) {
 // has HMMA instructions in its sm_ARCH SASS.
 TEST(KernelResources, TensorCoreKernelsUseHmma) {
   const std::string text = read_report();
-  ASSERT_FALSE(text.empty()) << "no " << CONVNCF_KERNEL_RESOURCES << ": the build writes it (target kernel_resources)";
+  ASSERT_FALSE(text.empty()) << "no " << convncf::test::kernel_resources() << ": the build writes it (target kernel_resources)";
   const std::string why = sass_unavailable(text);
   if (!why.empty()) GTEST_SKIP() << "no SASS in the report: " << why;
   const auto report = parse_report(text);
@@ -154,7 +153,7 @@ TEST(KernelResources, TensorCoreKernelsUseHmma) {
 
 TEST(KernelResources, NoSpillsInHotKernels) {
   const std::string text = read_report();
-  ASSERT_FALSE(text.empty()) << "no " << CONVNCF_KERNEL_RESOURCES << ": the build writes it (target kernel_resources)";
+  ASSERT_FALSE(text.empty()) << "no " << convncf::test::kernel_resources() << ": the build writes it (target kernel_resources)";
   const auto report = parse_report(text);
   ASSERT_FALSE(report.empty()) << "the report names no kernel:\n" << text;
   const std::vector<std::string> hot = hot_kernels();

@@ -107,7 +107,8 @@ void check_variant(int variant, Size s, uint64_t seed, int64_t out_offset = 0) {
 #define SKIP_WITHOUT_GPU()                                                            \
   do {                                                                                \
     std::string skip_reason_;                                                         \
-    if (!convncf::cuda_device_available(&skip_reason_)) GTEST_SKIP() << skip_reason_; \
+    if (!convncf::cuda_device_available(&skip_reason_))                               \
+      GTEST_SKIP() << "no usable CUDA device: " << skip_reason_;                      \
   } while (0)
 
 }  // namespace

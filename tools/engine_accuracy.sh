@@ -5,11 +5,23 @@
 # test NDCG@10 and HR@10 and its relative difference from the CPU engine's NDCG@10. Issue 6's bar:
 # within 1% relative.
 #   tools/engine_accuracy.sh [PATH/TO/ml-100k.inter] [OUT_DIR] [EPOCHS] [EXTRA TRAIN ARGS...]
+# The dataset, when not given: $CONVNCF_DATASETS/ml-100k/ml-100k.inter, else datasets/ml-100k/ in
+# the repository (an ignored folder: carry it to a GPU machine, README "On a GPU machine"), else
+# ../shared/datasets/ml-100k/ beside the repository.
 # Exit codes: 0 every engine within 1%; 1 some engine outside; 66 no dataset or no build;
 # 69 no usable GPU (the CPU run alone tells nothing); a failed training run's own code otherwise.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-data=${1:-$here/../shared/datasets/ml-100k/ml-100k.inter}
+# ml-100k: the argument, else $CONVNCF_DATASETS/ml-100k, else the repository's ignored datasets/
+# (the folder to carry to a GPU machine), else ../shared/datasets beside the repository
+data=${1:-}
+if [[ -z $data ]]; then
+  for d in ${CONVNCF_DATASETS:-} "$here/datasets" "$here/../shared/datasets"; do
+    data=$d/ml-100k/ml-100k.inter
+    [[ -f $data ]] && break
+  done
+  [[ -n ${CONVNCF_DATASETS:-} ]] && data=$CONVNCF_DATASETS/ml-100k/ml-100k.inter
+fi
 out=${2:-runs/engine_accuracy}
 epochs=${3:-20}
 shift $(( $# < 3 ? $# : 3 ))

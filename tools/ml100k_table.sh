@@ -7,7 +7,16 @@
 #   tools/ml100k_table.sh [PATH/TO/ml-100k.inter] [OUT_DIR] [CONVNCF_EPOCHS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-data=${1:-$here/../shared/datasets/ml-100k/ml-100k.inter}
+# ml-100k: the argument, else $CONVNCF_DATASETS/ml-100k, else the repository's ignored datasets/
+# (the folder to carry to a GPU machine), else ../shared/datasets beside the repository
+data=${1:-}
+if [[ -z $data ]]; then
+  for d in ${CONVNCF_DATASETS:-} "$here/datasets" "$here/../shared/datasets"; do
+    data=$d/ml-100k/ml-100k.inter
+    [[ -f $data ]] && break
+  done
+  [[ -n ${CONVNCF_DATASETS:-} ]] && data=$CONVNCF_DATASETS/ml-100k/ml-100k.inter
+fi
 out=${2:-runs/ml100k}
 epochs=${3:-30}
 bin=$here/build/convncf

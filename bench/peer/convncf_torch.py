@@ -257,6 +257,8 @@ def main():
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in matmuls and convolutions (default: off)")
     ap.add_argument("--device", default="auto", help="auto (cuda when available), cuda or cpu")
     ap.add_argument("--json", metavar="FILE", help="also append the JSON lines to FILE")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads (torch.set_num_threads); 0: torch's default (OMP_NUM_THREADS, else the cores)")
     args = ap.parse_args()
     if args.check:
         sys.exit(0 if self_check() else 1)
@@ -266,6 +268,10 @@ def main():
     bad = [p for p in presets if p not in PRESETS] + [m for m in modes if m not in ("eager", "compiled")]
     if bad or min(batches) < 1 or min(args.steps, args.repeats, args.warmup) < 1:
         ap.error(f"unknown preset or mode {bad}" if bad else "batches, steps, repeats, warmup must be >= 1")
+    if args.threads < 0:
+        ap.error("--threads must be >= 0")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)

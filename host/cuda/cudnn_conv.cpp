@@ -243,6 +243,12 @@ BackendDesc make_graph(cudnnHandle_t handle, const std::vector<const BackendDesc
   BackendDesc g(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, ctx);
   CONVNCF_SET_ATTR(g, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                    static_cast<int64_t>(raw.size()), raw.data(), ctx);
+  // CUDNN_ATTR_OPERATIONGRAPH_HANDLE and CUDNN_ATTR_EXECUTION_PLAN_HANDLE (below) are marked
+  // deprecated in cuDNN 9's cudnn_graph.h (a warning only with CUDNN_WARN_DEPRECATED): a device
+  // properties descriptor (CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR) is the newer way to name the
+  // device. They are fine in cuDNN 9: every 9.x release accepts them, and the copy of cuDNN a GPU
+  // machine brings (its toolkit's, or PyTorch's wheel) may be an older 9.x than the headers here,
+  // so the handle form stays until a cuDNN major release drops it.
   CONVNCF_SET_ATTR(g, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, ctx);
   CONVNCF_FINALIZE(g, ctx);
   return g;
@@ -398,6 +404,7 @@ bool select_plan(cudnnHandle_t handle, const BackendDesc& graph, const ConvOptio
         continue;
       }
       BackendDesc plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, ctx);
+      // deprecated in cuDNN 9 but accepted by every 9.x: see make_graph
       CONVNCF_SET_ATTR(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, ctx);
       CONVNCF_SET_ATTR(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                        1, &raw[i], ctx);

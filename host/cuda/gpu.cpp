@@ -1,7 +1,8 @@
 // gpu.cpp: device discovery for `--device=auto`, the GPU tests' skip reason and the benchmarks'
-// JSON lines. Only the CUDA runtime is linked (CUDA::cudart_static). cuDNN is not linked yet, so
-// its version is read by loading libcudnn.so.9 with dlopen and calling cudnnGetVersion if it is
-// there; nothing else depends on cuDNN being installed.
+// JSON lines. The CUDA runtime is linked statically; cuDNN dynamically (libcudnn.so.9, through
+// convncf_core), so the loader has found it before main. Its version is read through dlopen of
+// that same library, with the file the loader picked (dladdr), so that `convncf info` and the
+// benchmarks' lines say which copy ran (tools/gpu_check.sh's libs step reports the same choice).
 #include "convncf/gpu.hpp"
 
 #include <cuda_runtime_api.h>
@@ -36,7 +37,9 @@ std::string cudnn_runtime_version() {
     std::string out;
     using GetVersion = size_t (*)();
     if (void* sym = dlsym(h, "cudnnGetVersion")) {
-      out = cudnn_version_string(reinterpret_cast<GetVersion>(sym)()) + " (" + lib + ")";
+      Dl_info where{};
+      const std::string file = dladdr(sym, &where) && where.dli_fname ? where.dli_fname : lib;
+      out = cudnn_version_string(reinterpret_cast<GetVersion>(sym)()) + " (" + file + ")";
     }
     dlclose(h);
     if (!out.empty()) return out;

@@ -251,8 +251,13 @@ class FusedTowerModel final : public PairModel {
 
   std::string describe(bool) const override {
     std::ostringstream s;
-    s << "; fused tower (" << precision_name(m_ft.precision) << ", variant " << fused_engine_variant(m_ft)
-      << (m_ft.tc.ok ? ": tensor cores" : "") << "), " << (fused_engine_smem_bytes(m_ft) + 1023) / 1024
+    const int variant = fused_engine_variant(m_ft);
+    s << "; fused tower (" << precision_name(m_ft.precision) << ", variant " << variant
+      << (variant >= 3 ? ": tensor cores" : "");
+    if (variant == 4 && m_ft.tc4.group > 1)
+      s << ", layers " << m_ft.tc4.stack0 + 1 << ".." << m_ft.L << " over groups of " << m_ft.tc4.group << " pairs";
+    if (variant == 4 && m_ft.tc4.chunks > 0) s << ", layer 1 in " << m_ft.tc4.chunks << " chunks";
+    s << "), " << (fused_engine_smem_bytes(m_ft) + 1023) / 1024
       << " KiB of shared memory per block, " << m_grid_fwd << " forward and " << m_grid_bwd << " backward blocks";
     return s.str();
   }

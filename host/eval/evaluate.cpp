@@ -14,8 +14,10 @@
 //   scorers        Pop: a lookup. BPR: score_all is a blocked SGEMM, Q packed once into panels
 //                  of kNR items (E, kNR) and users into groups of kMR (E, kMR), a kMR x kNR
 //                  register micro-kernel, threads over item panels (each reads its share of Q
-//                  once per user block). ConvNCF: the engine's score_items, one PairWork per
-//                  thread; score_all runs it over (user, item-chunk) tasks.
+//                  once per user block). ConvNCF: the engine's score_items (the user's side of
+//                  layer 1 once per call, then the items through the tower 8 at a time as one
+//                  matrix product per layer), one PairWork per thread; score_all runs it over
+//                  (user, 256-item chunk) tasks.
 //   evaluate       full: users in blocks, score_all into one reusable buffer, then per user a
 //                  counting pass over all items minus the excluded ones (one comparison per
 //                  item for one positive, a binary search among the sorted positive scores for

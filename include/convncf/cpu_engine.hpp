@@ -6,14 +6,19 @@
 //
 // How the tower is computed (see REFERENCE.md): the first layer never builds the E x E map; it
 // uses its rank-1 structure, out[c][x][y] = b[c] + sum_s q[ky+s] * A[x][s][c] with
-// A[x][s][c] = sum_r p[kx+r] * W[c][r][s]. Later layers keep maps channels-last (HWC), so each
-// k x k patch is k contiguous runs of k*C_in values and a layer is a small matrix product against
-// a repacked weight Wt[(r*k+s)*C_in+ci][co]. Zero activations (after ReLU) are skipped.
+// A[x][s][c] = sum_r p[kx+r] * W[c][r][s], the user's side, computed once per user and shared by
+// the pairs of a triple and by all the items a user is scored against. Later layers keep maps
+// channels-last (HWC), so each k x k patch is k contiguous runs of k*C_in values and a layer is a
+// matrix product of the patches of several pairs (the two of a triple; up to kScorePairs items
+// of one user in scoring) against a repacked weight Wt[(r*k+s)*C_in+ci][co], done by
+// register-blocked kernels (cpu_engine.cpp) for 32-channel layers and by plain loops otherwise.
 // convncf_score_naive() is the plain explicit-map version, used by the tests to check this one.
 //
-// Parallel over triples with OpenMP (static schedule). Network gradients are summed per thread,
-// then over threads in thread order; per-triple embedding-row gradients are summed in triple
-// order. A run is therefore deterministic for a seed and a thread count.
+// Parallel over triples with OpenMP (static schedule). Network gradients are summed per thread
+// (per triple, over the patches of its two pairs), then over threads in thread order;
+// per-triple embedding-row gradients are summed in triple order. A run is therefore
+// deterministic for a seed and a thread count. A score does not depend on which other items
+// are scored with it (each output is one chain in a fixed order).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -73,14 +78,16 @@ struct Gradients {
   std::vector<T> P, Q, net;
 };
 
-// Per-pair scratch of the tower (activations kept for backward).
+// Scratch of the tower for up to `pairs` pairs of one user computed together (activations kept
+// for backward); a pair's maps follow one another in each layer's buffer.
 template <typename T>
 struct PairWork {
-  std::vector<T> A, dA;              // (S1 * k1 * C1)
-  std::vector<std::vector<T>> act;   // per layer (S_l^2 * C_l), post-ReLU, channels-last
+  int pairs = 0;                     // capacity
+  std::vector<T> A, dA;              // (S1 * k1 * C1): the user's side of layer 1, its gradient
+  std::vector<std::vector<T>> act;   // per layer (pairs, S_l^2, C_l), post-ReLU, channels-last
   std::vector<std::vector<T>> dact;  // per layer, gradient w.r.t. act (masked by ReLU)
-  std::vector<T> h, dh;              // (C_L) spatial sums, their gradient
-  void resize(const TowerSpec& t);
+  std::vector<T> h, dh;              // (pairs, C_L) spatial sums, their gradient
+  void resize(const TowerSpec& t, int pairs = 1);
 };
 
 template <typename T>
@@ -103,7 +110,12 @@ class CpuEngine {
   const std::vector<int32_t>& touched_users() const { return m_touched_users; }
   const std::vector<int32_t>& touched_items() const { return m_touched_items; }
   bool all_rows() const { return m_all_rows; }
+  // Threads asked for: the constructor's, else OpenMP's default (OMP_NUM_THREADS, or what
+  // omp_set_num_threads set before); every parallel region of the engine and its scorers asks
+  // for this many. last_team(): how many the last compute() or loss() got (fewer only where
+  // OMP_DYNAMIC or OMP_THREAD_LIMIT says so).
   int threads() const { return m_threads; }
+  int last_team() const { return m_last_team; }
 
   // Scoring for evaluation: prepare_scoring() packs the weights once; then score_items() may run
   // concurrently from several threads, each with its own PairWork (sized by make_work()).
@@ -113,17 +125,21 @@ class CpuEngine {
                    PairWork<T>& w) const;
   PairWork<T> make_work() const {
     PairWork<T> w;
-    if (m_has_tower) w.resize(m_tower);
+    if (m_has_tower) w.resize(m_tower, kScorePairs);
     return w;
   }
+  // Items of one user that score_items pushes through the tower together.
+  static constexpr int kScorePairs = 8;
 
-  // Single pair with explicit activations, for tests: forward returns the score.
+  // Single pair with explicit activations, for tests: forward returns the score; backward adds
+  // the gradients into dpacked, dp and dq.
   T forward_pair(const T* packed, const T* p, const T* q, const T* mask, PairWork<T>& w) const;
   void backward_pair(const T* packed, const T* p, const T* q, const T* mask, T dscore,
                      PairWork<T>& w, T* dpacked, T* dp, T* dq) const;
-  // Repacks PyTorch-layout network weights into the engine's layout (packed_size() elements)
-  // and gradients in the engine's layout back (first n_params elements).
-  int64_t packed_size() const { return 2 * m_tower.n_params; }
+  // Repacks PyTorch-layout network weights into the engine's layout (packed_size() elements:
+  // the weights, their transposed copy and a blocked transposed copy, see pack) and gradients in
+  // the engine's layout back (first n_params elements).
+  int64_t packed_size() const { return 3 * m_tower.n_params; }
   void pack(const T* net, T* packed) const;
   void unpack_add(const T* packed, T* net) const;
 
@@ -131,8 +147,14 @@ class CpuEngine {
   LossParts run(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
                 const DropoutSpec& dropout, bool want_grads);
   void layer1_user(const T* packed, const T* p, T* A) const;
-  void forward_from_A(const T* packed, const T* A, const T* q, const T* mask, PairWork<T>& w,
-                      T* score) const;
+  // n pairs (n <= w.pairs) of the user whose side of layer 1 is w.A, items q[i], masks mask[i]
+  // (mask null: none for any pair), scores into score[i].
+  void forward_pairs(const T* packed, const T* const* q, const T* const* mask, int n,
+                     PairWork<T>& w, T* score) const;
+  // Their backward after forward_pairs: dscore[i] per pair; adds into dpacked, dp (the user's
+  // row, once for all n pairs) and dq[i].
+  void backward_pairs(const T* packed, const T* p, const T* const* q, const T* const* mask,
+                      const T* dscore, int n, PairWork<T>& w, T* dpacked, T* dp, T* const* dq) const;
 
   ModelKind m_model;
   TowerSpec m_tower;
@@ -140,9 +162,12 @@ class CpuEngine {
   int32_t m_n_users, m_n_items;
   int m_E;
   int m_threads;
+  int m_last_team = 0;
   std::vector<T> m_packed;                     // packed network weights of this step
   std::vector<std::vector<T>> m_thread_dnet;   // per thread, packed layout
-  std::vector<PairWork<T>> m_work;             // 2 per thread
+  std::vector<PairWork<T>> m_work;             // per thread, for the two pairs of a triple
+  std::vector<std::vector<int64_t>> m_rows;    // per layer >= 2: each patch's offset in its
+                                               // input map, for kScorePairs pairs (fast kernels)
   std::vector<T> m_row_grads;                  // (B, 3, E): dp, dq_pos, dq_neg per triple
   std::vector<double> m_triple_loss;           // (B,) BPR term per triple
   std::vector<double> m_triple_reg;            // (B,) squared row-norm term per triple

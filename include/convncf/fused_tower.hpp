@@ -30,9 +30,11 @@
 // blocks, pairs and elements in the kernels' order: a twin reproduces the kernel up to FMA
 // contraction. Variant 3 (FusedTc, tf32/bf16) runs layers 2..L as WMMA tile products on the
 // tensor cores over its own layout; its twin sums each tile product in the order documented at
-// "Variant 3" below. Tests: tests/test_fused_tower.cpp (twins against CpuEngine),
-// tests/test_fused_tower_gpu.cu (kernels against twins on a GPU), tests/kernel_emulation (the
-// kernels on an emulated device, WMMA included, against twins bit for bit).
+// "Variant 3" below; variant 4 (FusedTc4) takes the same tile products over a group of pairs and
+// layer 1 in chunks (its parts of layer 1's gradient: fused_tc4_dU_part). Tests:
+// tests/test_fused_tower.cpp (twins against CpuEngine), tests/test_fused_tower_gpu.cu (kernels
+// against twins on a GPU), tests/kernel_emulation (the kernels on an emulated device, WMMA
+// included, against twins bit for bit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -95,7 +97,9 @@ struct FusedTcLayer {
 // layer[0].map_off with row length np(0) (tc0_np). Operand format: tf32 as floats holding tf32
 // values, bf16 as bf16 bits (uint16_t), 2 per float.
 struct FusedTc {
-  bool ok = false;       // precision tf32/bf16, L >= 2, the tiles fit the slots and smem fits
+  bool packed = false;   // precision tf32/bf16, L >= 2 and the tiles fit the slots: the layer
+                         // geometry below and the operand-format weights exist (variants 3, 4)
+  bool ok = false;       // packed, and variant 3's shared memory fits
   int smem_floats = 0;
   int np0 = 0;           // map 0's row length
   FusedTcLayer layer[kFusedMaxLayers];  // [0]: only map_off; [li >= 1] as above
@@ -109,6 +113,57 @@ struct FusedTc {
   size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
 };
 
+// Variant 4 (tensor cores, as variant 3, with FusedTc's geometry and weights) changes two things:
+//  - Pairs in groups. The layers from stack0 on (0-based; 1, 2, or L for none) run once per group
+//    of `group` pairs: the pairs' maps are stacked (pair g's rows at g * its rows), so one 16-row
+//    tile holds rows of several pairs; group = 16 / gcd(16, rows of the last layer) makes every
+//    stacked layer's rows a multiple of 16. The layers before stack0 run pair by pair. The
+//    automatic choice stacks from the first layer whose rows are not a multiple of 16 when that is
+//    layer 2 or 3 (0-based 1 or 2) and the group fits the shared memory; deeper towers (the paper
+//    tower) stack nothing (group 1): their per-pair maps would have to be recomputed for the
+//    backward.
+//  - Layer 1 in chunks (stack0 >= 2): it is computed chunk by chunk into a buffer of chunk_tiles
+//    16-row tiles of layer 2's input (map 0's rows of those tiles) as layer 2's tile products
+//    consume it, never as a whole map; the backward recomputes each chunk for layer 2's dW and dX
+//    and reduces the chunk's part of layer 1's gradient (dU, dq, db1) before the next. chunk_tiles
+//    fills the warps (8 / layer 2's 16-column tiles), or is halved where that fits more blocks
+//    per SM by shared memory (kernels/fused_tower_cpu.cpp: blocks_per_sm).
+// The backward of a group: its forward (each pair's own layers, then the stacked ones, the head),
+// the output layer and the last map's gradient of each pair, the stacked layers' dW and dX for the
+// whole group, then pair by pair its own layers (the pair's p, q and U staged again) and layer 1.
+// Pairs with dscore 0 take no slot. Same sums as variant 3 but for layer 1's gradient with several
+// chunks (each sum chunk by chunk, see fused_tc4_dU_part); the tile products sum each output
+// element in the same order, so where there is one chunk the twins agree with variant 3's bit for
+// bit.
+struct FusedTc4Choice {  // make_fused_tower's override of the automatic layout (tests); 0: automatic
+  int stack0 = 0;        // 1; 2 (layer 2's rows a multiple of 16); or L
+  int chunk_tiles = 0;   // >= 1 (stack0 >= 2)
+};
+struct FusedTc4 {
+  bool ok = false;       // FusedTc::packed and its shared memory fits
+  int smem_floats = 0;
+  int stack0 = 0;        // the first stacked layer (0-based): 1, 2, or L (none)
+  int group = 1;         // pairs per group (1 when stack0 == L)
+  int chunk_tiles = 0;   // layer 2's output tiles per chunk of layer 1 (stack0 >= 2)
+  int chunks = 0;        // chunks per pair (stack0 >= 2)
+  // Map li (li < L-1), each at a multiple of 8 floats, its padding 0: [0] the chunk buffer
+  // (chunk_tiles * 16 rows of layer 2's input, kp(1) each; stack0 >= 2) or the group's map 0
+  // (stack0 == 1); li >= 1 as in variant 3 for one pair, or `group` pairs' stacked maps (li >=
+  // stack0 - 1), pair g at g * fused_tc4_slot(li).
+  int map_off[kFusedMaxLayers] = {};
+  int last_off = 0;      // the last map (FP32), group x positions x channels
+  int glast_off = 0;     // its masked gradient, operand format, rows padded to 16
+  int stage_off = 0;     // kFusedWarps staging tiles
+  int rowq_off = 0;      // int[S1*S1]: map 0's row of each layer-1 position
+  int posq_off = 0;      // int[S1*S1]: the position of each map-0 row
+  int box_off = 0;       // int[4 * chunks]: each chunk's positions' bounding box (x0, x1, y0, y1)
+  int slot_off = 0;      // int[group]: the group's pairs (k - first pair of the group)
+  int h_off = 0;         // the head sums, group x C_L
+  int dq_off = 0;        // E: dq of the pair, summed over the chunks
+  int db1_off = 0;       // C_1: layer 1's bias gradient of the pair, summed over the chunks
+  size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
+};
+
 // The tower as the kernels take it (by value, a kernel parameter) with its shared-memory layout,
 // in floats: p (E), q (E), U and dU (S1*k1*C1 each), act[l] (S_l^2 * C_l each), h (C_L), each
 // starting at a multiple of 4. The packed weights: the first half at 0 (n_params), the
@@ -119,16 +174,19 @@ struct FusedTower {
   int64_t out_w_off = 0, out_b_off = 0, n_params = 0, wkt_base = 0;
   int p_off = 0, q_off = 0, u_off = 0, du_off = 0, h_off = 0, smem_floats = 0;
   Precision precision = Precision::FP32;
-  FusedTc tc;  // variant 3
+  FusedTc tc;    // variant 3 (and the geometry and weights of variant 4)
+  FusedTc4 tc4;  // variant 4
   CONVNCF_HD int u_size() const { return layer[0].out_size * layer[0].k * layer[0].cout; }
   size_t smem_bytes() const { return size_t(smem_floats) * sizeof(float); }
-  // variants 1, 2: [0, wkt_base + n_params); with tc.ok the tensor-core weights follow
-  CONVNCF_HD int64_t packed_size() const { return tc.ok ? tc.w_end : wkt_base + n_params; }
+  // variants 1, 2: [0, wkt_base + n_params); with tc.packed the tensor-core weights follow
+  CONVNCF_HD int64_t packed_size() const { return tc.packed ? tc.w_end : wkt_base + n_params; }
 };
 
 // Throws Error(kExitUsage) when the tower has more than kFusedMaxLayers layers or its shared
 // memory exceeds max_smem_bytes (0: no limit), naming the size and engine: cudnn as the way out.
-FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t max_smem_bytes);
+// `choice` overrides variant 4's automatic layout (Error(kExitSoftware) for one it cannot take).
+FusedTower make_fused_tower(const TowerSpec& tower, Precision precision, size_t max_smem_bytes,
+                            const FusedTc4Choice& choice = {});
 
 // ---- Element math shared by the kernels and the twins ----
 
@@ -596,6 +654,101 @@ CONVNCF_HD FusedTcTile fused_tc_tile(const FusedTower& t, int j) {
 CONVNCF_HD int fused_tc_tile_warp(int j) { return j % kFusedWarps; }
 CONVNCF_HD int fused_tc_tile_slot(int j) { return j / kFusedWarps; }
 
+// ---- Variant 4: pairs in groups, layer 1 in chunks (FusedTc4) ----
+
+// Elements of one pair's slot in variant 4's stacked map li (its rows x np; li == 0: map 0's, with
+// stack0 == 1; li == L-1: the last map's gradient).
+CONVNCF_HD int64_t fused_tc4_slot(const FusedTower& t, int li) {
+  if (li == 0) return int64_t(t.layer[0].out_size) * t.layer[0].out_size * t.tc.np0;
+  return int64_t(t.tc.layer[li].rows) * t.tc.layer[li].np;
+}
+
+// Chunk ch of layer 1 (stack0 >= 2): layer 2's output rows [row0, row0 + rows) in `tiles` 16-row
+// tiles, and map 0's rows [r0, r1) that they read (the chunk buffer's rows from r0 on).
+struct FusedTc4Chunk {
+  int row0, rows, tiles, r0, r1;
+};
+CONVNCF_HD FusedTc4Chunk fused_tc4_chunk(const FusedTower& t, int ch) {
+  const int rows2 = t.tc.layer[1].rows, kk = t.layer[1].k * t.layer[1].k, per = t.tc4.chunk_tiles * 16;
+  const int row0 = ch * per, rows = rows2 - row0 < per ? rows2 - row0 : per;
+  return {row0, rows, (rows + 15) / 16, row0 * kk, (row0 + rows) * kk};
+}
+
+// The bounding box [x0, x1) x [y0, y1) of chunk ch's layer-1 positions, from the position of each
+// map-0 row (posq, FusedTc4::posq_off).
+struct FusedTc4Box {
+  int x0, x1, y0, y1;
+};
+CONVNCF_HD FusedTc4Box fused_tc4_box(const FusedTower& t, const int* posq, int ch) {
+  const int S = t.layer[0].out_size;
+  const FusedTc4Chunk c = fused_tc4_chunk(t, ch);
+  FusedTc4Box b{S, 0, S, 0};
+  for (int r = c.r0; r < c.r1; ++r) {
+    const int x = posq[r] / S, y = posq[r] % S;
+    b.x0 = x < b.x0 ? x : b.x0;
+    b.x1 = x + 1 > b.x1 ? x + 1 : b.x1;
+    b.y0 = y < b.y0 ? y : b.y0;
+    b.y1 = y + 1 > b.y1 ? y + 1 : b.y1;
+  }
+  return b;
+}
+
+// A chunk's part of map 0's gradient (the chunk buffer after layer 2's dX), read as g(x, y, c) at
+// the positions it holds (has(x, y): map 0's row of (x, y) in [r0, r1)).
+template <typename T>
+struct FusedTc4Map0 {
+  const T* p;
+  const int* rowq;
+  int S, ld, r0, r1;
+  CONVNCF_HD bool has(int x, int y) const {
+    const int r = rowq[x * S + y];
+    return r >= r0 && r < r1;
+  }
+  CONVNCF_HD float operator()(int x, int y, int c) const {
+    return fused_tc_get(p, int64_t(rowq[x * S + y] - r0) * ld + c);
+  }
+};
+
+// A chunk's parts of layer 1's gradient, summed over its positions in the box in order (x, then
+// y), 0 where the chunk holds none. The pair's dU[idx], dq[e] and db1[c] are the sums of these
+// parts over its chunks in order, each from 0 (with one chunk: fused_dU_at, fused_dq_at and
+// fused_db0_at's sums).
+template <typename M>
+CONVNCF_HD float fused_tc4_dU_part(const FusedTower& t, const M& g, const FusedTc4Box& b, const float* q, int idx) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k;
+  const int c = idx % C, xs = idx / C, x = xs / k, s = xs % k;
+  float acc = 0.0f;
+  if (x < b.x0 || x >= b.x1) return acc;
+  for (int y = b.y0; y < b.y1; ++y)
+    if (g.has(x, y)) acc += g(x, y, c) * q[y * k + s];
+  return acc;
+}
+template <typename M>
+CONVNCF_HD float fused_tc4_dq_part(const FusedTower& t, const M& g, const FusedTc4Box& b, const float* U, int e) {
+  const FusedLayer& l = t.layer[0];
+  const int C = l.cout, k = l.k;
+  const int y = e / k, s = e % k;
+  float total = 0.0f;
+  if (y < b.y0 || y >= b.y1) return total;
+  for (int x = b.x0; x < b.x1; ++x) {
+    if (!g.has(x, y)) continue;
+    const float* u = U + (x * k + s) * C;
+    float acc = 0.0f;
+    for (int c = 0; c < C; ++c) acc += g(x, y, c) * u[c];
+    total += acc;
+  }
+  return total;
+}
+template <typename M>
+CONVNCF_HD float fused_tc4_db1_part(const M& g, const FusedTc4Box& b, int c) {
+  float acc = 0.0f;
+  for (int x = b.x0; x < b.x1; ++x)
+    for (int y = b.y0; y < b.y1; ++y)
+      if (g.has(x, y)) acc += g(x, y, c);
+  return acc;
+}
+
 // Pairs [lo, hi) of block b when n pairs are split into n_blocks contiguous chunks.
 struct PairRange {
   int64_t lo, hi;
@@ -614,12 +767,18 @@ CONVNCF_HD PairRange fused_block_pairs(int64_t n, int n_blocks, int b) {
 // thread through the *4 functions (the same sums in the same order; layers that are not tiled
 // run as in 1); variant 3 (towers with tc.ok: tf32 and bf16 only): layers 2..L as WMMA tile
 // products on the tensor cores, maps in their rows (FusedTc), weight gradients summed in
-// registers over a block's pairs. Variants 1 and 2 give the same bits; variant 3 sums in another
-// order (its own twin).
+// registers over a block's pairs; variant 4 (towers with tc4.ok): variant 3 with a block's pairs in
+// groups whose small last maps run as one tile product, and layer 1 in chunks (FusedTc4). Variants
+// 1 and 2 give the same bits; variants 3 and 4 sum in other orders (their own twins).
 
-// The engine's variant: 3 where the tower allows it (tc.ok), else 2.
-inline int fused_engine_variant(const FusedTower& t) { return t.tc.ok ? 3 : 2; }
-inline size_t fused_engine_smem_bytes(const FusedTower& t) { return t.tc.ok ? t.tc.smem_bytes() : t.smem_bytes(); }
+// The engine's variant: 4 where the tower allows it (tc4.ok), else 3 (tc.ok), else 2.
+inline int fused_engine_variant(const FusedTower& t) { return t.tc4.ok ? 4 : t.tc.ok ? 3 : 2; }
+inline size_t fused_variant_smem_bytes(const FusedTower& t, int variant) {
+  return variant == 4 ? t.tc4.smem_bytes() : variant == 3 ? t.tc.smem_bytes() : t.smem_bytes();
+}
+inline size_t fused_engine_smem_bytes(const FusedTower& t) {
+  return fused_variant_smem_bytes(t, fused_engine_variant(t));
+}
 
 // Blocks of the engine variant's kernel that fill the current device (SMs x resident blocks at
 // its shared memory); the block count the engine passes to fused_tower_bwd and sizes `partial`
@@ -670,7 +829,7 @@ void fused_reduce_grads_cpu(const FusedTower& t, int n_blocks, const float* part
 // for no pairs).
 void check_fused_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                       std::initializer_list<const void*> ptrs);
-// 1 or 2, or 3 where t.tc.ok.
+// 1 or 2, 3 where t.tc.ok, 4 where t.tc4.ok.
 void check_fused_variant(const char* fn, const FusedTower& t, int variant);
 void check_fused_tower_bwd_args(const char* fn, const FusedTower& t, int64_t n_pairs, int n_blocks,
                                 const int32_t* pair_user, const int32_t* pair_item, const float* P,

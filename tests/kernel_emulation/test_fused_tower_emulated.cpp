@@ -1,6 +1,7 @@
 // The fused tower's kernels (kernels/fused_tower.cu, emulated: see shim.hpp and wmma.hpp) against
-// their CPU twins (kernels/fused_tower_cpu.cpp), bit for bit: every launcher, every variant (3, the
-// tensor cores' WMMA tiles, in tf32 and bf16), every precision, dropout off and on, block counts
+// their CPU twins (kernels/fused_tower_cpu.cpp), bit for bit: every launcher, every variant (3 and 4,
+// the tensor cores' WMMA tiles, in tf32 and bf16; 4 also in the layouts of
+// fused_test::layout_cases), every precision, dropout off and on, block counts
 // 1, 7, the engine's grid and more blocks than pairs, each configuration run with the threads of
 // every phase in one of ascending, descending and a seeded random order (rotated: every order
 // meets every block count and variant), and the fragments' element-to-lane mapping scrambled
@@ -98,8 +99,10 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
   const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
   const int32_t n_users = 37, n_items = 53;
   const Params<float> prm = fused_test::make_params(tower, n_users, n_items, 5);
-  // Few pairs for the 64-wide towers (each pair is some 1e6 emulated multiply-adds).
-  const Batch b = fused_test::make_batch(c.E == 64 ? 10 : 40, n_users, n_items, 9);
+  // Few pairs for the 64-wide towers (each pair is some 1e6 emulated multiply-adds), fewer for
+  // those whose first map has 256 positions or more.
+  const int first_map = (c.E / c.kernels[0]) * (c.E / c.kernels[0]);
+  const Batch b = fused_test::make_batch(c.E == 64 ? 10 : first_map >= 256 ? 16 : 40, n_users, n_items, 9);
   const int64_t n = int64_t(b.user.size());
   const FusedTower ft = make_fused_tower(tower, prec, fused_max_smem_bytes());
 
@@ -123,7 +126,9 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
   const DeviceVector d_packed(packed);
   std::vector<int> variants = {1, 2};
   if (ft.tc.ok) variants.push_back(3);
+  if (ft.tc4.ok) variants.push_back(4);
   EXPECT_EQ(ft.tc.ok, prec != Precision::FP32 && ft.L > 1) << "variant 3 must cover every tf32/bf16 tower";
+  EXPECT_EQ(ft.tc4.ok, prec != Precision::FP32 && ft.L > 1) << "variant 4 must cover every tf32/bf16 tower";
   const std::vector<int> block_counts = {1, 7, grid_bwd, int(n) + 5};
   for (size_t bi = 0; bi < block_counts.size(); ++bi) {
     const int n_blocks = block_counts[bi];
@@ -133,11 +138,12 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
       const DropoutArgs drop{p_drop, 3, 8};
       // variants 1 and 2 share a twin
       const fused_test::TwinOutputs want12 = fused_test::run_twins(ft, prm, b, packed.data(), n_blocks, drop, 1);
-      fused_test::TwinOutputs want3;
+      fused_test::TwinOutputs want3, want4;
       if (ft.tc.ok) want3 = fused_test::run_twins(ft, prm, b, packed.data(), n_blocks, drop, 3);
+      if (ft.tc4.ok) want4 = fused_test::run_twins(ft, prm, b, packed.data(), n_blocks, drop, 4);
       for (const int variant : variants) {
         {
-          const fused_test::TwinOutputs& want = variant == 3 ? want3 : want12;
+          const fused_test::TwinOutputs& want = variant == 4 ? want4 : variant == 3 ? want3 : want12;
           const emu::Order order = emu::Order((bi + (p_drop == 0.0 ? 0 : 2) + size_t(variant)) % 3);
           const std::string what = std::string(c.name) + " " + precision_name(prec) + " blocks " +
                                    std::to_string(n_blocks) + " dropout " + std::to_string(p_drop) + " variant " +
@@ -182,12 +188,92 @@ std::string param_name(const ::testing::TestParamInfo<Param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Towers, FusedTowerEmulated, ::testing::ValuesIn(all_params()), param_name);
 
+// Variant 4 in the layouts of fused_test::layout_cases (the automatic ones run above): groups of
+// pairs stacked from layer 2 or 3, layer 1 in several chunks (the last one partial), a last layer in
+// chunks; block counts that give partial groups, groups of several users and blocks without pairs,
+// pairs with dscore 0, dropout.
+struct LayoutParam {
+  size_t index;
+  Precision prec;
+};
+void PrintTo(const LayoutParam& p, std::ostream* os) {
+  const fused_test::LayoutCase lc = fused_test::layout_cases()[p.index];
+  *os << lc.tower.name << " stack0 " << lc.choice.stack0 << " chunk_tiles " << lc.choice.chunk_tiles << " "
+      << precision_name(p.prec);
+}
+
+class FusedTowerEmulatedLayouts : public ::testing::TestWithParam<LayoutParam> {};
+
+TEST_P(FusedTowerEmulatedLayouts, GroupedKernelsMatchTwins) {
+  const fused_test::LayoutCase lc = fused_test::layout_cases()[GetParam().index];
+  const Case& c = lc.tower;
+  const Precision prec = GetParam().prec;
+  const TowerSpec tower = TowerSpec::make(c.E, c.channels, c.kernels, c.kernels);
+  const int32_t n_users = 37, n_items = 53;
+  const Params<float> prm = fused_test::make_params(tower, n_users, n_items, 5);
+  const Batch b = fused_test::make_batch(23, n_users, n_items, 9);
+  const int64_t n = int64_t(b.user.size());
+  const FusedTower ft = make_fused_tower(tower, prec, fused_max_smem_bytes(), lc.choice);
+  ASSERT_TRUE(ft.tc4.ok);
+  ASSERT_EQ(ft.tc4.stack0, lc.choice.stack0);
+  std::vector<float> packed(size_t(ft.packed_size()));
+  fused_pack_cpu(ft, prm.net.data(), packed.data());
+  const DeviceVector d_packed(packed);
+  const std::vector<int> block_counts = {1, 5, int(n) + 3};
+  for (size_t bi = 0; bi < block_counts.size(); ++bi) {
+    const int n_blocks = block_counts[bi];
+    const DropoutArgs drop{0.3, 3, 8};
+    const fused_test::TwinOutputs want = fused_test::run_twins(ft, prm, b, packed.data(), n_blocks, drop, 4);
+    const emu::Order order = emu::Order((bi + GetParam().index) % 3);
+    const std::string what = std::string(c.name) + " " + precision_name(prec) + " stack0 " +
+                             std::to_string(ft.tc4.stack0) + " group " + std::to_string(ft.tc4.group) + " chunks " +
+                             std::to_string(ft.tc4.chunks) + " blocks " + std::to_string(n_blocks) + " " +
+                             order_name(order);
+    SCOPED_TRACE(what);
+    emu::order = order;
+    emu::seed = 777;
+    emu::frag_seed = unsigned(11 + bi + 3 * GetParam().index);
+    std::vector<float> s2(want.score.size(), kNaN), dp2(want.dp.size(), kNaN), dq2(want.dq.size(), kNaN),
+        pa2(want.partial.size(), kNaN), dn2(want.dnet.size(), kNaN);
+    fused_tower_fwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(), drop,
+                    s2.data(), nullptr, 4);
+    fused_tower_bwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(), drop,
+                    b.dscore.data(), dp2.data(), dq2.data(), pa2.data(), nullptr, 4);
+    fused_reduce_grads(ft, n_blocks, pa2.data(), dn2.data(), nullptr);
+    expect_no_emulation_errors(what);
+    expect_same_bits(s2, want.score, "score");
+    expect_same_bits(dp2, want.dp, "dp");
+    expect_same_bits(dq2, want.dq, "dq");
+    expect_same_bits(pa2, want.partial, "partial");
+    expect_same_bits(dn2, want.dnet, "dnet");
+    if (HasFailure()) return;
+  }
+}
+
+std::vector<LayoutParam> layout_params() {
+  std::vector<LayoutParam> p;
+  for (size_t i = 0; i < fused_test::layout_cases().size(); ++i)
+    for (const Precision prec : {Precision::TF32, Precision::BF16}) p.push_back({i, prec});
+  return p;
+}
+
+std::string layout_param_name(const ::testing::TestParamInfo<LayoutParam>& info) {
+  const fused_test::LayoutCase lc = fused_test::layout_cases()[info.param.index];
+  std::string s = std::string(lc.tower.name) + "_stack" + std::to_string(lc.choice.stack0) + "_chunk" +
+                  std::to_string(lc.choice.chunk_tiles) + "_" + precision_name(info.param.prec);
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, FusedTowerEmulatedLayouts, ::testing::ValuesIn(layout_params()), layout_param_name);
+
 // No pairs: every block's slice is zeroed, the reduction gives zeros.
 TEST(FusedTowerEmulatedEmpty, EmptyBatchZeroFills) {
   const TowerSpec tower = TowerSpec::make(8, {1, 3, 5}, {4, 2}, {4, 2});
-  for (const int variant : {1, 2, 3}) {
+  for (const int variant : {1, 2, 3, 4}) {
     const FusedTower ft =
-        make_fused_tower(tower, variant == 3 ? Precision::BF16 : Precision::FP32, fused_max_smem_bytes());
+        make_fused_tower(tower, variant >= 3 ? Precision::BF16 : Precision::FP32, fused_max_smem_bytes());
     std::vector<float> partial(size_t(5 * ft.n_params), kNaN), dnet(size_t(ft.n_params), kNaN);
     emu::order = emu::kRandom;
     fused_tower_bwd(ft, 0, 5, nullptr, nullptr, nullptr, nullptr, nullptr, {}, nullptr, nullptr, nullptr,
