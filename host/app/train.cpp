@@ -11,13 +11,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "convncf/checkpoint.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/early_stopping.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"
@@ -55,21 +59,26 @@ int64_t peak_memory_bytes() {
 // before each.
 class RunLog {
  public:
-  RunLog(const Config& cfg, std::ostream& log)
-      : m_quiet(cfg.quiet), m_log(log), m_progress(!cfg.quiet && cfg.show_progress && &log == &std::cout) {}
+  // `lead`: rank 0 of a multi-rank run (or the one process); the other ranks say nothing.
+  RunLog(const Config& cfg, std::ostream& log, bool lead)
+      : m_quiet(cfg.quiet || !lead),
+        m_lead(lead),
+        m_log(log),
+        m_progress(lead && !cfg.quiet && cfg.show_progress && &log == &std::cout) {}
   void say(const std::string& s) {
     if (m_quiet) return;
     m_progress.clear();
     m_log << s << std::endl;
   }
   void warn(const std::string& s) {
+    if (!m_lead) return;
     m_progress.clear();
     std::cerr << s << "\n";
   }
   Progress& progress() { return m_progress; }
 
  private:
-  bool m_quiet;
+  bool m_quiet, m_lead;
   std::ostream& m_log;
   Progress m_progress;
 };
@@ -172,15 +181,49 @@ class Eta {
   int m_trains = 0, m_valids = 0;
 };
 
+// A test hook (tests/dist): CONVNCF_TEST_DIE=RANK:STEP[:kill] makes that rank fail at that global
+// step, by an error (as a rank whose disk or memory fails) or, with :kill, by SIGKILL (as a node
+// that vanishes). Without the variable, nothing.
+struct TestDeath {
+  int rank = -1;
+  uint64_t step = 0;
+  bool kill = false;
+  [[noreturn]] void now() const {
+    if (kill) {
+      std::fflush(nullptr);
+      ::raise(SIGKILL);
+    }
+    throw Error(kExitSoftware, "CONVNCF_TEST_DIE: this rank fails at step " + std::to_string(step) + " (a test)");
+  }
+};
+TestDeath test_death() {
+  TestDeath d;
+  const char* e = std::getenv("CONVNCF_TEST_DIE");
+  if (!e || !*e) return d;
+  unsigned long long step = 0;
+  int rank = -1;
+  char mode[16] = {0};
+  if (std::sscanf(e, "%d:%llu:%15s", &rank, &step, mode) < 2 || rank < 0 || step == 0)
+    throw_usage(std::string("CONVNCF_TEST_DIE='") + e + "': expected RANK:STEP[:kill]");
+  d.rank = rank;
+  d.step = step;
+  d.kill = std::string(mode) == "kill";
+  return d;
+}
+
 }  // namespace
 
 void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
   const auto t_start = Clock::now();
   const bool resume = !resume_dir.empty();
-  RunLog out(cfg, log);
+  // Several ranks (dist.hpp): every rank loads the data and trains its share of each batch; rank 0
+  // alone holds the run folder and writes into it, and says what the run does.
+  const World& world = World::get();
+  const bool lead = world.rank() == 0;
+  RunLog out(cfg, log, lead);
 
   // --- what needs nothing loaded or written: usage errors, then the device -------------------
-  if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
+  if (lead && !cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
   check_run_config(cfg);
   const EngineOptions engine_opts = engine_options(cfg);
   check_device(engine_opts);
@@ -188,14 +231,25 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
 
   // --- the run folder: claimed (locked) before anything is loaded (run_folder.hpp) -------------
   // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
-  RunFolder folder = resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml());
-  const bool continuing = resume || folder.earlier_attempt();  // the folder's own checkpoint, if any, is the start
-  if (continuing && !folder.claimed_state().checkpoint && folder.claimed_state().finished) {
+  // Rank 0 claims it and tells the others its name and what it held.
+  std::optional<RunFolder> lead_folder;
+  if (lead)
+    lead_folder.emplace(resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml()));
+  RunFolder* const folder = lead_folder ? &*lead_folder : nullptr;  // null on ranks > 0
+  std::string claimed;  // "CFK" flags (continuing, had a checkpoint, finished), then the folder's path
+  if (folder) {
+    claimed = std::string(resume || folder->earlier_attempt() ? "1" : "0") + (folder->claimed_state().checkpoint ? "1" : "0") +
+              (folder->claimed_state().finished ? "1" : "0") + folder->dir();
+  }
+  world.bcast_string(claimed, 0);
+  const std::string run_dir = claimed.substr(3);
+  const bool continuing = claimed[0] == '1';  // the folder's own checkpoint, if any, is the start
+  if (continuing && claimed[1] == '0' && claimed[2] == '1') {
     // start-from-scratch is right only where no finished result would be replaced
     if (cfg.model == ModelKind::Pop)
-      throw_usage(folder.dir() + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
-                  "resume (its result is in metrics.jsonl; convncf eval " + folder.dir() + " scores it again)");
-    throw_no_input(folder.dir() + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
+      throw_usage(run_dir + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
+                  "resume (its result is in metrics.jsonl; convncf eval " + run_dir + " scores it again)");
+    throw_no_input(run_dir + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
                    "training again would replace its model.bin and metrics.jsonl; start a new run with another --out");
   }
   out.say(configuration_text(cfg));
@@ -217,11 +271,15 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   Params<float> prm = trains ? init_params(cfg, conv ? &engine_opts.tower : nullptr, split.n_users, split.n_items)
                              : popularity_params(split.n_users, split.item_train_count);
   const uint64_t fingerprint = data_fingerprint(rd);
-  const std::string ckpt_path = folder.path("checkpoint.bin");
-  const bool have_ckpt = continuing && path_exists(ckpt_path);
+  const std::string ckpt_path = run_dir + "/checkpoint.bin";
+  // rank 0 reads the checkpoint, every rank starts from its bytes
+  std::string ck_bytes = lead && continuing && path_exists(ckpt_path) ? read_file_bytes(ckpt_path, "checkpoint") : "";
+  world.bcast_string(ck_bytes, 0);
+  const bool have_ckpt = !ck_bytes.empty();
   Checkpoint ck;
   if (have_ckpt) {
-    ck = load_checkpoint(ckpt_path);
+    ck = checkpoint_from_bytes(ck_bytes, ckpt_path);
+    std::string().swap(ck_bytes);
     check_checkpoint(ck, cfg, fingerprint, prm, ckpt_path);
     prm = ck.latest.params;
   } else if (trains && cfg.train_method == "after_pretrain") {
@@ -233,10 +291,12 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   EngineNotes notes;
   std::unique_ptr<Engine> engine = make_engine(engine_opts, split, &notes);
   for (const std::string& w : notes.warnings) out.warn(w);
-  folder.write_config(cfg.to_yaml());
-  folder.write_split(data, split, /*keep_existing=*/continuing);
-  folder.open_metrics(have_ckpt ? ck.epoch : 0);
-  std::string folder_line = resume ? "resuming run folder: " + folder.dir() : "run folder: " + folder.dir();
+  if (folder) {
+    folder->write_config(cfg.to_yaml());
+    folder->write_split(data, split, /*keep_existing=*/continuing);
+    folder->open_metrics(have_ckpt ? ck.epoch : 0);
+  }
+  std::string folder_line = resume ? "resuming run folder: " + run_dir : "run folder: " + run_dir;
   if (resume)
     folder_line += have_ckpt ? " (from the end of epoch " + std::to_string(ck.epoch) + ")" : " (no checkpoint yet: from the start)";
   else if (continuing)
@@ -297,12 +357,18 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
                             : std::string("; no epoch had finished, so nothing was kept");
     };
     Eta eta(cfg.epochs, cfg.eval_step, valid.size() > 0);
+    const TestDeath die = test_death();
+    int64_t sent_bytes = 0;  // what this rank sent into the steps' collectives
+    uint64_t sent_steps = 0;
     for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = schedule.warm(epoch);
       double bpr_sum = 0;
       int64_t triples = 0;
+      const int64_t sent0 = world.bytes_sent();
+      const uint64_t step0 = global_step;
       run_epoch(*engine, schedule, epoch, global_step, [&](int64_t b, int64_t n, const StepResult& r) {
+        if (die.rank == world.rank() && global_step == die.step) die.now();
         const std::string where = "at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
         if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
           throw Error(kExitSoftware, "non-finite loss " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
@@ -316,6 +382,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
                               eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
       });
       const double secs = seconds_since(t0);  // a step returns when its work is done
+      sent_bytes += world.bytes_sent() - sent0;
+      sent_steps += global_step - step0;
       prm = engine->params();
       const double loss = triples ? bpr_sum / double(triples) : 0.0;
       const double tps = secs > 0 ? double(triples) / secs : 0.0;
@@ -353,8 +421,8 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       // The line first, then the best model, then the checkpoint: a kill anywhere before the
       // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
       // hold, which resume trims and writes again. (Checkpoint first would lose the line.)
-      folder.append_metrics(line.dump());
-      if (improved) folder.save_model(model_file(best));
+      if (folder) folder->append_metrics(line.dump());
+      if (folder && improved) folder->save_model(model_file(best));
       Checkpoint c;
       c.config_yaml = cfg.to_yaml();
       c.data_fingerprint = fingerprint;
@@ -367,10 +435,14 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
       c.latest = model_file(prm);
       c.best = model_file(best);
       c.optimizers = engine->optimizer_states();
-      folder.save_checkpoint(c);
+      if (folder) folder->save_checkpoint(c);
       kept_epoch = epoch;
       out.say(text);
     }
+    if (world.distributed() && sent_steps > 0)
+      out.say(world.describe() + ": rank 0 sent " + bytes_text(double(sent_bytes) / double(sent_steps)) +
+              " per training step (" + std::to_string(sent_bytes / int64_t(sent_steps)) + " bytes, mean over " +
+              std::to_string(sent_steps) + " steps)");
     best_epoch = es.best_epoch;
     if (best_epoch > 0) prm = best;
     else best_epoch = std::max(cfg.epochs, have_ckpt ? ck.epoch : 0);  // never validated: the last epoch is the model
@@ -383,12 +455,15 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   line["event"] = "test";
   line["best_epoch"] = best_epoch;
   line["test"] = metrics_object(tm);
-  folder.append_metrics(line.dump());
-  folder.save_model(model_file(prm));
-  folder.keep();
+  if (folder) {
+    folder->append_metrics(line.dump());
+    folder->save_model(model_file(prm));
+    folder->keep();
+  }
   out.say("test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) + cfg.eval_mode_test +
           ", " + std::to_string(test.size()) + " queries): " + metrics_brief(tm, shown));
-  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() + "/{" + folder.result_files() + "}");
+  if (folder)
+    out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder->dir() + "/{" + folder->result_files() + "}");
 }
 
 }  // namespace convncf

@@ -2,11 +2,12 @@
 // interface; World in dist.hpp loads it with dlopen). Built where CMake finds an MPI; installed and
 // built beside the convncf executable.
 //
-// Large buffers go in pieces of at most kPiece bytes per rank, so that MPI's int counts never
+// Large buffers go in pieces of at most kPiece bytes per rank (and INT_MAX bytes in all), so that MPI's int counts never
 // overflow; the pieces are gathered in order, so the result is the same as one call.
 #include <mpi.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -79,16 +80,18 @@ __attribute__((visibility("default"))) int convncf_mpi_allgatherv(const void* in
   std::vector<char> stage;
   // every rank holds the same counts, so all of them take the same number of pieces (none when
   // every part is empty)
-  for (int64_t off = 0; off < most; off += kPiece) {
+  // a piece's parts sum to at most INT_MAX, so the int displacements cannot overflow either
+  const int64_t piece = std::max<int64_t>(1, std::min<int64_t>(kPiece, INT_MAX / size));
+  for (int64_t off = 0; off < most; off += piece) {
     int64_t total = 0;
     for (int r = 0; r < size; ++r) {
-      const int64_t c = std::min(kPiece, std::max<int64_t>(0, counts[r] - off));
+      const int64_t c = std::min(piece, std::max<int64_t>(0, counts[r] - off));
       recv_counts[size_t(r)] = int(c);
       displs[size_t(r)] = int(total);
       total += c;
     }
     stage.resize(size_t(std::max<int64_t>(total, 1)));
-    const int64_t mine = std::min(kPiece, std::max<int64_t>(0, bytes - off));
+    const int64_t mine = std::min(piece, std::max<int64_t>(0, bytes - off));
     const int rc = MPI_Allgatherv(static_cast<const char*>(in) + (mine ? off : 0), int(mine), MPI_BYTE, stage.data(),
                                   recv_counts.data(), displs.data(), MPI_BYTE, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return fail(rc, "MPI_Allgatherv", err, err_len);

@@ -27,6 +27,17 @@
 
 namespace convncf {
 
+// The shares of schedule(static) without a chunk size, as libgomp cuts n iterations for `parts`
+// threads: contiguous, the first n % parts shares one longer. The engine cuts its batches this way
+// itself (ranks x threads virtual threads), so one process and several ranks agree by construction.
+inline int64_t static_share_begin(int64_t n, int64_t parts, int64_t v) {
+  const int64_t q = n / parts, rem = n % parts;
+  return v < rem ? v * (q + 1) : v * q + rem;
+}
+inline int64_t static_share_end(int64_t n, int64_t parts, int64_t v) {
+  return static_share_begin(n, parts, v) + (v < n % parts ? n / parts + 1 : n / parts);
+}
+
 struct TripleBatch {
   const int32_t* user;  // (B,)
   const int32_t* pos;   // (B,)
@@ -146,6 +157,7 @@ class CpuEngine {
  private:
   LossParts run(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
                 const DropoutSpec& dropout, bool want_grads);
+  void exchange_shares(int64_t B, int64_t V, int threads, bool want_grads, bool net_grads);
   void layer1_user(const T* packed, const T* p, T* A) const;
   // n pairs (n <= w.pairs) of the user whose side of layer 1 is w.A, items q[i], masks mask[i]
   // (mask null: none for any pair), scores into score[i].
@@ -164,7 +176,8 @@ class CpuEngine {
   int m_threads;
   int m_last_team = 0;
   std::vector<T> m_packed;                     // packed network weights of this step
-  std::vector<std::vector<T>> m_thread_dnet;   // per thread, packed layout
+  std::vector<std::vector<T>> m_thread_dnet;   // per virtual thread (ranks x threads), packed layout
+  std::vector<char> m_send;                    // this rank's share of a step, to the others
   std::vector<PairWork<T>> m_work;             // per thread, for the two pairs of a triple
   std::vector<std::vector<int64_t>> m_rows;    // per layer >= 2: each patch's offset in its
                                                // input map, for kScorePairs pairs (fast kernels)

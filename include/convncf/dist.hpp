@@ -59,13 +59,18 @@ class World {
   }
   // The same values on every rank: rank `root`'s bytes (the sizes must agree).
   void bcast(void* buf, int64_t bytes, int root) const;
+  // Rank `root`'s string on every rank (its length first).
+  void bcast_string(std::string& s, int root) const;
   void barrier() const;
+  // Bytes this rank has sent into collectives so far (its parts of allgathers, its broadcasts).
+  int64_t bytes_sent() const { return m_bytes_sent; }
   // Ends every rank of the job with `code` (MPI_Abort); one process: std::exit(code).
   [[noreturn]] void abort(int code) const;
 
  private:
   int m_rank = 0, m_size = 1, m_local_rank = 0;
   std::string m_library;  // MPI's own version string
+  mutable int64_t m_bytes_sent = 0;
 };
 
 }  // namespace convncf
