@@ -5,7 +5,8 @@
 
 CASE is one of
   two_ranks     mpirun -np 2 ... --threads=1 against one process with --threads=2: model.bin,
-                checkpoint.bin and metrics.jsonl (without its timings) bit-identical; ConvNCF, then MF-BPR
+                checkpoint.bin and metrics.jsonl (without its timings) bit-identical; ConvNCF, then
+                MF-BPR evaluated by full ranking
   three_ranks   the same with 3 ranks and 3 threads
   kill_resume   the whole 2-rank job killed with SIGKILL after its first checkpoint, then resumed
                 with --resume on 2 ranks: the same end as one uninterrupted process
@@ -96,7 +97,8 @@ def same_run(a, b, what):
 
 
 def ranks_vs_threads(binary, tmp, n, model_args, epochs, tag):
-    base = [binary, "train"] + model_args + TINY + ["--epochs=%d" % epochs]
+    base = [binary, "train"] + [a for a in TINY if not any(a.split("=")[0] == m.split("=")[0] for m in model_args)]
+    base += model_args + ["--epochs=%d" % epochs]
     one = os.path.join(tmp, tag + "-1x%d" % n)
     many = os.path.join(tmp, tag + "-%dx1" % n)
     run(base + ["--threads=%d" % n, "--out=" + one], tmp)
@@ -194,7 +196,8 @@ def main():
     try:
         if case == "two_ranks":
             ranks_vs_threads(binary, tmp, 2, ["--model=ConvNCF"], 2, "ConvNCF")
-            ranks_vs_threads(binary, tmp, 2, ["--model=BPR"], 2, "BPR")
+            # full ranking: the ranks score blocks of their own users
+            ranks_vs_threads(binary, tmp, 2, ["--model=BPR", "--eval_mode=full"], 2, "BPR")
         elif case == "three_ranks":
             ranks_vs_threads(binary, tmp, 3, ["--model=ConvNCF"], 2, "ConvNCF")
         elif case == "kill_resume":
