@@ -228,6 +228,20 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const EngineOptions engine_opts = engine_options(cfg);
   check_device(engine_opts);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  if (world.distributed()) {
+    // the shares of a step are ranks x threads (cpu_engine.hpp): every rank must run as many
+    const int mine = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+    const std::vector<std::vector<int>> all = world.allgather(std::vector<int>{mine});
+    std::string list;
+    bool same = true;
+    for (const std::vector<int>& t : all) {
+      list += (list.empty() ? "" : ", ") + std::to_string(t.at(0));
+      same = same && t.at(0) == mine;
+    }
+    if (!same)
+      throw_usage("the ranks would run different thread counts (" + list + ", in rank order): give every rank the same "
+                  "--threads=T");
+  }
 
   // --- the run folder: claimed (locked) before anything is loaded (run_folder.hpp) -------------
   // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
