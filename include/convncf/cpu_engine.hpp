@@ -14,10 +14,13 @@
 // register-blocked kernels (cpu_engine.cpp) for 32-channel layers and by plain loops otherwise.
 // convncf_score_naive() is the plain explicit-map version, used by the tests to check this one.
 //
-// Parallel over triples with OpenMP (static schedule). Network gradients are summed per thread
-// (per triple, over the patches of its two pairs), then over threads in thread order;
-// per-triple embedding-row gradients are summed in triple order. A run is therefore
-// deterministic for a seed and a thread count. A score does not depend on which other items
+// Parallel over triples: each batch is cut into ranks x threads contiguous shares, as OpenMP's
+// schedule(static) would cut it (static_share_begin/end), and a rank's threads take its shares.
+// Network gradients are summed per share (per triple, over the patches of its two pairs), then
+// over shares in share order; per-triple embedding-row gradients are summed in triple order. With
+// several ranks (dist.hpp) the shares computed elsewhere arrive by allgather before those sums.
+// A run is therefore deterministic for a seed and ranks x threads: W ranks of T threads give the
+// bits of one process of W*T threads. A score does not depend on which other items
 // are scored with it (each output is one chain in a fixed order).
 #pragma once
 #include <cstdint>
