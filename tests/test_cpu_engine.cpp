@@ -303,6 +303,34 @@ TEST(CpuEngine, ThreadsAsAskedElseOpenMPsDefault) {
   omp_set_num_threads(before);
 }
 
+// The engine cuts its batches into shares itself (ranks x threads virtual threads, dist.hpp); the
+// cut must be what OpenMP's schedule(static) gives, so that the shares equal the threads' of one
+// process: contiguous, the first n % parts one longer, for every size and thread count.
+TEST(CpuEngine, StaticSharesAreOpenMPsStaticSchedule) {
+  for (int threads : {1, 2, 3, 4, 7}) {
+    for (int64_t n : {int64_t(0), int64_t(1), int64_t(2), int64_t(5), int64_t(6), int64_t(7), int64_t(100), int64_t(2049)}) {
+      std::vector<int> owner(size_t(n), -1);
+      int team = 0;
+#pragma omp parallel num_threads(threads)
+      {
+#pragma omp single
+        team = omp_get_num_threads();
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; ++i) owner[size_t(i)] = omp_get_thread_num();
+      }
+      if (team != threads) GTEST_SKIP() << "OpenMP gave " << team << " threads for " << threads;
+      int64_t next = 0;
+      for (int v = 0; v < threads; ++v) {
+        const int64_t b = static_share_begin(n, threads, v), e = static_share_end(n, threads, v);
+        ASSERT_EQ(b, next) << "n " << n << " parts " << threads << " share " << v;
+        for (int64_t i = b; i < e; ++i) ASSERT_EQ(owner[size_t(i)], v) << "n " << n << " parts " << threads << " item " << i;
+        next = e;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+}
+
 TEST(CpuEngine, PackUnpackRoundTrip) {
   const TowerSpec tower = TowerSpec::make(16, {1, 4, 6, 5}, {2, 4, 2}, {2, 4, 2});
   Config cfg = config_for(ModelKind::ConvNCF, InitKind::PyTorch);

@@ -39,8 +39,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   write_file_atomic(path, o.buf);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  const std::string body = checked_body(read_file_bytes(path, "checkpoint"), kMagic, kVersion, path, "checkpoint");
+Checkpoint load_checkpoint(const std::string& path) { return checkpoint_from_bytes(read_file_bytes(path, "checkpoint"), path); }
+
+Checkpoint checkpoint_from_bytes(const std::string& bytes, const std::string& path) {
+  const std::string body = checked_body(bytes, kMagic, kVersion, path, "checkpoint");
   ByteReader in{body, path, "checkpoint"};
   in.at = sizeof kMagic + 4;
   Checkpoint c;

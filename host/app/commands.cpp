@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "convncf/dist.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/evaluate.hpp"
@@ -271,6 +272,25 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
   if (format != "text" && format != "json") throw_usage("--format must be text or json, not '" + format + "'");
   const CudaInfo info = cuda_info();
   const std::string engine = info.usable ? std::string("cuda") : std::string("cpu");
+  // The ranks (dist.hpp): each one's host, local rank, threads and the GPU its local rank would
+  // take (local rank modulo the devices it sees); gathered in rank order, printed by rank 0 alone.
+  const World& world = World::get();
+  std::string mine;
+  {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    Json r = Json::object();
+    r["rank"] = world.rank();
+    r["host"] = host;
+    r["local_rank"] = world.local_rank();
+    r["cpu_threads"] = omp_get_max_threads();
+    if (info.usable && !info.devices.empty()) r["gpu"] = world.local_rank() % int(info.devices.size());
+    mine = r.dump();
+  }
+  std::vector<Json> ranks;
+  for (const std::vector<char>& part : world.allgather(std::vector<char>(mine.begin(), mine.end())))
+    ranks.push_back(Json::parse(std::string(part.begin(), part.end())));
+  if (world.rank() != 0) return;
   if (format == "json") {
     Json j = Json::object();
     j["version"] = kVersionString;
@@ -299,6 +319,8 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
       j["devices"].push_back(d);
     }
     j["auto_engine"] = engine;
+    j["world_size"] = world.size();
+    j["ranks"] = ranks;
     out << j.dump() << "\n";
     return;
   }
@@ -309,6 +331,12 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
       << (info.usable ? std::string("the CUDA engine (ConvNCF and MF-BPR; popularity needs no training)")
                       : "the CPU engine (" + info.reason + ")")
       << "\n";
+  out << "ranks: " << world.describe() << "\n";
+  if (world.distributed())
+    for (const Json& r : ranks)
+      out << "  rank " << r["rank"].get<int>() << ": " << r["host"].get<std::string>() << ", local rank "
+          << r["local_rank"].get<int>() << ", " << r["cpu_threads"].get<int>() << " CPU threads"
+          << (r.contains("gpu") ? ", GPU " + std::to_string(r["gpu"].get<int>()) : std::string()) << "\n";
 }
 
 }  // namespace convncf

@@ -11,6 +11,7 @@
 #include "convncf/common.hpp"
 #include "convncf/version.hpp"
 #include "convncf/config.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/gpu.hpp"
 #include "convncf/train.hpp"
@@ -84,10 +85,42 @@ void print_train_help() {
   }
 }
 
+// "convncf: error: " on one process; "convncf: error: rank R: " when several ranks run.
+std::string error_prefix(const char* kind = "error") {
+  const World& w = World::get();
+  return std::string("convncf: ") + kind + ": " + (w.distributed() ? "rank " + std::to_string(w.rank()) + ": " : "");
+}
+
+int run_command(const std::vector<std::string>& args);
+
 }  // namespace
 
+// Under mpirun or srun with several ranks, World::init joins MPI's world first (dist.hpp); a rank
+// that fails prints its error naming itself and ends the whole job (MPI_Abort with its exit code),
+// so that no rank waits forever in a collective for it.
 int main(int argc, char** argv) {
+  try {
+    World::init(&argc, &argv);
+  } catch (const Error& e) {
+    std::cerr << error_prefix() << e.what() << "\n";
+    return e.code();
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
+  const int code = run_command(args);
+  const World& world = World::get();
+  if (code != kExitOk && world.distributed()) {
+    std::cerr << "convncf: rank " << world.rank() << " of " << world.size() << " failed (exit code " << code
+              << "): ending every rank of the job\n";
+    std::cerr.flush();
+    world.abort(code);
+  }
+  World::finalize();
+  return code;
+}
+
+namespace {
+
+int run_command(const std::vector<std::string>& args) {
   try {
     if (args.empty()) {
       std::cerr << kUsage;
@@ -116,6 +149,9 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (cmd == "eval" || cmd == "recommend" || cmd == "export") {
+      if (World::get().distributed() && !help)
+        throw_usage(cmd + " runs as one process; only train and info run on several ranks (launched as " +
+                    std::to_string(World::get().size()) + " ranks)");
       if (help) {
         std::cout << (cmd == "eval" ? kEvalHelp : cmd == "recommend" ? kRecommendHelp : kExportHelp);
         return kExitOk;
@@ -153,16 +189,18 @@ int main(int argc, char** argv) {
     run_train(cfg, std::cout);
     return kExitOk;
   } catch (const Error& e) {
-    std::cerr << "convncf: error: " << e.what() << "\n";
+    std::cerr << error_prefix() << e.what() << "\n";
     return e.code();
   } catch (const std::bad_alloc&) {  // the large allocations are sized in advance and named; this is another
     const int64_t avail = available_memory_bytes();
-    std::cerr << "convncf: error: out of memory (an allocation not sized in advance failed; "
+    std::cerr << error_prefix() << "out of memory (an allocation not sized in advance failed; "
               << (avail >= 0 ? bytes_text(double(avail)) + " is available" : std::string("the memory available is unknown"))
               << ")\n";
     return kExitSoftware;
   } catch (const std::exception& e) {
-    std::cerr << "convncf: internal error: " << e.what() << "\n";
+    std::cerr << error_prefix("internal error") << e.what() << "\n";
     return kExitSoftware;
   }
 }
+
+}  // namespace

@@ -9,9 +9,13 @@
 // then ConvNCF from pretrain.bin as from a pre_model_path (lines tagged "main", model.bin). Each
 // stage has its own epochs, global step and checkpoint, so it computes what the two runs by hand
 // compute; the pretrain stage's test line marks it done, and resume picks the stage from it.
+#include "convncf/dist.hpp"
 #include "convncf/train.hpp"
 
+#include <csignal>
+#include <cstdlib>
 #include <omp.h>
+#include <optional>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -60,21 +64,26 @@ int64_t peak_memory_bytes() {
 // before each.
 class RunLog {
  public:
-  RunLog(const Config& cfg, std::ostream& log)
-      : m_quiet(cfg.quiet), m_log(log), m_progress(!cfg.quiet && cfg.show_progress && &log == &std::cout) {}
+  // `lead`: rank 0 of a multi-rank run (or the one process); the other ranks say nothing.
+  RunLog(const Config& cfg, std::ostream& log, bool lead)
+      : m_quiet(cfg.quiet || !lead),
+        m_lead(lead),
+        m_log(log),
+        m_progress(lead && !cfg.quiet && cfg.show_progress && &log == &std::cout) {}
   void say(const std::string& s) {
     if (m_quiet) return;
     m_progress.clear();
     m_log << s << std::endl;
   }
   void warn(const std::string& s) {
+    if (!m_lead) return;
     m_progress.clear();
     std::cerr << s << "\n";
   }
   Progress& progress() { return m_progress; }
 
  private:
-  bool m_quiet;
+  bool m_quiet, m_lead;
   std::ostream& m_log;
   Progress m_progress;
 };
@@ -95,7 +104,11 @@ std::string configuration_text(const Config& cfg) {
 // have used another split or format of the data).
 void load_pretrained(std::string path, const Interactions& data, Params<float>& prm) {
   if (is_dir(path)) path += "/model.bin";
-  const std::string bytes = read_file_bytes(path, "pre_model_path");
+  // rank 0 reads the file, every rank takes its bytes (the MF-BPR stage's pretrain.bin is written
+  // by rank 0 alone, before this broadcast)
+  const World& world = World::get();
+  std::string bytes = world.rank() == 0 ? read_file_bytes(path, "pre_model_path") : std::string();
+  world.bcast_string(bytes, 0);
   // RecBole's checkpoints are torch.save zip archives of pickles: converted in Python, never parsed here
   if (bytes.compare(0, 2, "PK") == 0 || (path.size() > 4 && path.compare(path.size() - 4, 4, ".pth") == 0))
     throw_data(path + ": pre_model_path names a RecBole checkpoint; convert it to a convncf model file first: "
@@ -170,10 +183,41 @@ class Eta {
   int m_trains = 0, m_valids = 0;
 };
 
+// A test hook (tests/dist): CONVNCF_TEST_DIE=RANK:STEP[:kill] makes that rank fail at that global
+// step, by an error (as a rank whose disk or memory fails) or, with :kill, by SIGKILL (as a node
+// that vanishes). Without the variable, nothing.
+struct TestDeath {
+  int rank = -1;
+  uint64_t step = 0;
+  bool kill = false;
+  [[noreturn]] void now() const {
+    if (kill) {
+      std::fflush(nullptr);
+      ::raise(SIGKILL);
+    }
+    throw Error(kExitSoftware, "CONVNCF_TEST_DIE: this rank fails at step " + std::to_string(step) + " (a test)");
+  }
+};
+TestDeath test_death() {
+  TestDeath d;
+  const char* e = std::getenv("CONVNCF_TEST_DIE");
+  if (!e || !*e) return d;
+  unsigned long long step = 0;
+  int rank = -1;
+  char mode[16] = {0};
+  if (std::sscanf(e, "%d:%llu:%15s", &rank, &step, mode) < 2 || rank < 0 || step == 0)
+    throw_usage(std::string("CONVNCF_TEST_DIE='") + e + "': expected RANK:STEP[:kill]");
+  d.rank = rank;
+  d.step = step;
+  d.kill = std::string(mode) == "kill";
+  return d;
+}
+
 // What every stage of a run shares.
 struct RunContext {
   RunLog& out;
-  RunFolder& folder;
+  const std::string& dir;  // the run folder's path, on every rank
+  RunFolder* folder;  // rank 0 (or the one process) alone writes the run folder; null elsewhere
   const Interactions& data;
   const Split& split;
   const EvalSet& valid;
@@ -215,7 +259,7 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
       try {
         engine.set_optimizer_states(ck->optimizers);
       } catch (const Error& e) {
-        throw Error(e.code(), c.folder.path("checkpoint.bin") + ": " + e.what());
+        throw Error(e.code(), c.dir + "/checkpoint.bin: " + e.what());
       }
       best = ck->best.params;
       es.best_epoch = ck->best_epoch;
@@ -235,12 +279,19 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
                             : std::string("; no epoch had finished, so nothing was kept");
     };
     Eta eta(cfg.epochs, cfg.eval_step, c.valid.size() > 0);
+    const World& world = World::get();
+    const TestDeath die = test_death();
+    int64_t sent_bytes = 0;  // what this rank sent into the steps' collectives
+    uint64_t sent_steps = 0;
     for (int epoch = first_epoch; epoch <= cfg.epochs && !stopped; ++epoch) {
       const auto t0 = Clock::now();
       const bool warm = schedule.warm(epoch);
       double bpr_sum = 0;
       int64_t triples = 0;
+      const int64_t sent0 = world.bytes_sent();
+      const uint64_t step0 = global_step;
       run_epoch(engine, schedule, epoch, global_step, [&](int64_t b, int64_t n, const StepResult& r) {
+        if (die.rank == world.rank() && global_step == die.step) die.now();
         const std::string where = label + "epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1);
         if (!std::isfinite(r.loss.bpr) || !std::isfinite(r.loss.reg))
           throw Error(kExitSoftware, "non-finite loss at " + where + " (bpr " + fmt("%g", r.loss.bpr) + ", reg " +
@@ -254,6 +305,8 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
                                 eta.during(epoch, el, el / double(b + 1) * double(n_batches)));
       });
       const double secs = seconds_since(t0);  // a step returns when its work is done
+      sent_bytes += world.bytes_sent() - sent0;
+      sent_steps += global_step - step0;
       prm = engine.params();
       const double loss = triples ? bpr_sum / double(triples) : 0.0;
       const double tps = secs > 0 ? double(triples) / secs : 0.0;
@@ -292,8 +345,8 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
       // The line first, then the best model, then the checkpoint: a kill anywhere before the
       // checkpoint's rename leaves the previous checkpoint and a line of an epoch it does not
       // hold, which resume trims and writes again. (Checkpoint first would lose the line.)
-      c.folder.append_metrics(line.dump());
-      if (improved) c.folder.save_model(model_file(cfg, c.data, best), best_file);
+      if (c.folder) c.folder->append_metrics(line.dump());
+      if (c.folder && improved) c.folder->save_model(model_file(cfg, c.data, best), best_file);
       Checkpoint k;
       k.config_yaml = cfg.to_yaml();
       k.data_fingerprint = c.fingerprint;
@@ -306,10 +359,14 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
       k.latest = model_file(cfg, c.data, prm);
       k.best = model_file(cfg, c.data, best);
       k.optimizers = engine.optimizer_states();
-      c.folder.save_checkpoint(k);
+      if (c.folder) c.folder->save_checkpoint(k);
       kept_epoch = epoch;
       c.out.say(text);
     }
+    if (world.distributed() && sent_steps > 0)
+      c.out.say(label + world.describe() + ": rank 0 sent " + bytes_text(double(sent_bytes) / double(sent_steps)) +
+                " per training step (" + std::to_string(sent_bytes / int64_t(sent_steps)) + " bytes, mean over " +
+                std::to_string(sent_steps) + " steps)");
     best_epoch = es.best_epoch;
     if (best_epoch > 0) prm = best;
     else best_epoch = std::max(cfg.epochs, ck ? ck->epoch : 0);  // never validated: the last epoch is the model
@@ -318,13 +375,13 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
 
   // --- the test of the best epoch: its model, then its line (the line marks the stage done) ---
   const Metrics tm = engine.evaluate(c.test, cfg.topk);
-  c.folder.save_model(model_file(cfg, c.data, prm), best_file);
+  if (c.folder) c.folder->save_model(model_file(cfg, c.data, prm), best_file);
   Json line = Json::object();
   line["stage"] = stage;
   line["event"] = "test";
   line["best_epoch"] = best_epoch;
   line["test"] = metrics_object(tm);
-  c.folder.append_metrics(line.dump());
+  if (c.folder) c.folder->append_metrics(line.dump());
   c.out.say(label + "test (" + (trains ? "epoch " + std::to_string(best_epoch) + ", " : std::string()) +
             cfg.eval_mode_test + ", " + std::to_string(c.test.size()) + " queries): " + metrics_brief(tm, shown));
   return best_epoch;
@@ -335,10 +392,14 @@ int run_stage(RunContext& c, const char* stage, const char* best_file, const Con
 void run_train(const Config& cfg, std::ostream& log, const std::string& resume_dir) {
   const auto t_start = Clock::now();
   const bool resume = !resume_dir.empty();
-  RunLog out(cfg, log);
+  // Several ranks (dist.hpp): every rank loads the data and trains its share of each batch; rank 0
+  // alone holds the run folder and writes into it, and says what the run does.
+  const World& world = World::get();
+  const bool lead = world.rank() == 0;
+  RunLog out(cfg, log, lead);
 
   // --- what needs nothing loaded or written: usage errors, then the device -------------------
-  if (!cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
+  if (lead && !cfg.ignored_warning().empty()) std::cerr << cfg.ignored_warning() << "\n";
   check_run_config(cfg);
   const EngineOptions engine_opts = engine_options(cfg);
   // after_pretrain without pre_model_path: the MF-BPR stage first, in this run (pretrain_config)
@@ -348,18 +409,46 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const EngineOptions pretrain_opts = two_stage ? engine_options(pcfg) : EngineOptions{};
   check_device(engine_opts);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  if (world.distributed()) {
+    // the shares of a step are ranks x threads (cpu_engine.hpp): every rank must run as many
+    const int mine = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+    const std::vector<std::vector<int>> all = world.allgather(std::vector<int>{mine});
+    std::string list;
+    bool same = true;
+    for (const std::vector<int>& t : all) {
+      list += (list.empty() ? "" : ", ") + std::to_string(t.at(0));
+      same = same && t.at(0) == mine;
+    }
+    if (!same)
+      throw_usage("the ranks would run different thread counts (" + list + ", in rank order): give every rank the same "
+                  "--threads=T");
+  }
 
   // --- the run folder: claimed (locked) before anything is loaded (run_folder.hpp) -------------
   // A new run that fails before its first checkpoint removes what it wrote when `folder` goes.
-  RunFolder folder = resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml());
-  const bool continuing = resume || folder.earlier_attempt();  // the folder's own checkpoint, if any, is the start
-  const FolderState& state = folder.claimed_state();
-  if (continuing && !state.checkpoint && state.finished) {
+  // Rank 0 claims it and tells the others its name and what it held.
+  std::optional<RunFolder> lead_folder;
+  if (lead)
+    lead_folder.emplace(resume ? RunFolder::claim_resume(resume_dir) : RunFolder::claim_new(cfg.out, cfg.model, cfg.to_yaml()));
+  RunFolder* const folder = lead_folder ? &*lead_folder : nullptr;  // null on ranks > 0
+  // "CFKP" flags (continuing, had a checkpoint, finished, MF-BPR stage done with its pretrain.bin),
+  // then the folder's path
+  std::string claimed;
+  if (folder) {
+    const FolderState& st = folder->claimed_state();
+    claimed = std::string(resume || folder->earlier_attempt() ? "1" : "0") + (st.checkpoint ? "1" : "0") +
+              (st.finished ? "1" : "0") + (st.pretrain_done && path_exists(folder->path("pretrain.bin")) ? "1" : "0") +
+              folder->dir();
+  }
+  world.bcast_string(claimed, 0);
+  const std::string run_dir = claimed.substr(4);
+  const bool continuing = claimed[0] == '1';  // the folder's own checkpoint, if any, is the start
+  if (continuing && claimed[1] == '0' && claimed[2] == '1') {
     // start-from-scratch is right only where no finished result would be replaced
     if (cfg.model == ModelKind::Pop)
-      throw_usage(folder.dir() + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
-                  "resume (its result is in metrics.jsonl; convncf eval " + folder.dir() + " scores it again)");
-    throw_no_input(folder.dir() + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
+      throw_usage(run_dir + " holds a finished popularity run: popularity trains nothing, so there is nothing to "
+                  "resume (its result is in metrics.jsonl; convncf eval " + run_dir + " scores it again)");
+    throw_no_input(run_dir + " holds a finished run but no checkpoint.bin: there is nothing to continue from, and "
                    "training again would replace its model.bin and metrics.jsonl; start a new run with another --out");
   }
   out.say(configuration_text(cfg));
@@ -379,21 +468,25 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   const bool conv = cfg.model == ModelKind::ConvNCF;
   const bool trains = cfg.model != ModelKind::Pop;
   // The MF-BPR stage is done once its test line is in metrics.jsonl (written after pretrain.bin).
-  const std::string pretrain_path = folder.path("pretrain.bin");
-  const bool pretrain_done = two_stage && continuing && state.pretrain_done && path_exists(pretrain_path);
+  const std::string pretrain_path = run_dir + "/pretrain.bin";
+  const bool pretrain_done = two_stage && continuing && claimed[3] == '1';
   const bool in_pretrain = two_stage && !pretrain_done;
   Params<float> prm = trains ? init_params(cfg, conv ? &engine_opts.tower : nullptr, split.n_users, split.n_items)
                              : popularity_params(split.n_users, split.item_train_count);
   const uint64_t fingerprint = data_fingerprint(rd);
-  const std::string ckpt_path = folder.path("checkpoint.bin");
+  const std::string ckpt_path = run_dir + "/checkpoint.bin";
   // The checkpoint on disk belongs to the stage being trained, except the MF-BPR stage's last
   // one, left when a kill came after that stage ended and before the main stage's first epoch.
   Checkpoint ck;
   bool have_ckpt = false;
   Params<float> pprm;  // the MF-BPR stage's start
   if (in_pretrain) pprm = init_params(pcfg, nullptr, split.n_users, split.n_items);
-  if (continuing && path_exists(ckpt_path)) {
-    ck = load_checkpoint(ckpt_path);
+  // rank 0 reads the checkpoint, every rank starts from its bytes
+  std::string ck_bytes = lead && continuing && path_exists(ckpt_path) ? read_file_bytes(ckpt_path, "checkpoint") : "";
+  world.bcast_string(ck_bytes, 0);
+  if (!ck_bytes.empty()) {
+    ck = checkpoint_from_bytes(ck_bytes, ckpt_path);
+    std::string().swap(ck_bytes);
     const bool stale = pretrain_done && ck.latest.params.model == ModelKind::BPR;
     if (!stale) {
       check_checkpoint(ck, in_pretrain ? pcfg : cfg, fingerprint, in_pretrain ? pprm : prm, ckpt_path);
@@ -417,10 +510,12 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
     for (const std::string& w : pnotes.warnings) out.warn("MF-BPR stage: " + w);
     pengine->set_params(pprm);
   }
-  folder.write_config(cfg.to_yaml());
-  folder.write_split(data, split, /*keep_existing=*/continuing);
-  folder.open_metrics(in_pretrain ? "pretrain" : "main", have_ckpt ? ck.epoch : 0, /*keep_pretrain=*/pretrain_done);
-  std::string folder_line = resume ? "resuming run folder: " + folder.dir() : "run folder: " + folder.dir();
+  if (folder) {
+    folder->write_config(cfg.to_yaml());
+    folder->write_split(data, split, /*keep_existing=*/continuing);
+    folder->open_metrics(in_pretrain ? "pretrain" : "main", have_ckpt ? ck.epoch : 0, /*keep_pretrain=*/pretrain_done);
+  }
+  std::string folder_line = resume ? "resuming run folder: " + run_dir : "run folder: " + run_dir;
   const std::string where = (in_pretrain ? "the MF-BPR stage's epoch " : two_stage ? "the ConvNCF stage's epoch " : "epoch ") +
                             std::to_string(ck.epoch);
   const std::string start = two_stage && pretrain_done && !have_ckpt ? "the start of the ConvNCF stage" : "the start";
@@ -443,7 +538,7 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
             " (" + std::to_string(test.size()) + " queries)");
   for (const std::string& line : notes.info) out.say(line);
 
-  RunContext ctx{out, folder, data, split, valid, test, fingerprint};
+  RunContext ctx{out, run_dir, folder, data, split, valid, test, fingerprint};
   // --- the MF-BPR stage of the one-run recipe: what `train --model=BPR` with pcfg would do -----
   if (two_stage) {
     if (in_pretrain) {
@@ -462,8 +557,10 @@ void run_train(const Config& cfg, std::ostream& log, const std::string& resume_d
   }
   engine->set_params(prm);
   run_stage(ctx, "main", "model.bin", cfg, engine_opts, *engine, have_ckpt ? &ck : nullptr);
-  folder.keep();
-  out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder.dir() + "/{" + folder.result_files() + "}");
+  if (folder) {
+    folder->keep();
+    out.say("done in " + fmt("%.1f", seconds_since(t_start)) + " s; " + folder->dir() + "/{" + folder->result_files() + "}");
+  }
 }
 
 }  // namespace convncf

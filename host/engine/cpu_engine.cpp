@@ -16,6 +16,7 @@
 #include <string>
 
 #include "convncf/bpr.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/head.hpp"
 #include "convncf/rng.hpp"
@@ -666,14 +667,14 @@ CpuEngine<T>::CpuEngine(ModelKind model, const TowerSpec* tower, int32_t n_users
            " pairs in flight on " + std::to_string(m_threads) + " threads, maps and their gradients) and its buffers";
   }
   const double n_params = m_has_tower ? double(m_tower.n_params) : 0.0;
-  const double need = sizeof(T) * (2 * maps * 2 * m_threads + n_params * (5 + m_threads) + double(n_users + n_items) * E) +
+  const double need = sizeof(T) * (2 * maps * 2 * m_threads + n_params * (5 + m_threads * World::get().size()) + double(n_users + n_items) * E) +
                       double(n_users) + double(n_items);
   const int64_t avail = available_memory_bytes();
   if (avail >= 0 && need > double(avail)) throw_out_of_memory(what, need);
   try {
     if (m_has_tower) {
       m_packed.assign(size_t(packed_size()), T(0));
-      m_thread_dnet.assign(size_t(m_threads), std::vector<T>(size_t(m_tower.n_params), T(0)));
+      m_thread_dnet.assign(size_t(m_threads) * size_t(World::get().size()), std::vector<T>(size_t(m_tower.n_params), T(0)));
       m_work.resize(size_t(m_threads));
       for (PairWork<T>& w : m_work) w.resize(m_tower, 2);
       // patch (x, y) of pair i starts its first run at ((x*k)*Si + y*k)*Ci of the pairs' input maps
@@ -953,6 +954,56 @@ static double sum_squares(const T* v, int64_t n) {
   return s;
 }
 
+// The other ranks' shares of a step (dist.hpp): each rank sends its triples' losses, row-norm
+// terms and (with gradients) row gradients, and its virtual threads' network partials; they land
+// where one process would have computed them.
+template <typename T>
+void CpuEngine<T>::exchange_shares(int64_t B, int64_t V, int threads, bool want_grads, bool net_grads) {
+  const World& world = World::get();
+  const int W = world.size();
+  const size_t E3 = size_t(3) * size_t(m_E), np = net_grads ? size_t(m_tower.n_params) : 0;
+  auto first = [&](int r) { return static_share_begin(B, V, int64_t(r) * threads); };
+  auto last = [&](int r) { return static_share_end(B, V, int64_t(r) * threads + threads - 1); };
+  auto bytes_of = [&](int r) {
+    const size_t n = size_t(last(r) - first(r));
+    return n * 2 * sizeof(double) + (want_grads ? n * E3 * sizeof(T) : 0) + size_t(threads) * np * sizeof(T);
+  };
+  const int R = world.rank();
+  const size_t lo = size_t(first(R)), n = size_t(last(R)) - lo;
+  std::vector<char>& buf = m_send;
+  buf.resize(bytes_of(R));
+  char* at = buf.data();
+  auto put = [&](const void* src, size_t bytes) {
+    if (bytes) std::memcpy(at, src, bytes);
+    at += bytes;
+  };
+  put(m_triple_loss.data() + lo, n * sizeof(double));
+  put(m_triple_reg.data() + lo, n * sizeof(double));
+  if (want_grads) put(m_row_grads.data() + lo * E3, n * E3 * sizeof(T));
+  for (int j = 0; j < threads; ++j) put(m_thread_dnet[size_t(R) * size_t(threads) + size_t(j)].data(), np * sizeof(T));
+  std::vector<int64_t> counts;
+  const std::vector<char> all = world.allgather_bytes(buf.data(), int64_t(buf.size()), &counts);
+  const char* from = all.data();
+  auto get = [&](void* dst, size_t bytes) {
+    if (bytes) std::memcpy(dst, from, bytes);
+    from += bytes;
+  };
+  for (int r = 0; r < W; ++r) {
+    const size_t rlo = size_t(first(r)), rn = size_t(last(r)) - rlo;
+    if (size_t(counts[size_t(r)]) != bytes_of(r))
+      throw_internal("rank " + std::to_string(r) + " sent " + std::to_string(counts[size_t(r)]) + " bytes of a step, expected " +
+                     std::to_string(bytes_of(r)) + ": the ranks disagree on the batch or the thread count");
+    if (r == R) {
+      from += counts[size_t(r)];
+      continue;
+    }
+    get(m_triple_loss.data() + rlo, rn * sizeof(double));
+    get(m_triple_reg.data() + rlo, rn * sizeof(double));
+    if (want_grads) get(m_row_grads.data() + rlo * E3, rn * E3 * sizeof(T));
+    for (int j = 0; j < threads; ++j) get(m_thread_dnet[size_t(r) * size_t(threads) + size_t(j)].data(), np * sizeof(T));
+  }
+}
+
 template <typename T>
 LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, const RegSpec& reg,
                             const DropoutSpec& dropout, bool want_grads) {
@@ -974,12 +1025,20 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
                           "rows x " + std::to_string(E) + " floats)", double(B) * 3 * E * sizeof(T));
     }
     if (conv)
-      for (auto& v : m_thread_dnet) std::fill(v.begin(), v.end(), T(0));
+      for (auto& v : m_thread_dnet) std::fill(v.begin(), v.end(), T(0));  // every rank's: a share may be empty
   }
   m_triple_loss.assign(size_t(B), 0.0);
   m_triple_reg.assign(size_t(B), 0.0);
 
-#pragma omp parallel num_threads(m_threads)
+  // The batch in V = ranks x threads contiguous shares, virtual thread v = rank * threads + j
+  // taking share v (static_share: libgomp's schedule(static)); this rank computes its threads'
+  // shares, and the others' come by allgather, so every sum below runs over the same values in the
+  // same order whatever the split between ranks and threads (dist.hpp).
+  const World& world = World::get();
+  const int W = world.size(), R = world.rank(), Tn = m_threads;
+  const int64_t V = int64_t(W) * Tn;
+  const bool net_grads = conv && want_grads;
+#pragma omp parallel num_threads(Tn)
   {
     // fp_env.hpp: in each worker, and below for the serial part (not around the region: threads
     // the region starts would inherit the mode and keep it after the engine returns)
@@ -987,8 +1046,13 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
     const int tid = omp_get_thread_num();
     if (tid == 0) m_last_team = omp_get_num_threads();
     std::vector<T> mask_pos(static_cast<size_t>(C)), mask_neg(static_cast<size_t>(C));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < B; ++t) {
+    // one share per iteration: a team smaller than asked for takes several, the same bits
+#pragma omp for schedule(static, 1)
+    for (int j = 0; j < Tn; ++j) {
+    const int64_t v = int64_t(R) * Tn + j;
+    const int64_t t_end = static_share_end(B, V, v);
+    T* dnet = net_grads ? m_thread_dnet[size_t(v)].data() : nullptr;
+    for (int64_t t = static_share_begin(B, V, v); t < t_end; ++t) {
       const T* p = prm.P.data() + int64_t(batch.user[t]) * E;
       const T* qp = prm.Q.data() + int64_t(batch.pos[t]) * E;
       const T* qn = prm.Q.data() + int64_t(batch.neg[t]) * E;
@@ -1032,7 +1096,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
         const T ds[2] = {g, -g};
         T* const dq2[2] = {dqp, dqn};
         backward_pairs(m_packed.data(), p, q2, masks, ds, 2, m_work[size_t(tid)],
-                       m_thread_dnet[size_t(tid)].data(), dp, dq2);
+                       dnet, dp, dq2);
       } else {
         for (int e = 0; e < E; ++e) {
           dp[e] = g * (qp[e] - qn[e]);
@@ -1047,7 +1111,9 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
           dqn[e] += T(2 * row_l2) * qn[e];
         }
     }
+    }
   }
+  if (W > 1) exchange_shares(B, V, Tn, want_grads, net_grads);
 
   const FlushDenormals flush;
   LossParts out;  // summed in triple order, whatever the thread count
@@ -1111,7 +1177,7 @@ LossParts CpuEngine<T>::run(const Params<T>& prm, const TripleBatch& batch, cons
   if (conv) {
     // reduce thread buffers in thread order, into the packed layout, then unpack
     std::vector<T>& acc = m_thread_dnet[0];
-    for (int th = 1; th < m_threads; ++th) {
+    for (size_t th = 1; th < m_thread_dnet.size(); ++th) {
       const std::vector<T>& v = m_thread_dnet[size_t(th)];
       for (size_t i = 0; i < acc.size(); ++i) acc[i] += v[i];
     }

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "convncf/dist.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/fused_tower.hpp"
 #include "convncf/gpu.hpp"
@@ -15,12 +16,23 @@ void check_device(const EngineOptions& opts) {
   if (!cuda_device_available(&reason)) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
 }
 
+// Whether make_engine would give the run a CUDA engine (it may still fall back to the CPU on auto).
+static bool trains_on_gpu(const EngineOptions& opts, bool gpu) {
+  return gpu && opts.model != ModelKind::Pop && (opts.device == Device::Cuda || !opts.negatives.dynamic);
+}
+
 std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& split, EngineNotes* notes) {
   EngineNotes dropped;
   EngineNotes& n = notes ? *notes : dropped;
   std::string reason;
   const bool gpu = opts.device != Device::Cpu && cuda_device_available(&reason);
   if (opts.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
+  const World& world = World::get();
+  if (world.distributed() && trains_on_gpu(opts, gpu))
+    throw Error(kExitUnavailable,
+                std::to_string(world.size()) + " ranks would train on GPUs, but the multi-GPU path (NCCL) is not built yet: "
+                "a GPU trains with one rank only; run several ranks with --device=cpu (the CPU engine, bit-identical to one "
+                "process), or one rank on the GPU");
   if (opts.device == Device::Cuda && opts.negatives.dynamic)
     throw_usage("dynamic negative sampling (train_neg_sample_args: dynamic: true) is done by the CPU engine only");
   const bool trains = opts.model != ModelKind::Pop;  // the popularity model only counts

@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <numeric>
 
+#include "convncf/dist.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/fp_env.hpp"
 #include "convncf/rng.hpp"
@@ -591,12 +592,18 @@ Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& top
     if (it < 0 || it >= N) throw_internal("evaluate: negative item out of range");
   std::vector<int64_t> positions(set.positives.size());
   std::vector<int64_t> n_neg(static_cast<size_t>(Q));
+  // Several ranks (dist.hpp): each ranks one contiguous share of the queries (they are grouped by
+  // user, so a share of users); the positions come together by allgather, and every rank sums
+  // all of them in query order, as one process does.
+  const World& world = World::get();
+  const int64_t q_lo = static_share_begin(Q, world.size(), world.rank());
+  const int64_t q_hi = static_share_end(Q, world.size(), world.rank());
 
   if (set.full()) {
     const int64_t B = block_users(N);
-    std::vector<float> scores(size_t(std::min(B, std::max<int64_t>(Q, 1)) * N));
-    for (int64_t q0 = 0; q0 < Q; q0 += B) {
-      const int64_t nb = std::min(B, Q - q0);
+    std::vector<float> scores(size_t(std::min(B, std::max<int64_t>(q_hi - q_lo, 1)) * N));
+    for (int64_t q0 = q_lo; q0 < q_hi; q0 += B) {
+      const int64_t nb = std::min(B, q_hi - q0);
       scorer.score_all(set.user.data() + q0, nb, scores.data());
 #pragma omp parallel num_threads(T)
       {
@@ -626,7 +633,7 @@ Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& top
       std::vector<int32_t> items;
       std::vector<float> scores;
 #pragma omp for schedule(dynamic, 4)
-      for (int64_t q = 0; q < Q; ++q) {
+      for (int64_t q = q_lo; q < q_hi; ++q) {
         const int64_t pb = set.pos_offsets[size_t(q)], m = set.pos_offsets[size_t(q) + 1] - pb;
         const int64_t nb = set.neg_offsets[size_t(q)], n = set.neg_offsets[size_t(q) + 1] - nb;
         items.assign(set.positives.begin() + pb, set.positives.begin() + pb + m);
@@ -636,6 +643,22 @@ Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& top
         positive_positions(scores.data(), m, scores.data() + m, n, positions.data() + pb);
         n_neg[size_t(q)] = n;
       }
+    }
+  }
+  if (world.distributed()) {
+    // this rank's queries' negatives counts, then their positives' positions
+    const int64_t p_lo = set.pos_offsets[size_t(q_lo)], p_hi = set.pos_offsets[size_t(q_hi)];
+    std::vector<int64_t> mine(n_neg.begin() + q_lo, n_neg.begin() + q_hi);
+    mine.insert(mine.end(), positions.begin() + p_lo, positions.begin() + p_hi);
+    const std::vector<std::vector<int64_t>> all = world.allgather(mine);
+    for (int r = 0; r < world.size(); ++r) {
+      const int64_t a = static_share_begin(Q, world.size(), r), b = static_share_end(Q, world.size(), r);
+      const int64_t pa = set.pos_offsets[size_t(a)], pb = set.pos_offsets[size_t(b)];
+      const std::vector<int64_t>& v = all[size_t(r)];
+      if (int64_t(v.size()) != (b - a) + (pb - pa))
+        throw_internal("evaluate: rank " + std::to_string(r) + " sent another number of positions: the ranks disagree on the queries");
+      std::copy(v.begin(), v.begin() + (b - a), n_neg.begin() + a);
+      std::copy(v.begin() + (b - a), v.end(), positions.begin() + pa);
     }
   }
   for (int64_t q = 0; q < Q; ++q) {

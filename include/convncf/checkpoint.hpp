@@ -42,5 +42,7 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& c);
 // Error(kExitNoInput) when missing; Error(kExitData) when corrupt, truncated or of another version.
 Checkpoint load_checkpoint(const std::string& path);
+// The same from a checkpoint file's bytes (a rank's copy of rank 0's file, dist.hpp); `path` names it in errors.
+Checkpoint checkpoint_from_bytes(const std::string& bytes, const std::string& path);
 
 }  // namespace convncf

@@ -14,10 +14,13 @@
 // register-blocked kernels (cpu_engine.cpp) for 32-channel layers and by plain loops otherwise.
 // convncf_score_naive() is the plain explicit-map version, used by the tests to check this one.
 //
-// Parallel over triples with OpenMP (static schedule). Network gradients are summed per thread
-// (per triple, over the patches of its two pairs), then over threads in thread order;
-// per-triple embedding-row gradients are summed in triple order. A run is therefore
-// deterministic for a seed and a thread count. A score does not depend on which other items
+// Parallel over triples: each batch is cut into ranks x threads contiguous shares, as OpenMP's
+// schedule(static) would cut it (static_share_begin/end), and a rank's threads take its shares.
+// Network gradients are summed per share (per triple, over the patches of its two pairs), then
+// over shares in share order; per-triple embedding-row gradients are summed in triple order. With
+// several ranks (dist.hpp) the shares computed elsewhere arrive by allgather before those sums.
+// A run is therefore deterministic for a seed and ranks x threads: W ranks of T threads give the
+// bits of one process of W*T threads. A score does not depend on which other items
 // are scored with it (each output is one chain in a fixed order).
 #pragma once
 #include <cstdint>
@@ -26,6 +29,17 @@
 #include "convncf/model.hpp"
 
 namespace convncf {
+
+// The shares of schedule(static) without a chunk size, as libgomp cuts n iterations for `parts`
+// threads: contiguous, the first n % parts shares one longer. The engine cuts its batches this way
+// itself (ranks x threads virtual threads), so one process and several ranks agree by construction.
+inline int64_t static_share_begin(int64_t n, int64_t parts, int64_t v) {
+  const int64_t q = n / parts, rem = n % parts;
+  return v < rem ? v * (q + 1) : v * q + rem;
+}
+inline int64_t static_share_end(int64_t n, int64_t parts, int64_t v) {
+  return static_share_begin(n, parts, v) + (v < n % parts ? n / parts + 1 : n / parts);
+}
 
 struct TripleBatch {
   const int32_t* user;  // (B,)
@@ -146,6 +160,7 @@ class CpuEngine {
  private:
   LossParts run(const Params<T>& params, const TripleBatch& batch, const RegSpec& reg,
                 const DropoutSpec& dropout, bool want_grads);
+  void exchange_shares(int64_t B, int64_t V, int threads, bool want_grads, bool net_grads);
   void layer1_user(const T* packed, const T* p, T* A) const;
   // n pairs (n <= w.pairs) of the user whose side of layer 1 is w.A, items q[i], masks mask[i]
   // (mask null: none for any pair), scores into score[i].
@@ -164,7 +179,8 @@ class CpuEngine {
   int m_threads;
   int m_last_team = 0;
   std::vector<T> m_packed;                     // packed network weights of this step
-  std::vector<std::vector<T>> m_thread_dnet;   // per thread, packed layout
+  std::vector<std::vector<T>> m_thread_dnet;   // per virtual thread (ranks x threads), packed layout
+  std::vector<char> m_send;                    // this rank's share of a step, to the others
   std::vector<PairWork<T>> m_work;             // per thread, for the two pairs of a triple
   std::vector<std::vector<int64_t>> m_rows;    // per layer >= 2: each patch's offset in its
                                                // input map, for kScorePairs pairs (fast kernels)
