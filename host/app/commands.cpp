@@ -333,10 +333,12 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
       << "\n";
   out << "ranks: " << world.describe() << "\n";
   if (world.distributed())
-    for (const Json& r : ranks)
+    for (const Json& r : ranks) {
+      const int threads = r["cpu_threads"].get<int>();
       out << "  rank " << r["rank"].get<int>() << ": " << r["host"].get<std::string>() << ", local rank "
-          << r["local_rank"].get<int>() << ", " << r["cpu_threads"].get<int>() << " CPU threads"
+          << r["local_rank"].get<int>() << ", " << threads << (threads == 1 ? " CPU thread" : " CPU threads")
           << (r.contains("gpu") ? ", GPU " + std::to_string(r["gpu"].get<int>()) : std::string()) << "\n";
+    }
 }
 
 }  // namespace convncf

@@ -129,7 +129,9 @@ void World::init(int* argc, char*** argv) {
                       err, sizeof err);
   if (rc != 0) throw Error(kExitUnavailable, std::string("MPI could not start: ") + err);
   g_mpi.initialised = true;
-  g_world.m_library = version;
+  // MPI_Get_library_version's first part names the library and its version ("Open MPI v4.1.4");
+  // the rest (package, build date) would make every line that names the world long
+  g_world.m_library = std::string(version).substr(0, std::string(version).find(','));
 }
 
 void World::finalize() {
