@@ -34,7 +34,7 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
-void make_dirs(const std::string& path) {
+void make_dirs(const std::string& path, std::vector<std::string>* created) {
   std::string cur;
   std::stringstream ss(path);
   std::string part;
@@ -42,8 +42,11 @@ void make_dirs(const std::string& path) {
   while (std::getline(ss, part, '/')) {
     if (part.empty()) continue;
     cur += part;
-    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+    if (mkdir(cur.c_str(), 0755) == 0) {
+      if (created) created->push_back(cur);
+    } else if (errno != EEXIST) {
       throw_io("cannot create folder " + cur + ": " + std::strerror(errno));
+    }
     if (!is_dir(cur)) throw_io("cannot create folder " + cur + ": a file of that name exists");
     cur += '/';
   }

@@ -94,22 +94,6 @@ long pid_in_lock_file(const std::string& path) {
                              " until it ends; wait for it to end, or use another folder");
 }
 
-// make_dirs, recording each folder it made (outermost first).
-void make_dirs_recorded(const std::string& path, std::vector<std::string>& created) {
-  std::string cur;
-  std::stringstream ss(path);
-  std::string part;
-  if (!path.empty() && path[0] == '/') cur = "/";
-  while (std::getline(ss, part, '/')) {
-    if (part.empty()) continue;
-    cur += part;
-    if (mkdir(cur.c_str(), 0755) == 0) created.push_back(cur);
-    else if (errno != EEXIST) throw_io("cannot create folder " + cur + ": " + std::strerror(errno));
-    if (!is_dir(cur)) throw_io("cannot create folder " + cur + ": a file of that name exists");
-    cur += '/';
-  }
-}
-
 // A new training may take `dir` (as inspected in `st`) only when it is empty or holds an earlier
 // stopped attempt of the same run; everything else is refused here, before anything is written.
 void refuse_unless_ours(const std::string& dir, const FolderState& st, const std::string& config_yaml,
@@ -276,7 +260,7 @@ RunFolder RunFolder::claim_new(const std::string& out, ModelKind model, const st
     char stamp[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    make_dirs_recorded("runs", created);
+    make_dirs("runs", &created);
     const std::string base = std::string("runs/") + model_name(model) + "-" + stamp;
     for (int n = 1;; ++n) {  // mkdir is the claim: two runs in the same second get two folders
       dir = n == 1 ? base : base + "-" + std::to_string(n);
@@ -289,7 +273,7 @@ RunFolder RunFolder::claim_new(const std::string& out, ModelKind model, const st
     // before touching anything (not even run.lock): files no run of this tool wrote there
     refuse_unless_ours(dir, inspect_folder(dir), config_yaml, /*only_others_files=*/true);
   } else {
-    make_dirs_recorded(dir, created);
+    make_dirs(dir, &created);
   }
   RunFolder f(dir, std::move(created));
   f.lock();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace convncf {
 
@@ -14,7 +15,8 @@ bool is_file(const std::string& p);      // a regular file (or a link to one)
 // dir + "/" + name, without doubling a trailing slash; name alone when dir is empty.
 std::string join_path(const std::string& dir, const std::string& name);
 // Creates the folder and its parents (0755); Error(kExitIo) naming the part that cannot be made.
-void make_dirs(const std::string& path);
+// `created`, when given, gets each folder this call made, outermost first.
+void make_dirs(const std::string& path, std::vector<std::string>* created = nullptr);
 // s without leading and trailing white space (std::isspace).
 std::string_view trim(std::string_view s);
 
