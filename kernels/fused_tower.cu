@@ -285,6 +285,24 @@ __device__ __forceinline__ void tc_epilogue(const TcAcc<Pr>& acc, float* stage, 
   __syncwarp();  // the next tile's store overwrites the staging tile
 }
 
+// The warp's weight-gradient register tiles (slot s holds tile warp + s * kFusedWarps) into the
+// block's slice, at the end of a backward kernel of variant 3 or 4: their elements are written
+// only here. Warp-collective.
+template <Precision Pr>
+__device__ void store_weight_tiles(const FusedTower& t, const TcAcc<Pr> (&dw)[kFusedTcSlots], float* stage, int warp,
+                                   float* __restrict__ slice) {
+#pragma unroll
+  for (int s = 0; s < kFusedTcSlots; ++s) {
+    const int j = warp + s * kFusedWarps;
+    if (j >= t.tc.tiles) continue;
+    const FusedTcTile tile = fused_tc_tile(t, j);
+    tc_epilogue<Pr>(dw[s], stage, [&](int i, int jj, float v) {
+      const int64_t idx = fused_tc_weight_index(t, tile.li, tile.kt * 16 + i, tile.nt * 16 + jj);
+      if (idx >= 0) slice[idx] = v;
+    });
+  }
+}
+
 template <Precision Pr>
 __device__ typename Tc<Pr>::T* tc_map(float* sm, int off) {
   return reinterpret_cast<typename Tc<Pr>::T*>(sm + off);
@@ -445,17 +463,7 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc_bwd_kernel(const FusedTower t, int64_t 
     layer1_bwd(t, FusedTcMap0<T>{tc_map<Pr>(sm, tc.layer[0].map_off), rowq, t.layer[0].out_size, tc.np0}, packed,
                sm, k, dp, dq, slice);
   }
-  // The register tiles into the slice (their elements are written only here).
-#pragma unroll
-  for (int s = 0; s < kFusedTcSlots; ++s) {
-    const int j = warp + s * kFusedWarps;
-    if (j >= tc.tiles) continue;
-    const FusedTcTile tile = fused_tc_tile(t, j);
-    tc_epilogue<Pr>(dw[s], stage, [&](int i, int jj, float v) {
-      const int64_t idx = fused_tc_weight_index(t, tile.li, tile.kt * 16 + i, tile.nt * 16 + jj);
-      if (idx >= 0) slice[idx] = v;
-    });
-  }
+  store_weight_tiles<Pr>(t, dw, stage, warp, slice);
 }
 
 // ---- Variant 4: variant 3's tile products over groups of pairs, layer 1 in chunks (FusedTc4) ----
@@ -811,17 +819,7 @@ CONVNCF_TENSOR_CORE_KERNEL void fused_tc4_bwd_kernel(const FusedTower t, int64_t
     }
     kb = ke;
   }
-  // The register tiles into the slice (their elements are written only here).
-#pragma unroll
-  for (int j = 0; j < kFusedTcSlots; ++j) {
-    const int jt = warp + j * kFusedWarps;
-    if (jt >= tc.tiles) continue;
-    const FusedTcTile tile = fused_tc_tile(t, jt);
-    tc_epilogue<Pr>(dw[j], stage, [&](int i, int jj, float val) {
-      const int64_t idx = fused_tc_weight_index(t, tile.li, tile.kt * 16 + i, tile.nt * 16 + jj);
-      if (idx >= 0) slice[idx] = val;
-    });
-  }
+  store_weight_tiles<Pr>(t, dw, stage, warp, slice);
 }
 
 __global__ void fused_pack_kernel1(const FusedTower t, const float* __restrict__ net, float* __restrict__ packed) {

@@ -404,6 +404,20 @@ void forward_pair_tc(const FusedTower& t, const float* P, const float* Q, const 
   for (int co = 0; co < lastl.cout; ++co) sm[tc.h_off + co] = fused_head_sum(t, last, co);
 }
 
+// The register tiles (dw[li]: layer li's weight gradient, kp x np) into the block's slice, at the
+// end of a backward of variant 3 or 4 (the kernels' store_weight_tiles).
+void store_weight_tiles(const FusedTower& t, const std::vector<std::vector<float>>& dw, float* slice) {
+  for (int j = 0; j < t.tc.tiles; ++j) {
+    const FusedTcTile tile = fused_tc_tile(t, j);
+    const FusedTcLayer& c = t.tc.layer[tile.li];
+    for (int e = 0; e < 256; ++e) {
+      const int kk = tile.kt * 16 + e / 16, co = tile.nt * 16 + e % 16;
+      const int64_t idx = fused_tc_weight_index(t, tile.li, kk, co);
+      if (idx >= 0) slice[idx] = dw[size_t(tile.li)][size_t(kk * c.np + co)];
+    }
+  }
+}
+
 template <typename T>
 void fwd_tc(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* pair_user, const int32_t* pair_item,
             const float* P, const float* Q, const float* packed, DropoutArgs drop, float* score) {
@@ -480,16 +494,7 @@ void bwd_tc(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* p
       const FusedTcMap0<T> g0{tc_map<T>(sm, tc.layer[0].map_off), rowq.data(), t.layer[0].out_size, tc.np0};
       layer1_backward(t, g0, packed, sm, k, dp, dq, slice);
     }
-    // the register tiles into the slice
-    for (int j = 0; j < tc.tiles; ++j) {
-      const FusedTcTile tile = fused_tc_tile(t, j);
-      const FusedTcLayer& c = tc.layer[tile.li];
-      for (int e = 0; e < 256; ++e) {
-        const int kk = tile.kt * 16 + e / 16, co = tile.nt * 16 + e % 16;
-        const int64_t idx = fused_tc_weight_index(t, tile.li, kk, co);
-        if (idx >= 0) slice[idx] = dw[size_t(tile.li)][size_t(kk * c.np + co)];
-      }
-    }
+    store_weight_tiles(t, dw, slice);
   }
 }
 
@@ -782,16 +787,7 @@ void bwd_tc4(const FusedTower& t, int64_t n_pairs, int n_blocks, const int32_t* 
       }
       kb = ke;
     }
-    // the register tiles into the slice
-    for (int j = 0; j < tc.tiles; ++j) {
-      const FusedTcTile tile = fused_tc_tile(t, j);
-      const FusedTcLayer& c = tc.layer[tile.li];
-      for (int e = 0; e < 256; ++e) {
-        const int kk = tile.kt * 16 + e / 16, co = tile.nt * 16 + e % 16;
-        const int64_t idx = fused_tc_weight_index(t, tile.li, kk, co);
-        if (idx >= 0) slice[idx] = dw[size_t(tile.li)][size_t(kk * c.np + co)];
-      }
-    }
+    store_weight_tiles(t, dw, slice);
   }
 }
 
