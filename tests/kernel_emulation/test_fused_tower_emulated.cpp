@@ -81,6 +81,28 @@ const char* order_name(emu::Order o) {
   return o == emu::kAscending ? "ascending" : o == emu::kDescending ? "descending" : "random";
 }
 
+// The emulated kernels of `variant` (forward, backward, the reduction) on NaN-filled outputs,
+// each output equal to the twins' `want` bit for bit, with no emulation error (the caller has
+// set the phase order and the seeds).
+void expect_kernels_match_twins(const FusedTower& ft, const Params<float>& prm, const Batch& b, const float* d_packed,
+                                int n_blocks, const DropoutArgs& drop, int variant, const fused_test::TwinOutputs& want,
+                                const std::string& what) {
+  const int64_t n = int64_t(b.user.size());
+  std::vector<float> s2(want.score.size(), kNaN), dp2(want.dp.size(), kNaN), dq2(want.dq.size(), kNaN),
+      pa2(want.partial.size(), kNaN), dn2(want.dnet.size(), kNaN);
+  fused_tower_fwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed, drop, s2.data(),
+                  nullptr, variant);
+  fused_tower_bwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed, drop,
+                  b.dscore.data(), dp2.data(), dq2.data(), pa2.data(), nullptr, variant);
+  fused_reduce_grads(ft, n_blocks, pa2.data(), dn2.data(), nullptr);
+  expect_no_emulation_errors(what);
+  expect_same_bits(s2, want.score, "score");
+  expect_same_bits(dp2, want.dp, "dp");
+  expect_same_bits(dq2, want.dq, "dq");
+  expect_same_bits(pa2, want.partial, "partial");
+  expect_same_bits(dn2, want.dnet, "dnet");
+}
+
 struct Param {
   size_t case_index;
   Precision prec;
@@ -152,19 +174,7 @@ TEST_P(FusedTowerEmulated, KernelsMatchTwins) {
           emu::order = order;
           emu::seed = 12345;
           emu::frag_seed = unsigned(1 + bi * 7 + size_t(variant));
-          std::vector<float> s2(want.score.size(), kNaN), dp2(want.dp.size(), kNaN), dq2(want.dq.size(), kNaN),
-              pa2(want.partial.size(), kNaN), dn2(want.dnet.size(), kNaN);
-          fused_tower_fwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(),
-                          drop, s2.data(), nullptr, variant);
-          fused_tower_bwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(),
-                          drop, b.dscore.data(), dp2.data(), dq2.data(), pa2.data(), nullptr, variant);
-          fused_reduce_grads(ft, n_blocks, pa2.data(), dn2.data(), nullptr);
-          expect_no_emulation_errors(what);
-          expect_same_bits(s2, want.score, "score");
-          expect_same_bits(dp2, want.dp, "dp");
-          expect_same_bits(dq2, want.dq, "dq");
-          expect_same_bits(pa2, want.partial, "partial");
-          expect_same_bits(dn2, want.dnet, "dnet");
+          expect_kernels_match_twins(ft, prm, b, d_packed.data(), n_blocks, drop, variant, want, what);
           if (HasFailure()) return;  // one report per tower and precision
         }
       }
@@ -233,19 +243,7 @@ TEST_P(FusedTowerEmulatedLayouts, GroupedKernelsMatchTwins) {
     emu::order = order;
     emu::seed = 777;
     emu::frag_seed = unsigned(11 + bi + 3 * GetParam().index);
-    std::vector<float> s2(want.score.size(), kNaN), dp2(want.dp.size(), kNaN), dq2(want.dq.size(), kNaN),
-        pa2(want.partial.size(), kNaN), dn2(want.dnet.size(), kNaN);
-    fused_tower_fwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(), drop,
-                    s2.data(), nullptr, 4);
-    fused_tower_bwd(ft, n, n_blocks, b.user.data(), b.item.data(), prm.P.data(), prm.Q.data(), d_packed.data(), drop,
-                    b.dscore.data(), dp2.data(), dq2.data(), pa2.data(), nullptr, 4);
-    fused_reduce_grads(ft, n_blocks, pa2.data(), dn2.data(), nullptr);
-    expect_no_emulation_errors(what);
-    expect_same_bits(s2, want.score, "score");
-    expect_same_bits(dp2, want.dp, "dp");
-    expect_same_bits(dq2, want.dq, "dq");
-    expect_same_bits(pa2, want.partial, "partial");
-    expect_same_bits(dn2, want.dnet, "dnet");
+    expect_kernels_match_twins(ft, prm, b, d_packed.data(), n_blocks, drop, 4, want, what);
     if (HasFailure()) return;
   }
 }
