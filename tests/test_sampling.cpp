@@ -16,6 +16,7 @@
 #include "convncf/dataset.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"
+#include "convncf/head.hpp"
 #include "convncf/model.hpp"
 #include "convncf/rng.hpp"
 #include "convncf/sampling.hpp"
@@ -224,6 +225,76 @@ TEST(NegSampling, GatherBatchLayoutAndDraws) {
       }
     }
   }
+}
+
+// The CUDA engine's data-parallel step (gpu_engine.hpp): each rank samples its share of the step's
+// positives as a step of its own; reassembled block by block (for_each_share_block) the shares are
+// the step, and share_triple_in_step (dropout's masks) names the same triples.
+TEST(NegSampling, RankSharesReassembleTheStep) {
+  Rng rng(8, kStreamSynthetic);
+  const int32_t n_users = 20, n_items = 40;
+  const Csr train = random_csr(rng, n_users, n_items, 0.8);
+  std::vector<int32_t> tu, ti;
+  for (int32_t u = 0; u < n_users; ++u)
+    for (int64_t p = train.offsets[size_t(u)]; p < train.offsets[size_t(u) + 1]; ++p)
+      tu.push_back(u), ti.push_back(train.items[size_t(p)]);
+  std::vector<int64_t> order(tu.size());
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t t = int64_t(order.size()) - 1; t > 0; --t) std::swap(order[size_t(t)], order[rng.index(uint32_t(t + 1))]);
+  const int64_t lo = 5;
+  DropoutArgs whole;
+  whole.p = 0.5;
+  whole.seed = 3;
+  whole.step = 9;
+  for (const int W : {1, 2, 3, 5})
+    for (const int64_t n : {int64_t(1), int64_t(4), int64_t(11)})
+      for (const int32_t N : {1, 3}) {
+        SCOPED_TRACE("ranks " + std::to_string(W) + " positives " + std::to_string(n) + " N " + std::to_string(N));
+        const int64_t B = n * N;
+        std::vector<int32_t> user(static_cast<size_t>(B)), pos(user.size()), neg(user.size());
+        gather_batch_cpu(B, n, N, lo, 2, 7, order.data(), tu.data(), ti.data(), train.offsets.data(),
+                         train.items.data(), n_items, nullptr, nullptr, user.data(), pos.data(), neg.data());
+        std::vector<int32_t> got(static_cast<size_t>(3 * B), -1);
+        int64_t covered = 0;
+        for (int r = 0; r < W; ++r) {
+          const StepShare sh = step_share(n, W, r);
+          EXPECT_EQ(sh.lo, covered);
+          covered += sh.n;
+          const int64_t b = sh.n * N;
+          std::vector<int32_t> su(size_t(std::max<int64_t>(b, 1))), sp(su.size()), sn(su.size());
+          gather_batch_cpu(b, sh.n, N, lo + sh.lo, 2, 7, order.data(), tu.data(), ti.data(), train.offsets.data(),
+                           train.items.data(), n_items, nullptr, nullptr, su.data(), sp.data(), sn.data());
+          for (int64_t t = 0; t < b; ++t) {
+            const size_t g = size_t(share_triple_in_step(t, sh.n, sh.lo, n));
+            ASSERT_LT(g, size_t(B));
+            EXPECT_EQ(su[size_t(t)], user[g]);
+            EXPECT_EQ(sn[size_t(t)], neg[g]);
+            DropoutArgs part = whole;  // the share's dropout masks are the step's
+            part.share_n = sh.n;
+            part.share_lo = sh.lo;
+            part.step_n = n;
+            for (int side = 0; side < 2; ++side)
+              for (int c = 0; c < 4; ++c)
+                ASSERT_EQ(pair_mask(part, 2 * t + side, c), pair_mask(whole, 2 * int64_t(g) + side, c));
+          }
+          // three values per triple, as the rows' (user, pos, neg) are moved
+          std::vector<int32_t> local(size_t(3 * b));
+          for (int64_t t = 0; t < b; ++t) {
+            local[size_t(3 * t)] = su[size_t(t)];
+            local[size_t(3 * t + 1)] = sp[size_t(t)];
+            local[size_t(3 * t + 2)] = sn[size_t(t)];
+          }
+          for_each_share_block(sh, n, N, 3, [&](int64_t to, int64_t from, int64_t count) {
+            std::copy_n(local.begin() + from, count, got.begin() + to);
+          });
+        }
+        EXPECT_EQ(covered, n);
+        for (int64_t s = 0; s < B; ++s) {
+          ASSERT_EQ(got[size_t(3 * s)], user[size_t(s)]) << "triple " << s;
+          ASSERT_EQ(got[size_t(3 * s + 1)], pos[size_t(s)]) << "triple " << s;
+          ASSERT_EQ(got[size_t(3 * s + 2)], neg[size_t(s)]) << "triple " << s;
+        }
+      }
 }
 
 TEST(NegSampling, ArgumentChecks) {

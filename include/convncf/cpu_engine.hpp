@@ -26,20 +26,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "convncf/common.hpp"
 #include "convncf/model.hpp"
 
 namespace convncf {
-
-// The shares of schedule(static) without a chunk size, as libgomp cuts n iterations for `parts`
-// threads: contiguous, the first n % parts shares one longer. The engine cuts its batches this way
-// itself (ranks x threads virtual threads), so one process and several ranks agree by construction.
-inline int64_t static_share_begin(int64_t n, int64_t parts, int64_t v) {
-  const int64_t q = n / parts, rem = n % parts;
-  return v < rem ? v * (q + 1) : v * q + rem;
-}
-inline int64_t static_share_end(int64_t n, int64_t parts, int64_t v) {
-  return static_share_begin(n, parts, v) + (v < n % parts ? n / parts + 1 : n / parts);
-}
 
 struct TripleBatch {
   const int32_t* user;  // (B,)

@@ -38,6 +38,9 @@ struct DropoutArgs {
   double p = 0.0;  // 0: no dropout (evaluation)
   uint64_t seed = 0;
   uint64_t step = 0;
+  // A rank's share of a data-parallel step (sampling.hpp's StepShare): its local triple t is the
+  // step's share_triple_in_step(t, share_n, share_lo, step_n). share_n 0: the whole step.
+  int64_t share_n = 0, share_lo = 0, step_n = 0;
 };
 
 // ---- Per-element math shared by the kernels and their CPU twins ----
@@ -46,8 +49,8 @@ struct DropoutArgs {
 
 // The dropout scale of channel c of pair `pair` as the float CpuEngine multiplies by (T(mask)).
 CONVNCF_HD float pair_mask(const DropoutArgs& d, int64_t pair, int c) {
-  return static_cast<float>(
-      dropout_mask(d.p, d.seed, d.step, pair / 2, static_cast<int>(pair % 2), c));
+  const int64_t t = d.share_n > 0 ? share_triple_in_step(pair / 2, d.share_n, d.share_lo, d.step_n) : pair / 2;
+  return static_cast<float>(dropout_mask(d.p, d.seed, d.step, t, static_cast<int>(pair % 2), c));
 }
 
 // The head of one pair, in CpuEngine::forward_from_A's order: h[c] = sum_s Y[c][s] in s order,

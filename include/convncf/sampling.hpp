@@ -56,6 +56,28 @@ inline int64_t positives_per_batch(int64_t batch_size, int sample_num) {
   return p > 0 ? p : 1;
 }
 
+// A step's share on one of `parts` data-parallel ranks (the CUDA engine's, gpu_engine.hpp): the
+// step's n positives cut as static_share cuts them, share r holding positives lo .. lo+n_r of the
+// step. The rank samples and trains them as a step of its own (gather_batch_gpu at lo_step + lo),
+// so its local triple k·n_r + i is the step's triple k·n + lo + i: block k of the share (n_r
+// triples from k·n_r) lands at k·n + lo of the step. Dropout's masks (head.hpp) and the gathered
+// rows both use this map (share_triple_in_step, common.hpp), so the step is the one a single GPU
+// would take.
+struct StepShare {
+  int64_t lo = 0, n = 0;
+};
+inline StepShare step_share(int64_t n, int parts, int r) {
+  const int64_t b = static_share_begin(n, parts, r);
+  return {b, static_share_end(n, parts, r) - b};
+}
+// Per-triple values of share `sh` (`width` values per triple, in the share's own layout) into the
+// step's layout: copy(step_offset, share_offset, count), in values, once per block k < N.
+template <typename Copy>
+void for_each_share_block(const StepShare& sh, int64_t step_n, int32_t N, int64_t width, Copy&& copy) {
+  if (sh.n == 0) return;
+  for (int32_t k = 0; k < N; ++k) copy((k * step_n + sh.lo) * width, k * sh.n * width, sh.n * width);
+}
+
 // The popularity tables on a training CSR. weight[i] = round(count_i^alpha · 2^kWeightShift) for
 // alpha != 1 (count_i itself for alpha = 1), count_i the item's interactions in `counts`.
 //   cdf      (n_items + 1,) cdf[i] = Σ_{i' < i} weight[i']
