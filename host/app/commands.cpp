@@ -299,6 +299,7 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
     j["cuda_driver"] = info.driver;
     j["cuda_runtime"] = info.runtime;
     j["cudnn"] = info.cudnn;
+    j["nccl"] = info.nccl;
     j["gpu_usable"] = info.usable;
     if (!info.usable) j["gpu_reason"] = info.reason;
     j["devices"] = Json::array();

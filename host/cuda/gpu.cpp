@@ -12,6 +12,9 @@
 #include <sstream>
 #include <string>
 
+#include "convncf/cuda_check.hpp"
+#include "convncf/nccl.hpp"
+
 namespace convncf {
 namespace {
 
@@ -87,6 +90,14 @@ CudaInfo cuda_info() {
   info.driver = driver > 0 ? cuda_version_string(driver) : std::string("none");
   info.runtime = cuda_version_string(runtime);
   info.cudnn = cudnn_runtime_version();
+  const NcclInfo& nccl = nccl_info();
+  if (nccl.found) {
+    info.nccl = nccl.version + " (" + nccl.path + ")";
+  } else {  // one line: "... Tried: A: not found; B: not found"
+    info.nccl = "none: " + nccl.why;
+    for (size_t at; (at = info.nccl.find("\n  ")) != std::string::npos;)
+      info.nccl.replace(at, 3, info.nccl[at - 1] == ':' ? " " : "; ");
+  }
   info.usable = cuda_device_available(&info.reason);
   if (!info.usable) return info;
   int count = 0;
@@ -123,6 +134,7 @@ std::string cuda_device_summary() {
   const CudaInfo info = cuda_info();
   std::ostringstream s;
   s << "CUDA driver " << info.driver << ", runtime " << info.runtime << ", cuDNN " << info.cudnn << "\n";
+  s << "NCCL (several ranks on GPUs): " << info.nccl << "\n";
   if (!info.usable) {
     s << info.reason << "\n";
     return s.str();
@@ -139,6 +151,14 @@ std::string cuda_device_summary() {
       << " MHz, memory clock " << g.memory_clock_mhz << " MHz\n";
   }
   return s.str();
+}
+
+int use_rank_device(int local_rank) {
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  const int device = local_rank % count;
+  CUDA_CHECK(cudaSetDevice(device));
+  return device;
 }
 
 }  // namespace convncf

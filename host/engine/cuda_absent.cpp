@@ -25,6 +25,8 @@ CudaInfo cuda_info() {
   return info;
 }
 
+int use_rank_device(int) { throw Error(kExitUnavailable, kNoCuda); }
+
 bool gpu_selftest(std::string*) { throw Error(kExitUnavailable, kNoCuda); }
 
 std::unique_ptr<Engine> make_cuda_engine(const EngineOptions&, const Split&) { throw Error(kExitUnavailable, kNoCuda); }

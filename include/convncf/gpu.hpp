@@ -22,6 +22,7 @@ struct GpuDevice {
 };
 struct CudaInfo {
   std::string driver = "none", runtime = "none", cudnn = "none";  // versions, or why not
+  std::string nccl = "none";  // "2.28.9 (/path/libnccl.so.2)", or why not (nccl.hpp: several ranks on GPUs)
   bool usable = false;
   std::string reason;        // why not usable
   std::vector<GpuDevice> devices;
@@ -32,6 +33,11 @@ CudaInfo cuda_info();
 // runtime versions; the cuDNN version (from libcudnn if the loader finds it). Without a device it
 // still reports the versions it can and says why there is no device.
 std::string cuda_device_summary();
+
+// A rank's GPU (several ranks, dist.hpp): device local_rank modulo the devices this process sees
+// (one rank per GPU; with CUDA_VISIBLE_DEVICES or Slurm's --gpus-per-task each rank sees its own),
+// made current for the rest of the process. Returns the device's index.
+int use_rank_device(int local_rank);
 
 }  // namespace convncf
 
