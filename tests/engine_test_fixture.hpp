@@ -77,23 +77,30 @@ inline GpuEngineOptions options_for(const Config& cfg) {
   return o;
 }
 
-// Three steps of batch 256 (dropout 0.2, Adam) from the fixture's model on a fresh GpuEngine:
-// P, Q and the network after them, end to end. Two calls give the same bits in deterministic
-// mode (DeterministicModeIsBitReproducible, on a GPU and on the emulated device).
-inline std::vector<float> params_after_three_steps(const Fixture& s) {
+// Three steps of batch 256 (dropout 0.2, Adam) from the fixture's model on a fresh GpuEngine, then
+// `tail` positives more when tail > 0: P, Q and the network after them, end to end. Two calls
+// give the same bits in deterministic mode (DeterministicModeIsBitReproducible, on a GPU and on
+// the emulated device). With `comm` (nccl.hpp) every step is this rank's share of the step.
+inline std::vector<float> params_after_three_steps(const Fixture& s, NcclComm* comm = nullptr, int64_t tail = 0) {
   OptimizerSpec os;
   os.lr = s.cfg.learning_rate;
   Optimizer<float> oP(os, int64_t(s.prm.P.size())), oQ(os, int64_t(s.prm.Q.size())),
       oN(os, int64_t(s.prm.net.size()));
-  GpuEngine gpu(s.cfg.model, &s.tower, s.split, s.cfg.embedding_size, options_for(s.cfg));
+  GpuEngineOptions o = options_for(s.cfg);
+  o.comm = comm;
+  GpuEngine gpu(s.cfg.model, &s.tower, s.split, s.cfg.embedding_size, o);
   gpu.upload_params(s.prm);
   gpu.upload_optimizers(0, {&oP, &oQ, &oN});
   std::vector<int64_t> order(s.split.train_user.size());
   std::iota(order.begin(), order.end(), 0);
   gpu.set_epoch_order(order);
   const RegSpec reg{s.cfg.reg_type, s.cfg.reg_weights, true};
-  for (int64_t lo = 0, st = 1; lo + 256 <= int64_t(order.size()) && st <= 3; lo += 256, ++st) {
-    const GpuEngine::StepResult r = gpu.train_step(1, lo, 256, 0, reg, DropoutSpec{0.2, 5, uint64_t(st)}, 5);
+  const int64_t n = 256 / o.negatives.sample_num;  // positives of a full step
+  int64_t lo = 0;
+  for (int64_t st = 1; lo + n <= int64_t(order.size()) && st <= 4; lo += n, ++st) {
+    const int64_t k = st <= 3 ? n : tail;
+    if (k == 0) break;
+    const GpuEngine::StepResult r = gpu.train_step(1, lo, k, 0, reg, DropoutSpec{0.2, 5, uint64_t(st)}, 5);
     EXPECT_TRUE(r.non_finite.empty()) << r.non_finite;
     EXPECT_GT(r.loss.bpr, 0);
   }
@@ -104,6 +111,16 @@ inline std::vector<float> params_after_three_steps(const Fixture& s) {
   all.insert(all.end(), p.net.begin(), p.net.end());
   EXPECT_FALSE(all == std::vector<float>(all.size(), 0.0f));
   return all;
+}
+
+// The data-parallel cases (gpu_engine.hpp's exchange): the cuDNN and fused towers, the paper
+// preset's row regularization, MF-BPR with three popularity negatives per positive (shares of
+// unequal length).
+inline std::vector<std::vector<std::string>> data_parallel_cases() {
+  return {with(kSmall, {"--preset=recbole", "--model=ConvNCF"}),
+          with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused"}),
+          with(kSmall, {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0"}),
+          with(kSmall, {"--model=BPR", "--train_neg_sample_args={distribution: popularity, sample_num: 3, alpha: 0.75}"})};
 }
 
 // A comparison ran several steps, ended on a partial batch, and agreed within its tolerances.

@@ -16,9 +16,11 @@
 #include "convncf/config.hpp"
 #include "convncf/cpu_engine.hpp"
 #include "convncf/dataset.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/engine_compare.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/nccl.hpp"
 #include "convncf/optim.hpp"
 #include "convncf/rng.hpp"
 #include "engine_test_fixture.hpp"
@@ -84,6 +86,21 @@ TEST(GpuEngine, DeterministicModeIsBitReproducible) {
   const Fixture s = make_setup(with(kSmall, {"--preset=recbole", "--model=ConvNCF"}));
   const std::vector<float> first = params_after_three_steps(s);
   EXPECT_TRUE(params_after_three_steps(s) == first) << "two deterministic runs differ";
+}
+
+// The data-parallel step through a real NCCL communicator of one rank (CONVNCF_FORCE_NCCL's path,
+// nccl.hpp): the share, the all-reduce, the all-gather and the reassembly give the single GPU's
+// bits. Several ranks run on the emulated device (tests/emulated, EmulatedNccl.*).
+TEST(GpuEngine, OneRankThroughNcclIsTheSingleGpuStep) {
+  CONVNCF_REQUIRE_GPU();
+  for (const std::vector<std::string>& args : data_parallel_cases()) {
+    SCOPED_TRACE(args.back());
+    const Fixture s = make_setup(args);
+    const std::vector<float> single = params_after_three_steps(s, nullptr, 37);
+    NcclComm comm(World::get());
+    EXPECT_EQ(comm.size(), 1);
+    EXPECT_TRUE(params_after_three_steps(s, &comm, 37) == single) << "one rank through NCCL differs from one GPU";
+  }
 }
 
 TEST(GpuEngine, EvaluationScoresMatchCpuEngine) {

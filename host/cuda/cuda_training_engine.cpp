@@ -1,16 +1,20 @@
 // cuda_training_engine.cpp: the CUDA engine behind the Engine interface (engine.hpp). The device
-// work is GpuEngine's (gpu_engine.hpp: sampling, tower, updates, the finite check, on one
-// stream); this file keeps the host side of the optimizers (their specs and, for phases that have
-// not stepped on the device yet, their state), names a non-finite value, and scores through
-// evaluate_gpu / top_k_gpu (eval_gpu.hpp).
+// work is GpuEngine's (gpu_engine.hpp: sampling, tower, updates, the finite check, on one stream;
+// with several ranks, the exchange through NCCL, nccl.hpp); this file owns the communicator, keeps
+// the host side of the optimizers (their specs and, for phases that have not stepped on the
+// device yet, their state), names a non-finite value, and scores through evaluate_gpu /
+// top_k_gpu (eval_gpu.hpp). With several ranks every rank scores every user: their parameters
+// are the same, and so are their metrics.
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "convncf/dist.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/eval_gpu.hpp"
 #include "convncf/gpu_engine.hpp"
+#include "convncf/nccl.hpp"
 
 namespace convncf {
 namespace {
@@ -18,7 +22,9 @@ namespace {
 class CudaTrainingEngine final : public Engine {
  public:
   CudaTrainingEngine(const EngineOptions& o, const Split& split)
-      : m_opts(o), m_gpu(o.model, o.model == ModelKind::ConvNCF ? &m_opts.tower : nullptr, split, o.E, gpu_options(o)) {
+      : m_opts(o),
+        m_comm(World::get().distributed() || nccl_forced() ? std::make_unique<NcclComm>(World::get()) : nullptr),
+        m_gpu(o.model, o.model == ModelKind::ConvNCF ? &m_opts.tower : nullptr, split, o.E, gpu_options(o, m_comm.get())) {
     const int64_t nP = int64_t(split.n_users) * o.E, nQ = int64_t(split.n_items) * o.E;
     const int64_t nN = o.model == ModelKind::ConvNCF ? m_opts.tower.n_params : 0;
     for (int k = 0; k < kPhases; ++k) {
@@ -108,15 +114,17 @@ class CudaTrainingEngine final : public Engine {
   }
 
  private:
-  // The engine's negatives are the device sampler's.
-  static GpuEngineOptions gpu_options(const EngineOptions& o) {
+  // The engine's negatives are the device sampler's; its communicator ours.
+  static GpuEngineOptions gpu_options(const EngineOptions& o, NcclComm* comm) {
     GpuEngineOptions g = o.cuda;
     g.negatives = o.negatives;
+    g.comm = comm;
     return g;
   }
   OptimizerSet set_of(int phase) const { return {&m_opt[phase][0], &m_opt[phase][1], &m_opt[phase][2]}; }
 
   EngineOptions m_opts;
+  std::unique_ptr<NcclComm> m_comm;  // several ranks (or CONVNCF_FORCE_NCCL); before m_gpu, which uses it
   GpuEngine m_gpu;
   Params<float> m_shape;  // model, E and sizes; the tables live on the device
   mutable Optimizer<float> m_opt[kPhases][3];  // host side: specs, and the state of phases not on the device

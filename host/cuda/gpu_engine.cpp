@@ -23,6 +23,7 @@
 #include "convncf/errors.hpp"
 #include "convncf/fused_tower.hpp"
 #include "convncf/head.hpp"
+#include "convncf/nccl.hpp"
 #include "convncf/optim_gpu.hpp"
 #include "convncf/outer_product.hpp"
 #include "convncf/pairs.hpp"
@@ -64,7 +65,7 @@ void uploads_done() { CUDA_CHECK(cudaDeviceSynchronize()); }
 // evaluation pairs. Owned by GpuEngine::Impl.
 struct Shared {
   int E = 0;
-  int64_t Bc = 0;                               // triples per step
+  int64_t Bc = 0;                               // triples per step (data parallel: per rank's share)
   cudaStream_t stream = nullptr;
   DeviceBuffer<float> P, Q, net, dnet;          // (n_users,E) (n_items,E) (n_params) (n_params)
   DeviceBuffer<int32_t> user, pos, neg;         // (Bc,) the batch's triples
@@ -295,6 +296,14 @@ struct GpuEngine::Impl {
   DeviceBuffer<float> dP, dQ;   // gradient tables
   DeviceOptim optim[2][3];      // [phase][P, Q, net]
 
+  // Data parallel (opt.comm): the models train this rank's share of a step in s (s.Bc triples);
+  // the step's Bs triples are reassembled here from every rank's share. One rank: Bs == s.Bc and
+  // the step's arrays are s's own.
+  int64_t Bs = 0;
+  DeviceBuffer<int32_t> x_user, x_pos, x_neg, x_pair_user, x_pair_item;  // (Bs,) x3, (2Bs,) x2
+  DeviceBuffer<float> x_rows, recv_rows;       // (3,Bs,E), (ranks,3,s.Bc,E)
+  DeviceBuffer<double> x_loss, recv_loss;      // (Bs,), (ranks,s.Bc)
+
   // training data
   DeviceBuffer<int32_t> train_user, train_item, row_items;
   DeviceBuffer<int64_t> row_offsets, order;
@@ -331,6 +340,8 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   if (options.negatives.dynamic)
     throw Error(kExitUsage, "dynamic negative sampling (train_neg_sample_args: dynamic: true) is done by the CPU "
                             "engine only");
+  if (options.comm && !options.deterministic)
+    throw Error(kExitSoftware, "GpuEngine: several ranks need the deterministic row sums (their updates must agree)");
   size_t free0 = 0, total = 0;
   CUDA_CHECK(cudaMemGetInfo(&free0, &total));
   g.model = model;
@@ -343,7 +354,12 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   Shared& s = g.s;
   s.E = E;
   s.stream = g.stream.get();
-  const int64_t Bc = s.Bc = options.batch_cap;
+  // Bs triples per step; Bc per training forward: the step's with one rank, a rank's share of the
+  // step's positives (the first shares are one longer, sampling.hpp's StepShare) with several
+  const int64_t Bs = g.Bs = options.batch_cap;
+  const int32_t n_neg = options.negatives.sample_num;
+  const int ranks = options.comm ? options.comm->size() : 1;
+  const int64_t Bc = s.Bc = ceil_div<int64_t>(Bs / n_neg, ranks) * n_neg;
   s.eval_n = std::max<int64_t>(options.eval_pairs, 1);
 
   s.P = DeviceBuffer<float>(size_t(g.n_users) * E);
@@ -374,13 +390,24 @@ GpuEngine::GpuEngine(ModelKind model, const TowerSpec* tower, const Split& split
   s.rows = DeviceBuffer<float>(size_t(3 * Bc) * E);
   s.eval_user = DeviceBuffer<int32_t>(size_t(s.eval_n));
   s.eval_item = DeviceBuffer<int32_t>(size_t(s.eval_n));
-  g.reg_t = DeviceBuffer<double>(size_t(Bc));
-  g.qrows = DeviceBuffer<float>(size_t(2 * Bc) * E);
-  g.uniqP = DeviceBuffer<int32_t>(size_t(Bc));
-  g.uniqQ = DeviceBuffer<int32_t>(size_t(2 * Bc));
+  if (options.comm) {
+    g.x_user = DeviceBuffer<int32_t>(size_t(Bs));
+    g.x_pos = DeviceBuffer<int32_t>(size_t(Bs));
+    g.x_neg = DeviceBuffer<int32_t>(size_t(Bs));
+    g.x_pair_user = DeviceBuffer<int32_t>(size_t(2 * Bs));
+    g.x_pair_item = DeviceBuffer<int32_t>(size_t(2 * Bs));
+    g.x_rows = DeviceBuffer<float>(size_t(3 * Bs) * E);
+    g.x_loss = DeviceBuffer<double>(size_t(Bs));
+    g.recv_rows = DeviceBuffer<float>(size_t(ranks) * size_t(3 * Bc) * E);
+    g.recv_loss = DeviceBuffer<double>(size_t(ranks) * size_t(Bc));
+  }
+  g.reg_t = DeviceBuffer<double>(size_t(Bs));
+  g.qrows = DeviceBuffer<float>(size_t(2 * Bs) * E);
+  g.uniqP = DeviceBuffer<int32_t>(size_t(Bs));
+  g.uniqQ = DeviceBuffer<int32_t>(size_t(2 * Bs));
   g.n_uniq = DeviceBuffer<int32_t>(2);
-  g.combP = std::make_unique<RowGradCombiner>(Bc, E, options.deterministic);
-  g.combQ = std::make_unique<RowGradCombiner>(2 * Bc, E, options.deterministic);
+  g.combP = std::make_unique<RowGradCombiner>(Bs, E, options.deterministic);
+  g.combQ = std::make_unique<RowGradCombiner>(2 * Bs, E, options.deterministic);
   g.partials = DeviceBuffer<double>(size_t(reduce_partials_size()));
   g.scalars = DeviceBuffer<double>(kMaxScalars);
   g.counts = DeviceBuffer<int32_t>(kCounts);
@@ -413,9 +440,12 @@ std::string GpuEngine::describe() const {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  s << "CUDA engine on " << prop.name << ": " << (m->bytes_after >> 20) << " MiB of device memory for batches of "
-    << m->s.Bc << " triples and evaluation launches of " << m->s.eval_n << " pairs; sparse gradients "
-    << (m->opt.deterministic ? "deterministic" : "fast (atomics)") << m->pairs->describe(m->opt.verbose);
+  s << "CUDA engine on " << prop.name << " (device " << dev << "): " << (m->bytes_after >> 20)
+    << " MiB of device memory for batches of " << m->Bs << " triples and evaluation launches of " << m->s.eval_n
+    << " pairs; sparse gradients " << (m->opt.deterministic ? "deterministic" : "fast (atomics)");
+  if (const NcclComm* c = m->opt.comm)
+    s << "; data parallel: rank " << c->rank() << " trains shares of up to " << m->s.Bc << " triples, " << c->describe();
+  s << m->pairs->describe(m->opt.verbose);
   return s.str();
 }
 
@@ -482,51 +512,109 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
                                             const DropoutSpec& dropout, uint64_t seed) {
   Impl& g = *m;
   Shared& sh = g.s;
-  const int64_t Bc = sh.Bc;
+  const int64_t Bs = g.Bs;
   const int E = sh.E;
   const cudaStream_t s = sh.stream;
   const int32_t N = g.opt.negatives.sample_num;
-  if (n <= 0 || n > Bc / N || lo < 0 || lo + n > g.order_size || phase < 0 || phase > 1 || !g.optim[phase][0].ready)
+  if (n <= 0 || n > Bs / N || lo < 0 || lo + n > g.order_size || phase < 0 || phase > 1 || !g.optim[phase][0].ready)
     throw Error(kExitSoftware, "GpuEngine::train_step: bad batch or optimizers not uploaded");
   const int64_t nt = n * N;  // the step's triples: the positives' N copies (sampling.hpp)
   auto regw = [&](size_t i) { return reg_weight(reg, i); };
   const bool squared = reg.type == RegType::Squared;
   const double row_l2 = squared ? regw(0) : 0.0;
   const bool norm_tables = !squared && regw(0) > 0;
+  NcclComm* comm = g.opt.comm;
+  const bool popular = g.pop_cdf.size() > 0;  // popularity negatives, else uniform
+  const uint64_t* pop_cdf = popular ? g.pop_cdf.data() : nullptr;
+  const uint64_t* pop_row_cum = popular ? g.pop_row_cum.data() : nullptr;
+  // This rank's positives of the step: all of them, or its share (sampling.hpp's StepShare).
+  const StepShare share = comm ? step_share(n, comm->size(), comm->rank()) : StepShare{0, n};
+  DropoutArgs drop{dropout.p, dropout.seed, dropout.step};
+  if (comm && share.n > 0) {  // the share's masks are the step's (head.hpp)
+    drop.share_n = share.n;
+    drop.share_lo = share.lo;
+    drop.step_n = n;
+  }
 
   {
     NvtxRange r("sample");
     CUDA_CHECK(cudaMemsetAsync(g.scalars.data(), 0, kMaxScalars * sizeof(double), s));
     CUDA_CHECK(cudaMemsetAsync(g.counts.data(), 0, kCounts * sizeof(int32_t), s));
-    const bool pop = g.pop_cdf.size() > 0;
-    gather_batch_gpu(Bc, n, N, lo, epoch, seed, g.order.data(), g.train_user.data(), g.train_item.data(),
-                     g.row_offsets.data(), g.row_items.data(), g.n_items, pop ? g.pop_cdf.data() : nullptr,
-                     pop ? g.pop_row_cum.data() : nullptr, sh.user.data(), sh.pos.data(), sh.neg.data(), s);
-    make_pairs(Bc, nt, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.pair_user.data(), sh.pair_item.data(), s);
+    gather_batch_gpu(sh.Bc, share.n, N, lo + share.lo, epoch, seed, g.order.data(), g.train_user.data(),
+                     g.train_item.data(), g.row_offsets.data(), g.row_items.data(), g.n_items, pop_cdf, pop_row_cum,
+                     sh.user.data(), sh.pos.data(), sh.neg.data(), s);
+    make_pairs(sh.Bc, share.n * N, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.pair_user.data(),
+               sh.pair_item.data(), s);
+  }
+
+  g.pairs->train(share.n * N, drop);
+
+  // The step's triples, losses and row gradients: this rank's own, or every rank's shares.
+  int32_t* user = sh.user.data();
+  int32_t* pos = sh.pos.data();
+  int32_t* neg = sh.neg.data();
+  int32_t* pair_item = sh.pair_item.data();
+  float* rows = sh.rows.data();
+  double* loss = sh.loss_t.data();
+  if (comm) {
+    NvtxRange r("exchange");
+    const int ranks = comm->size();
+    const int64_t Bc = sh.Bc;
+    comm->group_begin();
+    if (g.conv) comm->allreduce_sum(sh.dnet.data(), sh.dnet.size(), s);  // before the network's regularization
+    comm->allgather(sh.rows.data(), g.recv_rows.data(), size_t(3 * Bc) * size_t(E) * sizeof(float), s);
+    comm->allgather(sh.loss_t.data(), g.recv_loss.data(), size_t(Bc) * sizeof(double), s);
+    comm->group_end();
+    // the step's triples, drawn here whole: the sampler is a pure function of the position
+    user = g.x_user.data();
+    pos = g.x_pos.data();
+    neg = g.x_neg.data();
+    pair_item = g.x_pair_item.data();
+    rows = g.x_rows.data();
+    loss = g.x_loss.data();
+    gather_batch_gpu(Bs, n, N, lo, epoch, seed, g.order.data(), g.train_user.data(), g.train_item.data(),
+                     g.row_offsets.data(), g.row_items.data(), g.n_items, pop_cdf, pop_row_cum, user, pos, neg, s);
+    make_pairs(Bs, nt, user, pos, neg, g.x_pair_user.data(), pair_item, s);
+    // every share in its place (for_each_share_block), padding 0 as a single GPU's
+    for (int q = 0; q < ranks; ++q) {
+      const StepShare sq = step_share(n, ranks, q);
+      const float* from_rows = g.recv_rows.data() + size_t(q) * size_t(3 * Bc) * size_t(E);
+      for (int c = 0; c < 3; ++c)
+        for_each_share_block(sq, n, N, E, [&](int64_t to, int64_t from, int64_t count) {
+          CUDA_CHECK(cudaMemcpyAsync(rows + c * Bs * E + to, from_rows + c * Bc * E + from, size_t(count) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, s));
+        });
+      for_each_share_block(sq, n, N, 1, [&](int64_t to, int64_t from, int64_t count) {
+        CUDA_CHECK(cudaMemcpyAsync(loss + to, g.recv_loss.data() + q * Bc + from, size_t(count) * sizeof(double),
+                                   cudaMemcpyDeviceToDevice, s));
+      });
+    }
+    if (nt < Bs) {
+      for (int c = 0; c < 3; ++c)
+        CUDA_CHECK(cudaMemsetAsync(rows + (c * Bs + nt) * E, 0, size_t(Bs - nt) * size_t(E) * sizeof(float), s));
+      CUDA_CHECK(cudaMemsetAsync(loss + nt, 0, size_t(Bs - nt) * sizeof(double), s));
+    }
   }
 
   const std::vector<NetRegTerm> terms = g.conv ? network_reg_terms(g.tower, reg) : std::vector<NetRegTerm>{};
-  g.pairs->train(nt, DropoutArgs{dropout.p, dropout.seed, dropout.step});
-
   double* sc = g.scalars.data();
   {
     NvtxRange r("combine");
     if (row_l2 > 0) {
-      rows_squared_reg(Bc, nt, E, row_l2, sh.user.data(), sh.pos.data(), sh.neg.data(), sh.P.data(), sh.Q.data(),
-                       sh.rows.data(), g.reg_t.data(), s);
+      rows_squared_reg(Bs, nt, E, row_l2, user, pos, neg, sh.P.data(), sh.Q.data(), rows, g.reg_t.data(), s);
     } else {
-      CUDA_CHECK(cudaMemsetAsync(g.reg_t.data(), 0, size_t(Bc) * sizeof(double), s));
+      CUDA_CHECK(cudaMemsetAsync(g.reg_t.data(), 0, size_t(Bs) * sizeof(double), s));
     }
     // embedding-row gradients combined into the dense gradient tables
     CUDA_CHECK(cudaMemsetAsync(g.dP.data(), 0, g.dP.size() * sizeof(float), s));
     CUDA_CHECK(cudaMemsetAsync(g.dQ.data(), 0, g.dQ.size() * sizeof(float), s));
-    g.combP->combine(nt, sh.user.data(), sh.rows.data(), g.dP.data(), g.uniqP.data(), g.n_uniq.data(), s);
-    interleave_rows(Bc, E, sh.rows.data(), g.qrows.data(), s);
-    g.combQ->combine(2 * nt, sh.pair_item.data(), g.qrows.data(), g.dQ.data(), g.uniqQ.data(), g.n_uniq.data() + 1, s);
+    g.combP->combine(nt, user, rows, g.dP.data(), g.uniqP.data(), g.n_uniq.data(), s);
+    interleave_rows(Bs, E, rows, g.qrows.data(), s);
+    g.combQ->combine(2 * nt, pair_item, g.qrows.data(), g.dQ.data(), g.uniqQ.data(), g.n_uniq.data() + 1, s);
 
     // losses and whole-tensor regularization (before the update: the step's parameters)
-    sum_gpu(Bc, sh.loss_t.data(), g.partials.data(), sc + kBpr, s);
-    sum_gpu(Bc, g.reg_t.data(), g.partials.data(), sc + kRowReg, s);
+    sum_gpu(Bs, loss, g.partials.data(), sc + kBpr, s);
+    sum_gpu(Bs, g.reg_t.data(), g.partials.data(), sc + kRowReg, s);
     if (norm_tables) {
       sum_squares_gpu(int64_t(sh.P.size()), sh.P.data(), g.partials.data(), sc + kSumP, s);
       sum_squares_gpu(int64_t(sh.Q.size()), sh.Q.data(), g.partials.data(), sc + kSumQ, s);
@@ -559,7 +647,7 @@ GpuEngine::StepResult GpuEngine::train_step(int epoch, int64_t lo, int64_t n, in
     DeviceBuffer<float>* tables[2] = {&sh.P, &sh.Q};
     DeviceBuffer<float>* grads[2] = {&g.dP, &g.dQ};
     const int32_t* uniq[2] = {g.uniqP.data(), g.uniqQ.data()};
-    const int64_t max_rows[2] = {Bc, 2 * Bc};
+    const int64_t max_rows[2] = {Bs, 2 * Bs};
     for (int k = 0; k < 2; ++k) {
       DeviceOptim& d = o[k];
       ++d.steps;

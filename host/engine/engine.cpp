@@ -21,18 +21,35 @@ static bool trains_on_gpu(const EngineOptions& opts, bool gpu) {
   return gpu && opts.model != ModelKind::Pop && (opts.device == Device::Cuda || !opts.negatives.dynamic);
 }
 
-std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& split, EngineNotes* notes) {
+std::unique_ptr<Engine> make_engine(const EngineOptions& options, const Split& split, EngineNotes* notes) {
   EngineNotes dropped;
   EngineNotes& n = notes ? *notes : dropped;
+  EngineOptions opts = options;
   std::string reason;
-  const bool gpu = opts.device != Device::Cpu && cuda_device_available(&reason);
+  bool gpu = opts.device != Device::Cpu && cuda_device_available(&reason);
   if (opts.device == Device::Cuda && !gpu) throw Error(kExitUnavailable, "device: cuda, but no usable GPU: " + reason);
   const World& world = World::get();
-  if (world.distributed() && trains_on_gpu(opts, gpu))
-    throw Error(kExitUnavailable,
-                std::to_string(world.size()) + " ranks would train on GPUs, but the multi-GPU path (NCCL) is not built yet: "
-                "a GPU trains with one rank only; run several ranks with --device=cpu (the CPU engine, bit-identical to one "
-                "process), or one rank on the GPU");
+  if (world.distributed()) {
+    // The ranks' steps exchange with each other, so they must all take the same engine: device
+    // auto takes the GPUs only when every rank has one (device cuda already failed on a rank
+    // without one, which ends the job).
+    const std::vector<std::vector<char>> all = world.allgather(std::vector<char>{char(gpu)});
+    for (size_t r = 0; r < all.size(); ++r)
+      if (gpu && !all[r][0]) {
+        gpu = false;
+        reason = "rank " + std::to_string(r) + " has no usable GPU, and the ranks must take the same engine";
+      }
+    if (trains_on_gpu(opts, gpu)) {
+      const int device = use_rank_device(world.local_rank());
+      n.info.push_back("rank " + std::to_string(world.rank()) + " trains on GPU " + std::to_string(device) +
+                       " (local rank " + std::to_string(world.local_rank()) + ")");
+      if (!opts.cuda.deterministic) {
+        opts.cuda.deterministic = true;
+        n.warnings.push_back("warning: sparse_grad: fast sums rows in an order that differs between runs, so the ranks' "
+                             "updates would drift apart: with several ranks the rows are summed deterministically");
+      }
+    }
+  }
   if (opts.device == Device::Cuda && opts.negatives.dynamic)
     throw_usage("dynamic negative sampling (train_neg_sample_args: dynamic: true) is done by the CPU engine only");
   const bool trains = opts.model != ModelKind::Pop;  // the popularity model only counts
@@ -44,7 +61,8 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& opts, const Split& spli
       n.info.push_back(engine->describe());
       return engine;
     } catch (const Error& e) {  // e.g. cuDNN offers no plan for this tower, or out of memory
-      if (opts.device == Device::Cuda) throw;
+      // several ranks: no rank falls back alone (their steps exchange): the error ends the job
+      if (opts.device == Device::Cuda || world.distributed()) throw;
       n.fallback = std::string("device auto: the CUDA engine could not start (") + e.what() + "); using the CPU engine";
       n.info.push_back(n.fallback);
     }

@@ -43,6 +43,8 @@ inline constexpr int kPhases = 2;
 
 // The CUDA engine's own choices (config keys train_batch_size, eval_batch_size, sparse_grad,
 // embedding_update, verbose, engine, precision).
+class NcclComm;  // nccl.hpp
+
 struct GpuEngineOptions {
   int64_t batch_cap = 2048;      // triples per step (the last batch of an epoch may be smaller)
   int64_t eval_pairs = 4096;     // pairs per evaluation forward
@@ -52,6 +54,8 @@ struct GpuEngineOptions {
   bool fused = false;                     // engine: fused (fused_tower.hpp) instead of cuDNN
   Precision precision = Precision::FP32;  // fused engine: products of layers 2..L
   NegativeSpec negatives;                 // the device sampler's (dynamic is refused)
+  NcclComm* comm = nullptr;               // data parallel (several ranks, or CONVNCF_FORCE_NCCL): the
+                                          // engine's; each step trains this rank's share and exchanges
 };
 
 struct EngineOptions {

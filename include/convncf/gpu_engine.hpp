@@ -12,7 +12,14 @@
 //   head_fwd             spatial sum, dropout, output layer -> scores
 //   bpr_loss_grad        per-triple loss and score gradients
 //   head_bwd, ConvLayerPlans::backward (layer L .. 1), outer_product_bwd
-//   gather_row_grads     per-triple embedding-row gradients; rows_squared_reg (paper preset)
+//   gather_row_grads     per-triple embedding-row gradients
+//   (several ranks)      options.comm (nccl.hpp): the steps above ran on this rank's share of the
+//                        step's positives (sampling.hpp's StepShare, dropout's masks the step's);
+//                        the network's gradient is summed over the ranks (ncclAllReduce), the
+//                        shares' row gradients and losses gathered (ncclAllGather) and put in the
+//                        step's order, the step's triples drawn again whole; from here on every
+//                        rank does the same work on the same values, so their updates agree
+//   rows_squared_reg     the paper preset's row regularization
 //   RowGradCombiner      repeated rows summed (CUB sort + segmented sum, or atomics)
 //   sum_squares_gpu, norm_grad_gpu  RecBole's whole-table norms (every row gets a gradient)
 //   optim_*_gpu          SGD / Adagrad / Adam on the network (dense) and on the tables (dense,

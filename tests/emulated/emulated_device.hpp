@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 struct CUstream_st;
@@ -35,6 +36,27 @@ bool is_device(const void* p);
 void check_stream(cudaStream_t s, const char* who);
 // Live device allocations and bytes (leak checks in the tests).
 int64_t live_allocations();
+
+// Ranks of a data-parallel run as threads of one test (fake_nccl.cpp): each thread joins the team
+// with its rank before making its NcclComm; the communicator's collectives are rendezvous of the
+// team's threads.
+class Team {
+ public:
+  explicit Team(int ranks);
+  ~Team();
+  int ranks() const { return m_ranks; }
+  void barrier();
+  // the rank's buffer for the collective under way, read by the others after the next barrier
+  void deposit(int rank, const void* p, size_t bytes);
+  const void* input(int rank) const;
+  size_t bytes(int rank) const;
+
+ private:
+  struct State;
+  int m_ranks;
+  std::unique_ptr<State> m_state;
+};
+void join_team(Team* team, int rank);  // null: leave it
 
 }  // namespace emul
 }  // namespace convncf

@@ -6,7 +6,8 @@
 // memset runs at once (all streams are one in-order queue on the host); streams and events are
 // dummy handles that are checked for being live. A copy checks its direction: the device side
 // must lie inside one allocation, the host side must not be device memory.
-// Also convncf::cuda_device_available / cuda_device_summary (gpu.hpp; host/cuda/gpu.cpp is not built).
+// Also convncf::cuda_device_available / cuda_device_summary / use_rank_device (gpu.hpp;
+// host/cuda/gpu.cpp is not built).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -386,9 +387,12 @@ std::string cuda_device_summary() {
   return "emulated device (tests/emulated: host fakes of cudart, kernels and cuDNN)";
 }
 
+int use_rank_device(int) { return 0; }  // one emulated device: every rank's
+
 CudaInfo cuda_info() {
   CudaInfo info;
   info.usable = true;
+  info.nccl = "emulated";
   GpuDevice d;
   d.name = "emulated device";
   info.devices.push_back(d);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "convncf/config.hpp"
@@ -17,6 +18,7 @@
 #include "convncf/cuda_check.hpp"
 #include "convncf/dataset.hpp"
 #include "convncf/device_buffer.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/engine_compare.hpp"
 #include "convncf/errors.hpp"
 #include "convncf/eval_gpu.hpp"
@@ -24,6 +26,7 @@
 #include "convncf/gpu.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/nccl.hpp"
 #include "convncf/optim.hpp"
 #include "convncf/outer_product.hpp"
 #include "../engine_test_fixture.hpp"
@@ -185,6 +188,61 @@ TEST(Emulated, DeterministicModeIsBitReproducible) {
   const Fixture s = make_setup(with(kSmall, {"--preset=recbole", "--model=ConvNCF"}));
   const std::vector<float> first = params_after_three_steps(s);
   EXPECT_TRUE(params_after_three_steps(s) == first) << "two deterministic runs differ";
+}
+
+// The data-parallel step (gpu_engine.hpp) with the emulated NCCL (fake_nccl.cpp). One rank through
+// the exchange is the single GPU's step, bit for bit.
+TEST(EmulatedNccl, OneRankThroughNcclIsTheSingleGpuStep) {
+  for (const std::vector<std::string>& args : data_parallel_cases()) {
+    SCOPED_TRACE(args.back());
+    const Fixture s = make_setup(args);
+    const std::vector<float> single = params_after_three_steps(s, nullptr, 37);
+    NcclComm comm(World::get());
+    ASSERT_EQ(comm.size(), 1);
+    EXPECT_TRUE(params_after_three_steps(s, &comm, 37) == single) << "one rank through NCCL differs from one GPU";
+  }
+}
+
+// Two and three ranks (threads here, each its own engine): every rank ends with the same bits, and
+// with the single GPU's model: MF-BPR bit for bit (its rows are the same values summed in the same
+// order), ConvNCF within rounding (the network's gradient is summed per share, then over ranks).
+// The last step of 2 positives leaves the third rank an empty share.
+TEST(EmulatedNccl, RanksTrainTheSingleGpuStep) {
+  for (const std::vector<std::string>& args : data_parallel_cases()) {
+    const Fixture s = make_setup(args);
+    const std::vector<float> single = params_after_three_steps(s, nullptr, 2);
+    for (const int ranks : {2, 3}) {
+      SCOPED_TRACE(args.back() + ", " + std::to_string(ranks) + " ranks");
+      emul::Team team(ranks);
+      std::vector<std::vector<float>> got(static_cast<size_t>(ranks));
+      std::vector<std::string> errors(static_cast<size_t>(ranks));
+      std::vector<std::thread> threads;
+      for (int r = 0; r < ranks; ++r)
+        threads.emplace_back([&, r] {
+          emul::join_team(&team, r);
+          try {
+            NcclComm comm(World::get());
+            got[size_t(r)] = params_after_three_steps(s, &comm, 2);
+          } catch (const std::exception& e) {
+            errors[size_t(r)] = e.what();
+          }
+          emul::join_team(nullptr, 0);
+        });
+      for (std::thread& t : threads) t.join();
+      for (int r = 0; r < ranks; ++r) ASSERT_EQ(errors[size_t(r)], "") << "rank " << r;
+      for (int r = 1; r < ranks; ++r) EXPECT_TRUE(got[size_t(r)] == got[0]) << "rank " << r << " differs from rank 0";
+      ASSERT_EQ(got[0].size(), single.size());
+      if (s.cfg.model == ModelKind::BPR) {
+        EXPECT_TRUE(got[0] == single) << "MF-BPR on several ranks differs from one GPU";
+        continue;
+      }
+      double worst = 0;
+      for (size_t i = 0; i < single.size(); ++i)
+        worst = std::max(worst, double(std::fabs(got[0][i] - single[i])) / (1.0 + std::fabs(single[i])));
+      EXPECT_LT(worst, 1e-5) << "the ranks' model is not the single GPU's";
+      EXPECT_FALSE(got[0] == params_after_three_steps(s, nullptr, 0)) << "the last step changed nothing";
+    }
+  }
 }
 
 TEST(Emulated, ScoreRangeMatchesCpuEngine) {
