@@ -32,6 +32,9 @@
 #   smoke        convncf train --device=cuda, 2 epochs of the built-in synthetic data (ConvNCF
 #                from N(0,1), validated every epoch, as before the one-run after_pretrain
 #                default of issue 15, so the step's time and what it checks stay as measured)
+#   smoke_nccl   smoke again through the CUDA engine's data-parallel exchange on an NCCL
+#                communicator of one rank (CONVNCF_FORCE_NCCL=1): its model must be smoke's, byte
+#                for byte (libs finds libnccl.so.2 in the toolkit or PyPI's nvidia-nccl wheel)
 #   smoke_fused  the same with --engine=fused --precision=tf32
 #   memcheck     compute-sanitizer memcheck on the small kernel tests (no cuDNN, no preset towers)
 #   racecheck    compute-sanitizer racecheck on the kernels with shared memory, small cases
@@ -66,14 +69,15 @@ STEPS=(
   "versions|10|cf|GPU, driver, CUDA, cuDNN headers, compute-sanitizer, dataset"
   "libs|15|cf|libraries the binaries need, cuDNN's own, NVRTC: which copy"
   "relocate|10|cf|point the carried ctest files here; do the binaries start?"
-  "build|210|f|fallback build of convncf and bench_gpu (only if they cannot start)"
-  "ctest|130|c|the whole suite, no sanitizer (GPU tests included)"
+  "build|200|f|fallback build of convncf and bench_gpu (only if they cannot start)"
+  "ctest|125|c|the whole suite, no sanitizer (GPU tests included)"
   "selftest|30|cf|convncf gpu-selftest"
-  "bench|95|cf|bench_table.py --quick, against bench/baselines/<card>.json"
+  "bench|80|cf|bench_table.py --quick, against bench/baselines/<card>.json"
   "smoke|35|cf|2 epochs --device=cuda (cudnn)"
-  "smoke_fused|35|cf|2 epochs --engine=fused --precision=tf32"
-  "memcheck|45|c|compute-sanitizer memcheck, small kernel tests"
-  "racecheck|35|c|compute-sanitizer racecheck, shared-memory kernels"
+  "smoke_nccl|30|cf|smoke through NCCL with one rank (CONVNCF_FORCE_NCCL=1): smoke's model"
+  "smoke_fused|30|cf|2 epochs --engine=fused --precision=tf32"
+  "memcheck|40|c|compute-sanitizer memcheck, small kernel tests"
+  "racecheck|30|c|compute-sanitizer racecheck, shared-memory kernels"
 )
 BUDGET_BASE=470  # seconds for the whole run: 8 minutes less a margin, of a 15-minute lease
 GRACE=2          # timeout's wait between SIGTERM and SIGKILL
@@ -124,12 +128,14 @@ plan() {
 }
 
 # ------------------------------------------------------------------------------------------- slim
-# What --slim drops from a build folder: what this script and ctest never read there. Kept: the
-# binaries, CMakeCache.txt, the ctest files, kernel_resources.txt and the Makefiles (so the next
-# `cmake --build` here rebuilds what was pruned).
+# What --slim drops from a build folder: what this script and ctest never read there (ctest's
+# Dist.EmulatedGpu skips without mpirun, which the GPU machine lacks, or without its binary).
+# Kept: the binaries, CMakeCache.txt, the ctest files, kernel_resources.txt and the Makefiles (so
+# the next `cmake --build` here rebuilds what was pruned).
 SLIM_DROP_DIRS=(fuzz Testing gpu_check)
 SLIM_DROP_FILES=('*.o' '*.a' '*.d' 'bench_cpu_engine' 'bench_eval' 'bench_load' '*.ptx' '*.cubin' '*.fatbin*'
-                 '*.ii' '*.cudafe1.*')  # the last two: CMake's compiler identification leftovers
+                 'convncf_emulated'  # the emulated command: only Dist.EmulatedGpu runs it, under mpirun
+                 '*.ii' '*.cudafe1.*' 'a.out' 'CMakeDetermineCompilerABI_*.bin')  # CMake's compiler identification
 json_header_dir() { sed -n 's/^CONVNCF_JSON_HEADER_DIR:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null; }
 slim_deps() {  # slim_deps BUILD: nlohmann/json's headers for a fallback build on the GPU machine
   local inc
@@ -337,7 +343,8 @@ lib_dirs() {
     tr ':' '\n' <<<"${LD_LIBRARY_PATH:-}"
     echo /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib | tr ' ' '\n'
     for d in $(site_dirs); do
-      echo "$d/nvidia/cu13/lib" "$d/nvidia/cudnn/lib" "$d/nvidia/cuda_nvrtc/lib" "$d/nvidia/cuda_runtime/lib" | tr ' ' '\n'
+      echo "$d/nvidia/cu13/lib" "$d/nvidia/cudnn/lib" "$d/nvidia/cuda_nvrtc/lib" "$d/nvidia/cuda_runtime/lib" \
+        "$d/nvidia/nccl/lib" | tr ' ' '\n'
     done
   } | awk 'NF && !seen[$0]++' | while read -r d; do [[ -d $d ]] && echo "$d"; done
 }
@@ -400,15 +407,25 @@ libs() {
     echo "  then runs each convolution unfused with the bias + ReLU kernel (slower, still correct)"
     nvrtc_note="; no NVRTC: cuDNN's runtime-compiled engines unavailable"
   fi
+  echo "--- NCCL (loaded at run time by the CUDA engine with several ranks, or CONVNCF_FORCE_NCCL=1)"
+  local nccl nccl_note=""
+  nccl=$(find_lib libnccl.so.2)
+  if [[ -n $nccl ]]; then
+    echo "libnccl.so.2: $nccl (CONVNCF_NCCL_LIBRARY for the later steps)"
+    echo "$nccl" >"$GC/nccl_library"
+  else
+    echo "libnccl.so.2: NOT FOUND: the NCCL test and smoke_nccl will fail"
+    nccl_note="; no NCCL"
+  fi
   local path
   path=$(printf '%s\n' "${dirs[@]}" | awk 'NF && !seen[$0]++' | paste -sd:)
   echo "$path" >"$GC/ld_library_path"
   echo "LD_LIBRARY_PATH for the later steps: $path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if ((missing)); then
-    echo "note: a library the binaries need is missing (NOT FOUND above)$nvrtc_note"
+    echo "note: a library the binaries need is missing (NOT FOUND above)$nvrtc_note$nccl_note"
     return 1
   fi
-  echo "note: cuDNN $(find_lib libcudnn.so.9)$nvrtc_note"
+  echo "note: cuDNN $(find_lib libcudnn.so.9)$nvrtc_note${nccl:+; NCCL $nccl}$nccl_note"
 }
 
 # --------------------------------------------------------------------------------------- relocate
@@ -558,8 +575,31 @@ smoke_step() {  # smoke_step NAME ARGS...
   return "$rc"
 }
 
+# smoke_nccl: smoke's run again through the data-parallel exchange with a communicator of one rank;
+# the model it writes must be smoke's, byte for byte (GpuEngine.OneRankThroughNcclIsTheSingleGpuStep
+# checks the same on the test cases)
+smoke_nccl_step() {
+  CONVNCF_FORCE_NCCL=1 smoke_step smoke_nccl 2>&1 | tee "$GC/smoke_nccl.out"
+  local rc=${PIPESTATUS[0]}
+  ((rc)) && return "$rc"
+  if ! grep -q "data parallel" "$GC/smoke_nccl.out"; then
+    echo "note: the engine did not say it exchanges through NCCL (no 'data parallel' in its description)"
+    return 1
+  fi
+  if [[ ! -f $GC/smoke_run/model.bin ]]; then
+    echo "note: ran through NCCL, but smoke wrote no model.bin to compare with"
+    return 1
+  fi
+  if cmp "$GC/smoke_run/model.bin" "$GC/smoke_nccl_run/model.bin"; then
+    echo "note: one rank through NCCL wrote smoke's model, byte for byte"
+  else
+    echo "note: the model trained through NCCL differs from smoke's"
+    return 1
+  fi
+}
+
 export -f versions site_dirs lib_dirs find_lib needed libs relocate sed_re sed_repl build_fallback \
-  ctest_step sanitizer_step bench_step smoke_step
+  ctest_step sanitizer_step bench_step smoke_step smoke_nccl_step
 export GC LOGS OUT HAVE_GPU MEMCHECK_TESTS RACECHECK_TESTS CTEST_EXCLUDE
 
 SAN=$(command -v compute-sanitizer || true)
@@ -575,6 +615,10 @@ run_step libs -- bash -c libs
 if [[ -s $GC/ld_library_path ]]; then
   LD_LIBRARY_PATH="$(cat "$GC/ld_library_path")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export LD_LIBRARY_PATH
+fi
+if [[ -z ${CONVNCF_NCCL_LIBRARY:-} && -s $GC/nccl_library ]]; then
+  CONVNCF_NCCL_LIBRARY=$(cat "$GC/nccl_library")
+  export CONVNCF_NCCL_LIBRARY
 fi
 
 BIN=build
@@ -602,10 +646,11 @@ elif [[ ! -x $BIN/bench/bench_gpu ]]; then skip_step bench "no $BIN/bench/bench_
 elif ! command -v python3 >/dev/null; then skip_step bench "no python3 for bench/bench_table.py"
 else run_step bench 69 -- bash -c bench_step
 fi
-for s in smoke smoke_fused; do
+for s in smoke smoke_nccl smoke_fused; do
   if ! selected $s; then :
   elif [[ ! -x $BIN/convncf ]]; then skip_step $s "no $BIN/convncf"
   elif [[ $s == smoke ]]; then run_step smoke 69 -- bash -c 'smoke_step smoke'
+  elif [[ $s == smoke_nccl ]]; then run_step smoke_nccl 69 -- bash -c smoke_nccl_step
   else run_step smoke_fused 69 -- bash -c 'smoke_step smoke_fused --engine=fused --precision=tf32'
   fi
 done
