@@ -61,8 +61,9 @@ const char* kExportHelp =
     "item_ids.npy (unicode) and index.json into FOLDER; refuses to overwrite any of them. In NumPy:\n"
     "  import numpy as np; P = np.load('FOLDER/user_embeddings.npy'); ids = np.load('FOLDER/user_ids.npy')\n";
 const char* kInfoHelp =
-    "usage: convncf info [--format=text|json]\n\nPrints the GPU, driver, CUDA and cuDNN versions, the CPU threads, and the engine\n"
-    "that device: auto picks; --format=json prints one JSON object instead.\n";
+    "usage: convncf info [--format=text|json]\n\nPrints the GPU, driver, CUDA and cuDNN versions, the NCCL library found (several\n"
+    "ranks on GPUs), the CPU threads, the engine that device: auto picks, and under mpirun each rank's\n"
+    "host, threads and GPU; --format=json prints one JSON object instead.\n";
 
 void print_train_help() {
   std::cout << "usage: convncf train [--config=FILE.yaml]... [--KEY=VALUE ...] [--quiet] [--verbose]\n"
