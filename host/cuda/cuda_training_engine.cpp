@@ -114,11 +114,13 @@ class CudaTrainingEngine final : public Engine {
   }
 
  private:
-  // The engine's negatives are the device sampler's; its communicator ours.
+  // The engine's negatives are the device sampler's; its communicator ours. Ranks sum rows
+  // deterministically (make_engine warns when several ranks override sparse_grad: fast).
   static GpuEngineOptions gpu_options(const EngineOptions& o, NcclComm* comm) {
     GpuEngineOptions g = o.cuda;
     g.negatives = o.negatives;
     g.comm = comm;
+    if (comm) g.deterministic = true;
     return g;
   }
   OptimizerSet set_of(int phase) const { return {&m_opt[phase][0], &m_opt[phase][1], &m_opt[phase][2]}; }

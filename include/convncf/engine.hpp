@@ -41,10 +41,10 @@ struct PhaseOptimizers {
 // Phases: 0 the main one, 1 the warm-up (the paper's first epoch of Adagrad).
 inline constexpr int kPhases = 2;
 
-// The CUDA engine's own choices (config keys train_batch_size, eval_batch_size, sparse_grad,
-// embedding_update, verbose, engine, precision).
 class NcclComm;  // nccl.hpp
 
+// The CUDA engine's own choices (config keys train_batch_size, eval_batch_size, sparse_grad,
+// embedding_update, verbose, engine, precision).
 struct GpuEngineOptions {
   int64_t batch_cap = 2048;      // triples per step (the last batch of an epoch may be smaller)
   int64_t eval_pairs = 4096;     // pairs per evaluation forward
