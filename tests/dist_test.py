@@ -14,7 +14,7 @@ CASE is one of
                 fails naming rank 1, and the last checkpoint is intact (resuming it gives the same end)
   emulated_gpu  CONVNCF_BINARY is convncf_emulated (tests/emulated: the CUDA engine on the emulated
                 device, NCCL's collectives over MPI): 2 ranks with --device=cuda against one
-                process. MF-BPR bit-identical; ConvNCF's losses within rounding (the network's
+                process. MF-BPR (full ranking) bit-identical; ConvNCF's losses within rounding (the network's
                 gradient is summed per rank, then over the ranks), and one process forced through
                 the exchange (CONVNCF_FORCE_NCCL=1) bit-identical to one process
 
@@ -189,8 +189,9 @@ def dying_rank(binary, tmp):
 def emulated_gpu(binary, tmp):
     base = [binary, "train"] + [a for a in TINY if not a.startswith(("--device=", "--quiet"))]
     base += ["--device=cuda", "--threads=1", "--epochs=2"]
-    # MF-BPR has no network: the ranks' rows are the single device's, summed in the same order
-    bpr = base + ["--model=BPR"]
+    # MF-BPR has no network: the ranks' rows are the single device's, summed in the same order;
+    # evaluated by full ranking (ConvNCF below: sampled), each rank ranking its share of the users
+    bpr = [a for a in base if not a.startswith("--eval_mode=")] + ["--model=BPR", "--eval_mode=full"]
     one, two = os.path.join(tmp, "bpr-1"), os.path.join(tmp, "bpr-2")
     run(bpr + ["--out=" + one], tmp)
     r = run(mpirun_cmd(2) + bpr + ["--out=" + two], tmp)

@@ -3,8 +3,7 @@
 // with several ranks, the exchange through NCCL, nccl.hpp); this file owns the communicator, keeps
 // the host side of the optimizers (their specs and, for phases that have not stepped on the
 // device yet, their state), names a non-finite value, and scores through evaluate_gpu /
-// top_k_gpu (eval_gpu.hpp). With several ranks every rank scores every user: their parameters
-// are the same, and so are their metrics.
+// top_k_gpu (eval_gpu.hpp; with several ranks each ranks its share of the queries).
 #include <memory>
 #include <string>
 #include <vector>

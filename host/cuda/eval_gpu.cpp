@@ -12,7 +12,9 @@
 //                 evaluate() has them. sampled/file: the candidates (positives, then negatives)
 //                 of consecutive queries as (user, item) pairs, scored in launches of up to
 //                 max_pairs(), downloaded, and ranked by positive_positions() exactly as
-//                 evaluate() does. Metrics are summed in query order in both cases.
+//                 evaluate() does. Metrics are summed in query order in both cases. With
+//                 several ranks each ranks its share of the queries (slice_queries) and the
+//                 others' positions arrive by gather_query_shares (evaluate.hpp), as in evaluate().
 //   top_k_gpu     users in blocks, items in chunks as above; each user's best k so far stays on
 //                 the device and top_k_merge_gpu merges each chunk into it.
 // Every transfer is ordered on `stream` (cudaMemcpyAsync, then cudaStreamSynchronize before a
@@ -249,10 +251,29 @@ Metrics evaluate_gpu(DeviceScorer& scorer, const EvalSet& set, const std::vector
   const int64_t Q = set.size();
   check_set(set, scorer.n_items());
   std::vector<int64_t> positions(set.positives.size()), n_neg(static_cast<size_t>(Q));
-  if (set.full())
-    rank_full_gpu(scorer, set, stream, positions, n_neg);
+  // Several ranks (evaluate.hpp): this rank ranks its share of the queries as a set of its own
+  // and gathers the others'; one process ranks them all in place.
+  const QueryRange mine = rank_queries(set);
+  const bool shared = mine.lo != 0 || mine.hi != Q;
+  EvalSet part;
+  if (shared) part = slice_queries(set, mine.lo, mine.hi);
+  const EvalSet& ranked = shared ? part : set;
+  std::vector<int64_t> part_positions, part_n_neg;
+  std::vector<int64_t>& pos_out = shared ? part_positions : positions;
+  std::vector<int64_t>& neg_out = shared ? part_n_neg : n_neg;
+  if (shared) {
+    part_positions.resize(part.positives.size());
+    part_n_neg.resize(size_t(part.size()));
+  }
+  if (ranked.full())
+    rank_full_gpu(scorer, ranked, stream, pos_out, neg_out);
   else
-    rank_listed_gpu(scorer, set, stream, positions, n_neg);
+    rank_listed_gpu(scorer, ranked, stream, pos_out, neg_out);
+  if (shared) {
+    std::copy(part_n_neg.begin(), part_n_neg.end(), n_neg.begin() + mine.lo);
+    std::copy(part_positions.begin(), part_positions.end(), positions.begin() + set.pos_offsets[size_t(mine.lo)]);
+  }
+  gather_query_shares(set, positions, n_neg);
   for (int64_t q = 0; q < Q; ++q) {
     const int64_t b = set.pos_offsets[size_t(q)];
     sum.add(positions.data() + b, set.pos_offsets[size_t(q) + 1] - b, n_neg[size_t(q)]);

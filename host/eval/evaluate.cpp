@@ -592,12 +592,9 @@ Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& top
     if (it < 0 || it >= N) throw_internal("evaluate: negative item out of range");
   std::vector<int64_t> positions(set.positives.size());
   std::vector<int64_t> n_neg(static_cast<size_t>(Q));
-  // Several ranks (dist.hpp): each ranks one contiguous share of the queries (they are grouped by
-  // user, so a share of users); the positions come together by allgather, and every rank sums
-  // all of them in query order, as one process does.
-  const World& world = World::get();
-  const int64_t q_lo = static_share_begin(Q, world.size(), world.rank());
-  const int64_t q_hi = static_share_end(Q, world.size(), world.rank());
+  // Several ranks: this rank's share of the queries, the others' by gather_query_shares below
+  const QueryRange mine = rank_queries(set);
+  const int64_t q_lo = mine.lo, q_hi = mine.hi;
 
   if (set.full()) {
     const int64_t B = block_users(N);
@@ -645,27 +642,56 @@ Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& top
       }
     }
   }
-  if (world.distributed()) {
-    // this rank's queries' negatives counts, then their positives' positions
-    const int64_t p_lo = set.pos_offsets[size_t(q_lo)], p_hi = set.pos_offsets[size_t(q_hi)];
-    std::vector<int64_t> mine(n_neg.begin() + q_lo, n_neg.begin() + q_hi);
-    mine.insert(mine.end(), positions.begin() + p_lo, positions.begin() + p_hi);
-    const std::vector<std::vector<int64_t>> all = world.allgather(mine);
-    for (int r = 0; r < world.size(); ++r) {
-      const int64_t a = static_share_begin(Q, world.size(), r), b = static_share_end(Q, world.size(), r);
-      const int64_t pa = set.pos_offsets[size_t(a)], pb = set.pos_offsets[size_t(b)];
-      const std::vector<int64_t>& v = all[size_t(r)];
-      if (int64_t(v.size()) != (b - a) + (pb - pa))
-        throw_internal("evaluate: rank " + std::to_string(r) + " sent another number of positions: the ranks disagree on the queries");
-      std::copy(v.begin(), v.begin() + (b - a), n_neg.begin() + a);
-      std::copy(v.begin() + (b - a), v.end(), positions.begin() + pa);
-    }
-  }
+  gather_query_shares(set, positions, n_neg);
   for (int64_t q = 0; q < Q; ++q) {
     const int64_t b = set.pos_offsets[size_t(q)];
     sum.add(positions.data() + b, set.pos_offsets[size_t(q) + 1] - b, n_neg[size_t(q)]);
   }
   return sum.mean();
+}
+
+QueryRange rank_queries(const EvalSet& set) {
+  const World& world = World::get();
+  return {static_share_begin(set.size(), world.size(), world.rank()),
+          static_share_end(set.size(), world.size(), world.rank())};
+}
+
+void gather_query_shares(const EvalSet& set, std::vector<int64_t>& positions, std::vector<int64_t>& n_neg) {
+  const World& world = World::get();
+  if (!world.distributed()) return;
+  const int64_t Q = set.size();
+  const QueryRange mine = rank_queries(set);
+  // this rank's queries' negatives counts, then their positives' positions
+  const int64_t p_lo = set.pos_offsets[size_t(mine.lo)], p_hi = set.pos_offsets[size_t(mine.hi)];
+  std::vector<int64_t> sent(n_neg.begin() + mine.lo, n_neg.begin() + mine.hi);
+  sent.insert(sent.end(), positions.begin() + p_lo, positions.begin() + p_hi);
+  const std::vector<std::vector<int64_t>> all = world.allgather(sent);
+  for (int r = 0; r < world.size(); ++r) {
+    const int64_t a = static_share_begin(Q, world.size(), r), b = static_share_end(Q, world.size(), r);
+    const int64_t pa = set.pos_offsets[size_t(a)], pb = set.pos_offsets[size_t(b)];
+    const std::vector<int64_t>& v = all[size_t(r)];
+    if (int64_t(v.size()) != (b - a) + (pb - pa))
+      throw_internal("evaluate: rank " + std::to_string(r) + " sent another number of positions: the ranks disagree on the queries");
+    std::copy(v.begin(), v.begin() + (b - a), n_neg.begin() + a);
+    std::copy(v.begin() + (b - a), v.end(), positions.begin() + pa);
+  }
+}
+
+EvalSet slice_queries(const EvalSet& set, int64_t lo, int64_t hi) {
+  if (lo < 0 || hi < lo || hi > set.size()) throw_internal("slice_queries: queries out of range");
+  EvalSet out;
+  out.mode = set.mode;
+  out.exclude = set.exclude;
+  out.user.assign(set.user.begin() + lo, set.user.begin() + hi);
+  auto slice = [&](const std::vector<int64_t>& offsets, const std::vector<int32_t>& items, std::vector<int64_t>& o,
+                   std::vector<int32_t>& it) {
+    o.resize(size_t(hi - lo) + 1);
+    for (int64_t q = lo; q <= hi; ++q) o[size_t(q - lo)] = offsets[size_t(q)] - offsets[size_t(lo)];
+    it.assign(items.begin() + offsets[size_t(lo)], items.begin() + offsets[size_t(hi)]);
+  };
+  slice(set.pos_offsets, set.positives, out.pos_offsets, out.positives);
+  if (!set.full()) slice(set.neg_offsets, set.negatives, out.neg_offsets, out.negatives);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -76,6 +76,19 @@ std::unique_ptr<Scorer> make_scorer(CpuEngine<float>& engine, const Params<float
 // parallel; full mode scores blocks of users at once and never holds more than a block's scores.
 Metrics evaluate(Scorer& scorer, const EvalSet& set, const std::vector<int>& topk);
 
+// Several ranks (dist.hpp) rank one contiguous share of the queries each (the queries are grouped
+// by user, so a share of users): this rank's are [lo, hi) (all of them on one process). Once each
+// rank has filled its share's entries of `positions` (set.positives' layout) and `n_neg` (one per
+// query), gather_query_shares fills in the others' by allgather (nothing on one process), so that
+// every rank sums all of them in query order, as one process does. evaluate() and evaluate_gpu()
+// both work this way; the GPU ranks its share as a set of its own, slice_queries(set, lo, hi).
+struct QueryRange {
+  int64_t lo = 0, hi = 0;
+};
+QueryRange rank_queries(const EvalSet& set);
+void gather_query_shares(const EvalSet& set, std::vector<int64_t>& positions, std::vector<int64_t>& n_neg);
+EvalSet slice_queries(const EvalSet& set, int64_t lo, int64_t hi);
+
 // 0-based positions of the m positives (scores pos[0..m)) among themselves and n negatives,
 // ascending, under the tie rule above. out has m entries.
 void positive_positions(const float* pos, int64_t m, const float* neg, int64_t n, int64_t* out);
