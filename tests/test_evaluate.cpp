@@ -296,6 +296,38 @@ TEST(EvalSetTest, FullModeExclusions) {
   EXPECT_EQ(t.exclude[1], &s.valid);
 }
 
+// A rank's share of the queries as a set of its own (the GPU evaluation's, evaluate.hpp): the
+// queries' users, positives and negatives in order, offsets from 0, the same exclusions.
+TEST(EvalSetTest, SliceOfQueries) {
+  const Split s = split_of(8, {{0}, {1, 2}, {3}, {4}}, {{2}, {}, {4}, {5}}, {{3}, {0, 5}, {6}, {1, 7}});
+  for (const char* mode : {"full", "uni3"}) {
+    SCOPED_TRACE(mode);
+    const EvalSet t = make_eval_set(s, true, mode, 1, kStreamEvalTest, nullptr);
+    ASSERT_EQ(t.size(), 4);
+    const EvalSet part = slice_queries(t, 1, 3);
+    EXPECT_EQ(part.mode, t.mode);
+    EXPECT_EQ(part.user, (std::vector<int32_t>{1, 2}));
+    EXPECT_EQ(part.positives, (std::vector<int32_t>{0, 5, 6}));
+    EXPECT_EQ(part.pos_offsets, (std::vector<int64_t>{0, 2, 3}));
+    EXPECT_EQ(part.exclude, t.exclude);
+    if (t.full()) {
+      EXPECT_TRUE(part.neg_offsets.empty());
+    } else {
+      ASSERT_EQ(part.neg_offsets.size(), 3u);
+      EXPECT_EQ(part.neg_offsets[0], 0);
+      EXPECT_EQ(part.negatives, std::vector<int32_t>(t.negatives.begin() + t.neg_offsets[1],
+                                                     t.negatives.begin() + t.neg_offsets[3]));
+      EXPECT_EQ(part.neg_offsets[2], t.neg_offsets[3] - t.neg_offsets[1]);
+    }
+    EXPECT_EQ(slice_queries(t, 2, 2).size(), 0);
+    EXPECT_EQ(slice_queries(t, 0, 4).positives, t.positives);
+    EXPECT_THROW(slice_queries(t, 3, 5), Error);
+    const QueryRange all = rank_queries(t);  // one process ranks every query
+    EXPECT_EQ(all.lo, 0);
+    EXPECT_EQ(all.hi, 4);
+  }
+}
+
 TEST(EvalSetTest, UniformNegativesDistinctAndNeverTheUsersItems) {
   // 60 items; user degrees from 3 to 45, so both the rejection path (few needed) and the
   // Fisher-Yates path (more than half the free items) run, and some users are capped.
