@@ -171,11 +171,9 @@ void load() {
     if (open_library(path, &g_api, &g_info, &why)) return;
     tried += "\n  " + why;
   }
-  g_info.why =
-      "libnccl.so.2 not found or not usable (set CONVNCF_NCCL_LIBRARY to the file; it comes with "
-      "the CUDA "
-      "toolkit or PyPI's nvidia-nccl-cu13). Tried:" +
-      tried;
+  g_info.why = "libnccl.so.2 not found or not usable (set CONVNCF_NCCL_LIBRARY to the file; it "
+               "comes with the CUDA toolkit or PyPI's nvidia-nccl-cu13). Tried:" +
+               tried;
 }
 
 [[noreturn]] void failed(const char* what, ncclResult_t r, ncclComm_t comm, int rank) {
@@ -220,6 +218,10 @@ NcclComm::NcclComm(const World& world) : m_rank(world.rank()), m_size(world.size
   world.bcast(&id, int64_t(sizeof id), 0);
   ncclComm_t comm = nullptr;
   const ncclResult_t r = g_api.comm_init_rank(&comm, m_size, id, m_rank);
+  if (r == ncclInvalidUsage)  // e.g. two ranks on one GPU
+    failed("ncclCommInitRank (one rank per GPU: does this host run more ranks than the GPUs it "
+           "sees?)",
+           r, comm, m_rank);
   if (r != ncclSuccess) failed("ncclCommInitRank", r, comm, m_rank);
   m_comm = comm;
 }
