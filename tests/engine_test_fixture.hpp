@@ -11,9 +11,11 @@
 
 #include "convncf/config.hpp"
 #include "convncf/dataset.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/engine_compare.hpp"
 #include "convncf/gpu_engine.hpp"
 #include "convncf/model.hpp"
+#include "convncf/nccl.hpp"
 #include "convncf/optim.hpp"
 #include "convncf/options.hpp"
 
@@ -121,6 +123,19 @@ inline std::vector<std::vector<std::string>> data_parallel_cases() {
           with(kSmall, {"--preset=recbole", "--model=ConvNCF", "--engine=fused"}),
           with(kSmall, {"--preset=paper", "--model=ConvNCF", "--warmup_epochs=0"}),
           with(kSmall, {"--model=BPR", "--train_neg_sample_args={distribution: popularity, sample_num: 3, alpha: 0.75}"})};
+}
+
+// One rank through a communicator of one (CONVNCF_FORCE_NCCL's path, nccl.hpp): the shares, the
+// all-reduce, the all-gather and the reassembly give the single device's bits, for every case.
+inline void expect_one_rank_through_nccl_is_the_single_step() {
+  for (const std::vector<std::string>& args : data_parallel_cases()) {
+    SCOPED_TRACE(args.back());
+    const Fixture s = make_setup(args);
+    const std::vector<float> single = params_after_three_steps(s, nullptr, 37);
+    NcclComm comm(World::get());
+    ASSERT_EQ(comm.size(), 1);
+    EXPECT_TRUE(params_after_three_steps(s, &comm, 37) == single) << "one rank through NCCL differs from one device";
+  }
 }
 
 // A comparison ran several steps, ended on a partial batch, and agreed within its tolerances.

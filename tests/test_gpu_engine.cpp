@@ -93,14 +93,7 @@ TEST(GpuEngine, DeterministicModeIsBitReproducible) {
 // bits. Several ranks run on the emulated device (tests/emulated, EmulatedNccl.*).
 TEST(GpuEngine, OneRankThroughNcclIsTheSingleGpuStep) {
   CONVNCF_REQUIRE_GPU();
-  for (const std::vector<std::string>& args : data_parallel_cases()) {
-    SCOPED_TRACE(args.back());
-    const Fixture s = make_setup(args);
-    const std::vector<float> single = params_after_three_steps(s, nullptr, 37);
-    NcclComm comm(World::get());
-    EXPECT_EQ(comm.size(), 1);
-    EXPECT_TRUE(params_after_three_steps(s, &comm, 37) == single) << "one rank through NCCL differs from one GPU";
-  }
+  expect_one_rank_through_nccl_is_the_single_step();
 }
 
 TEST(GpuEngine, EvaluationScoresMatchCpuEngine) {

@@ -39,6 +39,25 @@ Csr random_csr(Rng& rng, int32_t n_users, int32_t n_items, double max_share) {
   return c;
 }
 
+// A random training CSR, its positives (user, item) in CSR order and a shuffled epoch order of them.
+struct Positives {
+  Csr train;
+  std::vector<int32_t> user, item;
+  std::vector<int64_t> order;
+};
+Positives random_positives(Rng& rng, int32_t n_users, int32_t n_items) {
+  Positives p;
+  p.train = random_csr(rng, n_users, n_items, 0.8);
+  for (int32_t u = 0; u < n_users; ++u)
+    for (int64_t k = p.train.offsets[size_t(u)]; k < p.train.offsets[size_t(u) + 1]; ++k)
+      p.user.push_back(u), p.item.push_back(p.train.items[size_t(k)]);
+  p.order.resize(p.user.size());
+  std::iota(p.order.begin(), p.order.end(), 0);
+  for (int64_t t = int64_t(p.order.size()) - 1; t > 0; --t)
+    std::swap(p.order[size_t(t)], p.order[rng.index(uint32_t(t + 1))]);
+  return p;
+}
+
 // The plain definition: walk the absent items in order, adding their weights, until past r.
 int32_t walk_absent(const std::vector<uint64_t>& w, const int32_t* row, int64_t deg, uint64_t r) {
   uint64_t acc = 0;
@@ -169,14 +188,11 @@ TEST(NegSampling, NegativeTableCountsEverySplitPart) {
 TEST(NegSampling, GatherBatchLayoutAndDraws) {
   Rng rng(5, kStreamSynthetic);
   const int32_t n_users = 30, n_items = 50;
-  const Csr train = random_csr(rng, n_users, n_items, 0.8);
-  std::vector<int32_t> tu, ti;
-  for (int32_t u = 0; u < n_users; ++u)
-    for (int64_t p = train.offsets[size_t(u)]; p < train.offsets[size_t(u) + 1]; ++p)
-      tu.push_back(u), ti.push_back(train.items[size_t(p)]);
-  std::vector<int64_t> order(tu.size());
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t t = int64_t(order.size()) - 1; t > 0; --t) std::swap(order[size_t(t)], order[rng.index(uint32_t(t + 1))]);
+  const Positives ps = random_positives(rng, n_users, n_items);
+  const Csr& train = ps.train;
+  const std::vector<int32_t>& tu = ps.user;
+  const std::vector<int32_t>& ti = ps.item;
+  const std::vector<int64_t>& order = ps.order;
   std::vector<int64_t> counts(static_cast<size_t>(n_items));
   for (int64_t& c : counts) c = int64_t(rng.index(6));
   const PopularityTable pop = make_popularity_table(train, counts, 1.0);
@@ -233,14 +249,7 @@ TEST(NegSampling, GatherBatchLayoutAndDraws) {
 TEST(NegSampling, RankSharesReassembleTheStep) {
   Rng rng(8, kStreamSynthetic);
   const int32_t n_users = 20, n_items = 40;
-  const Csr train = random_csr(rng, n_users, n_items, 0.8);
-  std::vector<int32_t> tu, ti;
-  for (int32_t u = 0; u < n_users; ++u)
-    for (int64_t p = train.offsets[size_t(u)]; p < train.offsets[size_t(u) + 1]; ++p)
-      tu.push_back(u), ti.push_back(train.items[size_t(p)]);
-  std::vector<int64_t> order(tu.size());
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t t = int64_t(order.size()) - 1; t > 0; --t) std::swap(order[size_t(t)], order[rng.index(uint32_t(t + 1))]);
+  const Positives ps = random_positives(rng, n_users, n_items);
   const int64_t lo = 5;
   DropoutArgs whole;
   whole.p = 0.5;
@@ -252,8 +261,9 @@ TEST(NegSampling, RankSharesReassembleTheStep) {
         SCOPED_TRACE("ranks " + std::to_string(W) + " positives " + std::to_string(n) + " N " + std::to_string(N));
         const int64_t B = n * N;
         std::vector<int32_t> user(static_cast<size_t>(B)), pos(user.size()), neg(user.size());
-        gather_batch_cpu(B, n, N, lo, 2, 7, order.data(), tu.data(), ti.data(), train.offsets.data(),
-                         train.items.data(), n_items, nullptr, nullptr, user.data(), pos.data(), neg.data());
+        gather_batch_cpu(B, n, N, lo, 2, 7, ps.order.data(), ps.user.data(), ps.item.data(),
+                         ps.train.offsets.data(), ps.train.items.data(), n_items, nullptr, nullptr, user.data(),
+                         pos.data(), neg.data());
         std::vector<int32_t> got(static_cast<size_t>(3 * B), -1);
         int64_t covered = 0;
         for (int r = 0; r < W; ++r) {
@@ -262,8 +272,9 @@ TEST(NegSampling, RankSharesReassembleTheStep) {
           covered += sh.n;
           const int64_t b = sh.n * N;
           std::vector<int32_t> su(size_t(std::max<int64_t>(b, 1))), sp(su.size()), sn(su.size());
-          gather_batch_cpu(b, sh.n, N, lo + sh.lo, 2, 7, order.data(), tu.data(), ti.data(), train.offsets.data(),
-                           train.items.data(), n_items, nullptr, nullptr, su.data(), sp.data(), sn.data());
+          gather_batch_cpu(b, sh.n, N, lo + sh.lo, 2, 7, ps.order.data(), ps.user.data(), ps.item.data(),
+                           ps.train.offsets.data(), ps.train.items.data(), n_items, nullptr, nullptr, su.data(),
+                           sp.data(), sn.data());
           for (int64_t t = 0; t < b; ++t) {
             const size_t g = size_t(share_triple_in_step(t, sh.n, sh.lo, n));
             ASSERT_LT(g, size_t(B));

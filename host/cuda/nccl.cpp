@@ -15,13 +15,6 @@
 #include "convncf/dist.hpp"
 #include "convncf/errors.hpp"
 
-namespace convncf {
-bool nccl_forced() {
-  const char* e = std::getenv("CONVNCF_FORCE_NCCL");
-  return e && std::strcmp(e, "1") == 0;
-}
-}  // namespace convncf
-
 #if CONVNCF_HAVE_NCCL
 #include <nccl.h>
 

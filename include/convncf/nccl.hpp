@@ -14,6 +14,8 @@
 // that tools/gpu_check.sh runs; the same bits as without it).
 #pragma once
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 struct CUstream_st;
@@ -34,7 +36,10 @@ const NcclInfo& nccl_info();
 // Tries `path` alone, without keeping it (the tests: a named file that is missing or not NCCL).
 NcclInfo nccl_probe(const std::string& path);
 // CONVNCF_FORCE_NCCL=1: the CUDA engine exchanges through NCCL even with one rank.
-bool nccl_forced();
+inline bool nccl_forced() {
+  const char* e = std::getenv("CONVNCF_FORCE_NCCL");
+  return e && std::strcmp(e, "1") == 0;
+}
 
 class NcclComm {
  public:

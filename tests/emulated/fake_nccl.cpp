@@ -75,11 +75,6 @@ void join_team(Team* team, int rank) {
 
 }  // namespace emul
 
-bool nccl_forced() {
-  const char* e = std::getenv("CONVNCF_FORCE_NCCL");
-  return e && std::strcmp(e, "1") == 0;
-}
-
 const NcclInfo& nccl_info() {
   static const NcclInfo info = [] {
     NcclInfo i;

@@ -192,16 +192,7 @@ TEST(Emulated, DeterministicModeIsBitReproducible) {
 
 // The data-parallel step (gpu_engine.hpp) with the emulated NCCL (fake_nccl.cpp). One rank through
 // the exchange is the single GPU's step, bit for bit.
-TEST(EmulatedNccl, OneRankThroughNcclIsTheSingleGpuStep) {
-  for (const std::vector<std::string>& args : data_parallel_cases()) {
-    SCOPED_TRACE(args.back());
-    const Fixture s = make_setup(args);
-    const std::vector<float> single = params_after_three_steps(s, nullptr, 37);
-    NcclComm comm(World::get());
-    ASSERT_EQ(comm.size(), 1);
-    EXPECT_TRUE(params_after_three_steps(s, &comm, 37) == single) << "one rank through NCCL differs from one GPU";
-  }
-}
+TEST(EmulatedNccl, OneRankThroughNcclIsTheSingleGpuStep) { expect_one_rank_through_nccl_is_the_single_step(); }
 
 // Two and three ranks (threads here, each its own engine): every rank ends with the same bits, and
 // with the single GPU's model: MF-BPR bit for bit (its rows are the same values summed in the same
