@@ -197,6 +197,11 @@ def emulated_gpu(binary, tmp):
     r = run(mpirun_cmd(2) + bpr + ["--out=" + two], tmp)
     if "data parallel: rank 0 trains shares of up to" not in r.stdout:
         fail("the 2-rank run did not say that its CUDA engine exchanges (no 'data parallel'):\n" + r.stdout)
+    # each step sends the rank's padded share, (8 + 12 E) bytes per triple (README "Several processes")
+    share = -(-2048 // 2)  # train_batch_size 2048, one negative per positive, 2 ranks
+    want = "(%d bytes, mean over" % (share * (8 + 12 * 8))
+    if want not in r.stdout:
+        fail("the 2-rank run's bytes per step are not the share's %s:\n%s" % (want, r.stdout))
     same_run(one, two, "MF-BPR on the emulated device: 2 ranks vs 1 process")
     # ConvNCF (after its MF-BPR stage): the same losses within rounding
     conv = base + ["--model=ConvNCF", "--quiet"]

@@ -9,24 +9,24 @@
 // then ConvNCF from pretrain.bin as from a pre_model_path (lines tagged "main", model.bin). Each
 // stage has its own epochs, global step and checkpoint, so it computes what the two runs by hand
 // compute; the pretrain stage's test line marks it done, and resume picks the stage from it.
-#include "convncf/dist.hpp"
 #include "convncf/train.hpp"
 
-#include <csignal>
-#include <cstdlib>
 #include <omp.h>
-#include <optional>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "convncf/checkpoint.hpp"
+#include "convncf/dist.hpp"
 #include "convncf/early_stopping.hpp"
 #include "convncf/engine.hpp"
 #include "convncf/errors.hpp"

@@ -251,6 +251,7 @@ void NcclComm::allreduce_sum(float* buf, size_t n, cudaStream_t stream) {
   const ncclResult_t r =
       g_api.all_reduce(buf, buf, n, ncclFloat32, ncclSum, static_cast<ncclComm_t>(m_comm), stream);
   if (r != ncclSuccess) failed("ncclAllReduce", r, static_cast<ncclComm_t>(m_comm), m_rank);
+  World::get().count_sent(int64_t(n * sizeof(float)));
 }
 
 void NcclComm::allgather(const void* send, void* recv, size_t bytes, cudaStream_t stream) {
@@ -258,6 +259,7 @@ void NcclComm::allgather(const void* send, void* recv, size_t bytes, cudaStream_
   const ncclResult_t r =
       g_api.all_gather(send, recv, bytes, ncclUint8, static_cast<ncclComm_t>(m_comm), stream);
   if (r != ncclSuccess) failed("ncclAllGather", r, static_cast<ncclComm_t>(m_comm), m_rank);
+  World::get().count_sent(int64_t(bytes));
 }
 
 void NcclComm::check_async() const {

@@ -161,7 +161,7 @@ std::vector<char> World::allgather_bytes(const void* in, int64_t bytes, std::vec
   std::vector<char> out(static_cast<size_t>(total));
   rc = g_mpi.allgatherv(in, bytes, out.data(), c.data(), err, sizeof err);
   if (rc != 0) mpi_failed("gathering the parts", rc, err);
-  m_bytes_sent += bytes;
+  count_sent(bytes);
   if (counts) *counts = std::move(c);
   return out;
 }
@@ -171,7 +171,7 @@ void World::bcast(void* buf, int64_t bytes, int root) const {
   char err[512] = {0};
   const int rc = g_mpi.bcast(buf, bytes, root, err, sizeof err);
   if (rc != 0) mpi_failed("broadcasting", rc, err);
-  if (root == m_rank) m_bytes_sent += bytes;
+  if (root == m_rank) count_sent(bytes);
 }
 
 void World::bcast_string(std::string& s, int root) const {

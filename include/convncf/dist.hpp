@@ -62,8 +62,11 @@ class World {
   // Rank `root`'s string on every rank (its length first).
   void bcast_string(std::string& s, int root) const;
   void barrier() const;
-  // Bytes this rank has sent into collectives so far (its parts of allgathers, its broadcasts).
+  // Bytes this rank has sent into collectives so far (its parts of allgathers, its broadcasts),
+  // those that went another way included: count_sent adds the CUDA engine's NCCL collectives
+  // (nccl.hpp: its buffer of an all-reduce, its part of an all-gather), counted as these are.
   int64_t bytes_sent() const { return m_bytes_sent; }
+  void count_sent(int64_t bytes) const { m_bytes_sent += bytes; }
   // Ends every rank of the job with `code` (MPI_Abort); one process: std::exit(code).
   [[noreturn]] void abort(int code) const;
 

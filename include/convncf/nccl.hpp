@@ -59,6 +59,8 @@ class NcclComm {
   // ncclGroupEnd); each is enqueued on `stream` and runs when the stream reaches it.
   void group_begin();
   void group_end();
+  // Each adds what this rank sends to World's bytes_sent (its buffer, its part), so that a run's
+  // bytes-per-step line counts the GPU ranks' exchange as it counts the CPU ranks'.
   // buf[0 .. n) summed over the ranks, in place, the same bits on every rank.
   void allreduce_sum(float* buf, size_t n, cudaStream_t stream);
   // Every rank's `bytes` bytes of `send`, in rank order, into `recv` (size() * bytes).
