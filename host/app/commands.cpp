@@ -284,7 +284,7 @@ void run_info(const std::vector<std::string>& args, std::ostream& out) {
     r["host"] = host;
     r["local_rank"] = world.local_rank();
     r["cpu_threads"] = omp_get_max_threads();
-    if (info.usable && !info.devices.empty()) r["gpu"] = world.local_rank() % int(info.devices.size());
+    if (info.usable && !info.devices.empty()) r["gpu"] = rank_device(world.local_rank(), int(info.devices.size()));
     mine = r.dump();
   }
   std::vector<Json> ranks;

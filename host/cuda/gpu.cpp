@@ -156,7 +156,7 @@ std::string cuda_device_summary() {
 int use_rank_device(int local_rank) {
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
-  const int device = local_rank % count;
+  const int device = rank_device(local_rank, count);
   CUDA_CHECK(cudaSetDevice(device));
   return device;
 }

@@ -35,8 +35,9 @@ CudaInfo cuda_info();
 std::string cuda_device_summary();
 
 // A rank's GPU (several ranks, dist.hpp): device local_rank modulo the devices this process sees
-// (one rank per GPU; with CUDA_VISIBLE_DEVICES or Slurm's --gpus-per-task each rank sees its own),
-// made current for the rest of the process. Returns the device's index.
+// (one rank per GPU; with CUDA_VISIBLE_DEVICES or Slurm's --gpus-per-task each rank sees its own).
+inline int rank_device(int local_rank, int devices) { return local_rank % devices; }
+// rank_device made current for the rest of the process. Returns the device's index.
 int use_rank_device(int local_rank);
 
 }  // namespace convncf
